@@ -1,0 +1,37 @@
+// Block codecs: one row per supported type in one registry (spec g). Every codec reproduces
+// ggml's blocks byte for byte: `quantize` with importance == nullptr is llama-quantize without an
+// imatrix, with importance (one weight per column, n_per_row floats) it is llama-quantize with one.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "imq/ggml_types.h"
+
+namespace imq::quant {
+
+struct Codec {
+  uint32_t type;            // GgmlType id
+  std::string_view name;    // ggml name, e.g. "q4_K"
+  uint32_t block_size;      // elements per block
+  uint32_t type_size;       // bytes per block
+  // n must be a multiple of block_size; src holds n / block_size blocks.
+  void (*dequantize)(const void* src, float* dst, int64_t n);
+  // Quantizes nrows rows of n_per_row floats (n_per_row a multiple of block_size) into
+  // nrows * n_per_row / block_size blocks; returns bytes written. importance may be null.
+  size_t (*quantize)(const float* src, void* dst, int64_t nrows, int64_t n_per_row,
+                     const float* importance);
+};
+
+// The codec for a type id, or nullptr when imq cannot (de)quantize that type.
+const Codec* find_codec(uint32_t type);
+// Same, throwing imq::Error("no codec for type X") when missing.
+const Codec& codec(uint32_t type);
+// Every registered codec, in type-id order.
+const std::vector<Codec>& all_codecs();
+
+// Bytes for n elements of a type (n a multiple of the block size).
+size_t row_size(const Codec& c, int64_t n);
+
+}  // namespace imq::quant

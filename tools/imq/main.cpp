@@ -1,0 +1,72 @@
+// imq: importance-matrix quantization toolkit. `imq <command> ...`; errors print one line.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string_view>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "commands.h"
+#include "imq/error.h"
+
+namespace {
+
+struct Command {
+  std::string_view name;
+  int (*run)(int, char**);
+  std::string_view help;
+};
+
+constexpr Command kCommands[] = {
+    {"info", imq::cli::cmd_info, "print a GGUF file's header, metadata and tensors"},
+    {"tokenize", imq::cli::cmd_tokenize, "tokenize text with a model's vocabulary"},
+    {"perplexity", imq::cli::cmd_perplexity, "perplexity and KL divergence (llama-perplexity flags)"},
+    {"generate", imq::cli::cmd_generate, "generate text from a prompt"},
+    {"synth", imq::cli::cmd_synth, "write a small random-weight model"},
+    {"imatrix", imq::cli::cmd_imatrix, "collect, merge, convert and inspect importance matrices"},
+    {"quantize", imq::cli::cmd_quantize, "quantize a GGUF model (llama-quantize syntax)"},
+};
+
+void usage(std::FILE* f) {
+  std::fprintf(f, "usage: imq <command> [options]\n\ncommands:\n");
+  for (const auto& c : kCommands) std::fprintf(f, "  %-12s %s\n", c.name.data(), c.help.data());
+  std::fprintf(f, "\n'imq <command> --help' describes a command's options.\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return 1;
+  }
+  std::string_view name = argv[1];
+  if (name == "-h" || name == "--help" || name == "help") {
+    usage(stdout);
+    return 0;
+  }
+  if (name == "--version") {
+    std::printf("imq 0.1.0\n");
+    return 0;
+  }
+  for (const auto& c : kCommands) {
+    if (c.name != name) continue;
+    try {
+      int rc = c.run(argc - 1, argv + 1);
+      std::fflush(stdout);
+      return rc;
+    } catch (const imq::Error& e) {
+      std::fflush(stdout);
+      std::fprintf(stderr, "imq %s: error: %s\n", argv[1], e.what());
+      return 1;
+    } catch (const std::exception& e) {
+      std::fflush(stdout);
+      std::fprintf(stderr, "imq %s: error: %s\n", argv[1], e.what());
+      return 1;
+    }
+  }
+  std::fprintf(stderr, "imq: unknown command '%s'\n", argv[1]);
+  usage(stderr);
+  return 1;
+}
