@@ -29,6 +29,7 @@ struct Value;
 struct Array {
   ValueType elem = ValueType::UINT8;
   std::vector<Value> items;
+  bool operator==(const Array& o) const;
 };
 
 // One metadata value. `type` says which alternative `data` holds (BOOL is stored as bool).
@@ -56,6 +57,8 @@ struct Value {
   const Array& as_array() const;         // throws unless ARRAY
   bool operator==(const Value&) const = default;
 };
+
+inline bool Array::operator==(const Array& o) const { return elem == o.elem && items == o.items; }
 
 struct KeyValue {
   std::string key;
