@@ -111,6 +111,10 @@ struct Plan {
 // that belongs to another model, types that need an imatrix.
 Plan make_plan(const gguf::File& model, const Options& opt);
 
+// Throws imq::Error when `out` is the input file itself or its directory does not exist
+// (write_quantized checks this too; a CLI calls it before printing anything).
+void check_output_path(const std::string& in, const std::string& out);
+
 struct Callbacks {
   std::function<void(size_t index)> tensor_begin;  // plan.tensors[index] starts
   std::function<void(size_t index)> tensor_done;

@@ -71,7 +71,8 @@ void remove_kv(std::vector<gguf::KeyValue>& kvs, std::string_view key) {
 }
 
 // Attaches the imatrix entry of one tensor (spec e.4): exact name, length ne0 * ne2.
-void attach_importance(TensorPlan& tp, const ImportanceData& imp, std::vector<std::string>& warnings) {
+void attach_importance(TensorPlan& tp, const ImportanceData& imp, const std::string& path,
+                       std::vector<std::string>& warnings) {
   auto it = imp.entries.find(tp.name);
   if (it == imp.entries.end()) {
     tp.importance_use = ImportanceUse::kMissing;
@@ -80,11 +81,12 @@ void attach_importance(TensorPlan& tp, const ImportanceData& imp, std::vector<st
   const size_t want = size_t(tp.ne[0] * tp.ne[2]);
   if (it->second.size() != want) {
     if (tp.name != "token_embd.weight")
-      throw_error("imatrix entry {} has {} values but the tensor needs {} (ne0 {} x {} experts): "
-                  "is the imatrix for another model?", tp.name, it->second.size(), want, tp.ne[0],
-                  tp.ne[2]);
-    warnings.push_back(fmt::format("imatrix entry {} has {} values, the tensor needs {}: "
-                                   "quantized without importance", tp.name, it->second.size(), want));
+      throw_error("{}: imatrix entry {} has {} values but the tensor needs {} (ne0 {} x {} "
+                  "experts): is the imatrix for another model?", path, tp.name,
+                  it->second.size(), want, tp.ne[0], tp.ne[2]);
+    warnings.push_back(fmt::format("{}: imatrix entry {} has {} values, the tensor needs {}: "
+                                   "quantized without importance", path, tp.name,
+                                   it->second.size(), want));
     tp.importance_use = ImportanceUse::kSizeMismatch;
     return;
   }
@@ -149,7 +151,7 @@ Plan make_plan(const gguf::File& model, const Options& opt) {
         throw_error("tensor {} is already quantized ({}): requantizing to {} needs "
                     "--allow-requantize", tp.name, ggml_type_info(tp.src_type)->name,
                     dst_info->name);
-      if (has_imatrix) attach_importance(tp, imp, plan.warnings);
+      if (has_imatrix) attach_importance(tp, imp, opt.imatrix_path, plan.warnings);
       const bool exempt = tp.name == "token_embd.weight" || tp.name == "output.weight";
       if (tp.dst_type == uint32_t(G::Q2_K) && opt.ftype == FType::Q2_K_S && !exempt &&
           tp.importance_use != ImportanceUse::kUsed)

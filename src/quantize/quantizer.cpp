@@ -18,14 +18,6 @@ namespace {
 
 constexpr int64_t kChunkElements = 32 * 512;  // rows are handed to a codec in ~64 KiB batches
 
-void check_output_path(const std::string& in, const std::string& out) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  const bool same = fs::exists(out, ec) ? fs::equivalent(in, out, ec)
-                                        : fs::weakly_canonical(in, ec) == fs::weakly_canonical(out, ec);
-  if (same) throw_error("{}: output file is the input file", out);
-}
-
 // Everything one tensor conversion needs, shared by the worker threads.
 struct Job {
   const TensorPlan& tp;
@@ -70,6 +62,16 @@ void convert_rows(const Job& job, const RowQuantizer& rq, int64_t r0, int64_t r1
 }
 
 }  // namespace
+
+void check_output_path(const std::string& in, const std::string& out) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const bool same = fs::exists(out, ec) ? fs::equivalent(in, out, ec)
+                                        : fs::weakly_canonical(in, ec) == fs::weakly_canonical(out, ec);
+  if (same) throw_error("{}: output file is the input file", out);
+  const fs::path dir = fs::path(out).has_parent_path() ? fs::path(out).parent_path() : fs::path(".");
+  if (!fs::is_directory(dir, ec)) throw_error("{}: output directory {} does not exist", out, dir.string());
+}
 
 void write_quantized(const gguf::File& model, const Plan& plan, const std::string& out_path,
                      int n_threads, const Callbacks& cb) {

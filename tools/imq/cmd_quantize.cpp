@@ -186,6 +186,7 @@ int cmd_quantize(int argc, char** argv) {
 
   const auto t0 = Clock::now();
   gguf::File model = gguf::File::open(input);
+  if (!dry_run) check_output_path(input, output);
   Plan plan = make_plan(model, opt);
   std::printf("quantizing '%s' to '%s' as %s%s\n", input.c_str(), output.c_str(),
               std::string(ft->name).c_str(), dry_run ? " (dry run)" : "");
