@@ -6,6 +6,7 @@
 //   zero padding to `alignment` | tensor data, each tensor padded to `alignment`
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -129,6 +130,9 @@ class Writer {
                   std::vector<uint8_t> data);
   void add_tensor_view(std::string name, uint32_t type, std::span<const int64_t> ne,
                        std::span<const uint8_t> data);
+  // A tensor whose bytes are produced during write(path, produce): lets a caller stream a
+  // large output (e.g. quantize tensor by tensor) without holding it all in memory.
+  void add_tensor_deferred(std::string name, uint32_t type, std::span<const int64_t> ne);
   size_t tensor_count() const { return tensors_.size(); }
 
   // Serialized size of header + KVs + tensor infos (before padding).
@@ -136,12 +140,18 @@ class Writer {
   // Total file size write() would produce.
   uint64_t file_size() const;
   void write(const std::string& path) const;
+  // Same; the bytes of deferred tensor i (index among all tensors, called in file order) come
+  // from produce(i), whose span must hold exactly that tensor's size and stay valid until the
+  // next call.
+  using Producer = std::function<std::span<const uint8_t>(size_t index)>;
+  void write(const std::string& path, const Producer& produce) const;
 
  private:
   struct Tensor {
     TensorInfo info;
     std::vector<uint8_t> owned;
     std::span<const uint8_t> view;
+    bool deferred = false;
     std::span<const uint8_t> bytes() const { return owned.empty() ? view : std::span<const uint8_t>(owned); }
   };
   std::vector<KeyValue> kvs_;

@@ -89,7 +89,9 @@ void Writer::set_alignment(uint64_t a) {
   if (a != 32) set("general.alignment", Value::u32(uint32_t(a)));
 }
 
-static TensorInfo make_info(std::string name, uint32_t type, std::span<const int64_t> ne, size_t n_bytes) {
+// n_bytes: the data size given (checked), or nullopt for a deferred tensor.
+static TensorInfo make_info(std::string name, uint32_t type, std::span<const int64_t> ne,
+                            std::optional<size_t> n_bytes) {
   auto info = ggml_type_info(type);
   if (!info) throw_error("tensor {}: unknown type id {}", name, type);
   if (ne.empty() || ne.size() > 4) throw_error("tensor {}: {} dimensions (expected 1..4)", name, ne.size());
@@ -102,8 +104,8 @@ static TensorInfo make_info(std::string name, uint32_t type, std::span<const int
   if (t.ne[0] % info->block_size != 0)
     throw_error("tensor {}: row length {} is not a multiple of {}", t.name, t.ne[0], info->block_size);
   t.n_bytes = uint64_t(t.n_elements()) / info->block_size * info->type_size;
-  if (t.n_bytes != n_bytes)
-    throw_error("tensor {}: {} data bytes given, {} expected for {} {}", t.name, n_bytes, t.n_bytes,
+  if (n_bytes && t.n_bytes != *n_bytes)
+    throw_error("tensor {}: {} data bytes given, {} expected for {} {}", t.name, *n_bytes, t.n_bytes,
                 t.n_elements(), info->name);
   return t;
 }
@@ -118,6 +120,13 @@ void Writer::add_tensor(std::string name, uint32_t type, std::span<const int64_t
 void Writer::add_tensor_view(std::string name, uint32_t type, std::span<const int64_t> ne,
                              std::span<const uint8_t> data) {
   Tensor t{make_info(std::move(name), type, ne, data.size()), {}, data};
+  for (const auto& o : tensors_)
+    if (o.info.name == t.info.name) throw_error("duplicate tensor name {}", t.info.name);
+  tensors_.push_back(std::move(t));
+}
+
+void Writer::add_tensor_deferred(std::string name, uint32_t type, std::span<const int64_t> ne) {
+  Tensor t{make_info(std::move(name), type, ne, std::nullopt), {}, {}, true};
   for (const auto& o : tensors_)
     if (o.info.name == t.info.name) throw_error("duplicate tensor name {}", t.info.name);
   tensors_.push_back(std::move(t));
@@ -166,7 +175,9 @@ uint64_t Writer::file_size() const {
   return n;
 }
 
-void Writer::write(const std::string& path) const {
+void Writer::write(const std::string& path) const { write(path, nullptr); }
+
+void Writer::write(const std::string& path, const Producer& produce) const {
   std::unordered_set<std::string> keys;
   for (const auto& kv : kvs_)
     if (!keys.insert(kv.key).second) throw_error("{}: duplicate metadata key {}", path, kv.key);
@@ -176,8 +187,13 @@ void Writer::write(const std::string& path) const {
   put_header(s, kvs_, infos);
   s.flush();
   f.write_zeros(pad(f.tell(), alignment_) - f.tell());
-  for (const auto& t : tensors_) {
-    auto b = t.bytes();
+  for (size_t i = 0; i < tensors_.size(); ++i) {
+    const Tensor& t = tensors_[i];
+    if (t.deferred && !produce) throw_error("{}: no data for tensor {}", path, t.info.name);
+    auto b = t.deferred ? produce(i) : t.bytes();
+    if (b.size() != t.info.n_bytes)
+      throw_error("{}: tensor {}: {} bytes produced, {} expected", path, t.info.name, b.size(),
+                  t.info.n_bytes);
     f.write(b.data(), b.size());
     f.write_zeros(pad(b.size(), alignment_) - b.size());
   }

@@ -1,12 +1,227 @@
+// imq quantize [options] INPUT.gguf [OUTPUT.gguf] TYPE [NTHREADS]: llama-quantize's command
+// line, plan and output; prints llama-quantize's per-tensor lines and totals.
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
 
 #include "commands.h"
+#include "imq/error.h"
+#include "imq/ggml_types.h"
+#include "imq/quantize.h"
 
 namespace imq::cli {
 
-int cmd_quantize(int, char**) {
-  std::fprintf(stderr, "imq quantize: not implemented yet\n");
-  return 1;
+namespace {
+
+using namespace imq::quantize;
+using Clock = std::chrono::steady_clock;
+
+constexpr double kMiB = 1024.0 * 1024.0;
+
+std::string type_name(uint32_t t) {
+  auto info = ggml_type_info(t);
+  return info ? std::string(info->name) : ggml_type_display_name(t);
+}
+
+std::string tensor_line(const Plan& plan, size_t i) {
+  const TensorPlan& t = plan.tensors[i];
+  std::string s = fmt::format("[{:4}/{:4}] {:<36} - [{:6}, {:6}, {:6}, {:6}], type = {:>6}, ", i + 1,
+                              plan.tensors.size(), t.name, t.ne[0], t.ne[1], t.ne[2], t.ne[3],
+                              type_name(t.src_type));
+  if (!t.quantize) return s + fmt::format("size = {:8.3f} MiB", double(t.src_bytes) / kMiB);
+  return s + fmt::format("converting to {} .. size = {:8.2f} MiB -> {:8.2f} MiB",
+                         type_name(t.dst_type), double(t.src_bytes) / kMiB,
+                         double(t.dst_bytes) / kMiB);
+}
+
+// Progress with ETA on stderr, only when stderr is a terminal; cleared before other output.
+class ProgressLine {
+ public:
+  ProgressLine() : tty_(::isatty(2) != 0), start_(Clock::now()) {}
+  void update(size_t tensor, size_t n_tensors, uint64_t done, uint64_t total) {
+    if (!tty_ || total == 0) return;
+    const auto now = Clock::now();
+    if (done < total && now - last_ < std::chrono::milliseconds(200)) return;
+    last_ = now;
+    const double elapsed = std::chrono::duration<double>(now - start_).count();
+    const double frac = double(done) / double(total);
+    const double eta = frac > 0 ? elapsed * (1 - frac) / frac : 0;
+    std::fprintf(stderr, "\r\033[K[%zu/%zu] %5.1f%%  elapsed %.0f s  ETA %.0f s", tensor + 1,
+                 n_tensors, 100 * frac, elapsed, eta);
+    std::fflush(stderr);
+    shown_ = true;
+  }
+  void clear() {
+    if (!shown_) return;
+    std::fprintf(stderr, "\r\033[K");
+    std::fflush(stderr);
+    shown_ = false;
+  }
+
+ private:
+  bool tty_, shown_ = false;
+  Clock::time_point start_, last_{};
+};
+
+void print_header(const Plan& plan) {
+  if (plan.imatrix) {
+    std::string ds;
+    for (const auto& d : plan.imatrix->datasets) ds += fmt::format("{}'{}'", ds.empty() ? "" : ", ", d);
+    std::printf("imatrix datasets=[%s]\n", ds.c_str());
+    std::printf("loaded %zu importance matrix entries from %s computed on %u chunks\n",
+                plan.imatrix->n_entries, plan.imatrix->file.c_str(), plan.imatrix->chunk_count);
+  }
+  for (const auto& w : plan.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+  for (const auto& t : plan.tensors) {
+    if (!t.fallback_from) continue;
+    const uint32_t block = ggml_type_info(*t.fallback_from)->block_size;
+    std::fprintf(stderr, "warning: %-36s - ncols %6lld not divisible by %u (required for type %7s)%s -> falling back to %7s\n",
+                 t.name.c_str(), (long long)t.ne[0], block, type_name(*t.fallback_from).c_str(),
+                 t.dst_type == uint32_t(GgmlType::F16) ? " (WARNING: must use F16 due to unusual shape)" : "",
+                 type_name(t.dst_type).c_str());
+  }
+}
+
+void print_note(const TensorPlan& t) {
+  if (t.importance_use == ImportanceUse::kMissing)
+    std::printf("====== did not find weights for %s\n", t.name.c_str());
+}
+
+void print_totals(const Plan& plan) {
+  const double n = double(plan.n_elements);
+  std::printf("model size  = %8.2f MiB (%.2f BPW)\n", double(plan.src_bytes) / kMiB,
+              double(plan.src_bytes) * 8 / n);
+  std::printf("quant size  = %8.2f MiB (%.2f BPW)\n", double(plan.dst_bytes) / kMiB,
+              double(plan.dst_bytes) * 8 / n);
+  if (plan.n_fallback > 0)
+    std::printf("WARNING: %zu of %zu tensor(s) required fallback quantization\n", plan.n_fallback,
+                plan.tensors.size());
+}
+
+}  // namespace
+
+int cmd_quantize(int argc, char** argv) {
+  CLI::App app{"Quantize a GGUF model like llama-quantize.\n"
+               "usage: imq quantize [options] INPUT.gguf [OUTPUT.gguf] TYPE [NTHREADS]\n"
+               "TYPE: Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q2_K_S Q3_K_S Q3_K_M Q3_K_L IQ4_NL IQ4_XS Q4_K_S "
+               "Q4_K_M Q5_K_S Q5_K_M Q6_K Q8_0 F16 BF16 F32 (or a numeric ftype)",
+               "imq quantize"};
+  std::vector<std::string> positional;
+  std::string imatrix, output_type, embd_type, search = "reference";
+  std::vector<std::string> include, exclude;
+  bool pure = false, leave_output = false, requantize = false, dry_run = false;
+  app.add_option("--imatrix", imatrix, "importance matrix: GGUF imatrix or legacy .dat");
+  app.add_option("--include-weights", include, "use the imatrix only for tensors whose name contains this (repeatable)")
+      ->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  app.add_option("--exclude-weights", exclude, "do not use the imatrix for tensors whose name contains this (repeatable)")
+      ->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  app.add_option("--output-tensor-type", output_type, "type of output.weight (e.g. q8_0)");
+  app.add_option("--token-embedding-type", embd_type, "type of token_embd.weight");
+  app.add_flag("--pure", pure, "no k-quant mixes: every quantized tensor gets the default type");
+  app.add_flag("--leave-output-tensor", leave_output, "keep output.weight unquantized");
+  app.add_flag("--allow-requantize", requantize, "allow quantized input tensors (dequantized first)");
+  app.add_flag("--dry-run", dry_run, "plan only: print the types and sizes, write nothing");
+  app.add_option("--search", search, "block search: reference (llama.cpp's)");
+  app.add_option("args", positional, "INPUT.gguf [OUTPUT.gguf] TYPE [NTHREADS]")->required();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (!include.empty() && !exclude.empty())
+    throw_error("--include-weights and --exclude-weights cannot be used together");
+  if (positional.size() < 2 || positional.size() > 4)
+    throw_error("expected INPUT.gguf [OUTPUT.gguf] TYPE [NTHREADS], got {} arguments",
+                positional.size());
+
+  // As llama-quantize: the second argument is TYPE when it parses as one, else OUTPUT.
+  Options opt;
+  const std::string& input = positional[0];
+  std::string output, type_arg;
+  size_t next = 1;
+  const FTypeInfo* ft = nullptr;
+  try {
+    ft = &parse_ftype(positional[1]);
+  } catch (const Error&) {
+  }
+  if (ft) {
+    const size_t slash = input.find_last_of('/');
+    output = (slash == std::string::npos ? "" : input.substr(0, slash + 1)) + "ggml-model-" +
+             std::string(ft->name) + ".gguf";
+    next = 2;
+  } else {
+    output = positional[1];
+    if (positional.size() < 3) throw_error("missing TYPE after the output file {}", output);
+    ft = &parse_ftype(positional[2]);
+    next = 3;
+  }
+  int n_threads = int(std::max(1u, std::thread::hardware_concurrency()));
+  if (next < positional.size()) {
+    try {
+      n_threads = std::stoi(positional[next]);
+    } catch (const std::exception&) {
+      throw_error("NTHREADS '{}' is not a number", positional[next]);
+    }
+    if (++next < positional.size()) throw_error("unexpected argument '{}'", positional[next]);
+  }
+  if (n_threads <= 0) n_threads = int(std::max(1u, std::thread::hardware_concurrency()));
+
+  opt.ftype = ft->ftype;
+  opt.imatrix_path = imatrix;
+  opt.include_weights = include;
+  opt.exclude_weights = exclude;
+  if (!output_type.empty()) opt.output_tensor_type = parse_tensor_type(output_type);
+  if (!embd_type.empty()) opt.token_embedding_type = parse_tensor_type(embd_type);
+  opt.pure = pure;
+  opt.leave_output_tensor = leave_output;
+  opt.allow_requantize = requantize;
+  opt.search = parse_search(search);
+
+  const auto t0 = Clock::now();
+  gguf::File model = gguf::File::open(input);
+  if (!dry_run) check_output_path(input, output);
+  Plan plan = make_plan(model, opt);
+  std::printf("quantizing '%s' to '%s' as %s%s\n", input.c_str(), output.c_str(),
+              std::string(ft->name).c_str(), dry_run ? " (dry run)" : "");
+  print_header(plan);
+
+  if (dry_run) {
+    for (size_t i = 0; i < plan.tensors.size(); ++i) {
+      print_note(plan.tensors[i]);
+      std::printf("%s\n", tensor_line(plan, i).c_str());
+    }
+    print_totals(plan);
+    std::printf("output file size = %llu bytes (not written)\n", (unsigned long long)plan.file_size);
+    return 0;
+  }
+
+  ProgressLine progress;
+  size_t current = 0;
+  Callbacks cb;
+  cb.tensor_begin = [&](size_t i) { current = i; };
+  cb.tensor_done = [&](size_t i) {
+    progress.clear();
+    print_note(plan.tensors[i]);
+    std::printf("%s\n", tensor_line(plan, i).c_str());
+    std::fflush(stdout);
+  };
+  cb.progress = [&](uint64_t done, uint64_t total) {
+    progress.update(current, plan.tensors.size(), done, total);
+  };
+  write_quantized(model, plan, output, n_threads, cb);
+  progress.clear();
+  print_totals(plan);
+  const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  std::printf("wrote %s: %llu bytes; quantize time = %.2f ms (%d threads)\n", output.c_str(),
+              (unsigned long long)plan.file_size, ms, n_threads);
+  return 0;
 }
 
 }  // namespace imq::cli

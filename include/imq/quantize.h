@@ -1,0 +1,131 @@
+// imq quantize: llama-quantize's per-tensor type choice (the "mixes", spec e/f) and a
+// multithreaded runner that writes the quantized GGUF byte for byte like llama-quantize.
+//
+//   Plan plan = make_plan(model, options);     // types, order, offsets, metadata; no codec runs
+//   write_quantized(model, plan, out_path, n_threads, callbacks);
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "imq/gguf.h"
+
+namespace imq::quantize {
+
+// llama_ftype ids (spec g.2): the TYPE argument and the output's general.file_type.
+enum class FType : uint32_t {
+  ALL_F32 = 0, MOSTLY_F16 = 1, Q4_0 = 2, Q4_1 = 3, Q8_0 = 7, Q5_0 = 8, Q5_1 = 9, Q2_K = 10,
+  Q3_K_S = 11, Q3_K_M = 12, Q3_K_L = 13, Q4_K_S = 14, Q4_K_M = 15, Q5_K_S = 16, Q5_K_M = 17,
+  Q6_K = 18, Q2_K_S = 21, IQ4_NL = 25, IQ4_XS = 30, MOSTLY_BF16 = 32,
+};
+
+struct FTypeInfo {
+  std::string_view name;         // as llama-quantize lists it, e.g. "Q4_K_M" (aliases: "Q4_K")
+  FType ftype;
+  uint32_t default_type;         // GgmlType id the mix starts from
+  std::string_view description;  // short size/quality note for the usage listing
+};
+
+// Every accepted TYPE in llama-quantize's listing order (aliases included).
+std::span<const FTypeInfo> ftypes();
+// Parses a TYPE argument: a name (case-insensitive, aliases Q3_K/Q4_K/Q5_K) or a numeric
+// ftype id. Throws imq::Error listing the valid names.
+const FTypeInfo& parse_ftype(std::string_view s);
+// Parses a ggml tensor type name for --output-tensor-type / --token-embedding-type
+// ("q6_K", "Q8_0", "f16", case-insensitive). Throws listing the types imq can write.
+uint32_t parse_tensor_type(std::string_view s);
+
+// How a codec searches for the block values. Only llama.cpp's reference search exists today;
+// the option is the seam where a better search plugs in.
+enum class Search { kReference };
+Search parse_search(std::string_view s);  // "reference"; throws otherwise
+
+struct Options {
+  FType ftype = FType::Q4_K_M;
+  std::string imatrix_path;                    // "" = quantize without importance
+  std::vector<std::string> include_weights;    // keep only imatrix entries containing one of these
+  std::vector<std::string> exclude_weights;    // drop imatrix entries containing any of these
+  std::optional<uint32_t> output_tensor_type;  // forces output.weight (bypasses fallback)
+  std::optional<uint32_t> token_embedding_type;
+  bool pure = false;                 // no mix rules: every quantized tensor gets the default type
+  bool leave_output_tensor = false;  // keep output.weight in its input type
+  bool allow_requantize = false;     // accept already quantized inputs (dequantized first)
+  Search search = Search::kReference;
+};
+
+// What happened to the imatrix lookup of one tensor (llama-quantize's notes).
+enum class ImportanceUse : uint8_t {
+  kNone,          // no imatrix, or the tensor is copied
+  kUsed,          // importance vector attached
+  kMissing,       // "did not find weights for X": quantized without
+  kSizeMismatch,  // token_embd.weight only: entry of the wrong length ignored
+};
+
+struct TensorPlan {
+  std::string name;
+  uint32_t n_dims = 1;              // as written (ggml_n_dims)
+  int64_t ne[4] = {1, 1, 1, 1};
+  uint32_t src_type = 0;
+  uint32_t dst_type = 0;
+  bool quantize = false;            // dst differs from src: rows go through a codec
+  std::optional<uint32_t> fallback_from;  // the rule's type when the shape forced another
+  ImportanceUse importance_use = ImportanceUse::kNone;
+  std::vector<float> importance;    // ne0 * ne2 weights when kUsed (expert e: slice e*ne0)
+  uint64_t src_bytes = 0;
+  uint64_t dst_bytes = 0;
+  uint64_t offset = 0;              // in the output's data section
+
+  int64_t n_elements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
+};
+
+struct ImatrixSummary {
+  std::string file;                   // as given on the command line
+  std::vector<std::string> datasets;
+  size_t n_entries = 0;               // after --include/--exclude-weights
+  uint32_t chunk_count = 0;
+};
+
+struct Plan {
+  FTypeInfo ftype;
+  Search search = Search::kReference;
+  std::vector<gguf::KeyValue> kvs;    // output metadata, in file order
+  std::vector<TensorPlan> tensors;    // output order: (block, name)
+  uint64_t alignment = 32;
+  uint64_t data_offset = 0;           // absolute offset of the data section
+  uint64_t file_size = 0;             // exact size of the output file
+  std::optional<ImatrixSummary> imatrix;  // set when importance data is in use
+  size_t n_fallback = 0;
+  uint64_t src_bytes = 0;             // sum of tensor sizes in / out (llama's "model size")
+  uint64_t dst_bytes = 0;
+  int64_t n_elements = 0;
+  std::vector<std::string> warnings;  // one line each (e.g. token_embd size mismatch)
+};
+
+// Decides every output tensor's type, order and offset, and the output metadata. Loads the
+// imatrix named in `opt`. Throws imq::Error (naming the tensor) for anything that would make
+// the run fail: unknown or unsupported shapes, requantization without permission, an imatrix
+// that belongs to another model, types that need an imatrix.
+Plan make_plan(const gguf::File& model, const Options& opt);
+
+// Throws imq::Error when `out` is the input file itself or its directory does not exist
+// (write_quantized checks this too; a CLI calls it before printing anything).
+void check_output_path(const std::string& in, const std::string& out);
+
+struct Callbacks {
+  std::function<void(size_t index)> tensor_begin;  // plan.tensors[index] starts
+  std::function<void(size_t index)> tensor_done;
+  // Elements processed so far over all tensors to convert, and the total.
+  std::function<void(uint64_t done, uint64_t total)> progress;
+};
+
+// Runs the plan: converts every tensor (rows split over n_threads; the bytes do not depend on
+// the thread count) and writes `out_path` atomically (temporary file + rename; nothing is left
+// behind on error). n_threads <= 0: all hardware threads.
+void write_quantized(const gguf::File& model, const Plan& plan, const std::string& out_path,
+                     int n_threads, const Callbacks& cb = {});
+
+}  // namespace imq::quantize

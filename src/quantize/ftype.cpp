@@ -1,0 +1,92 @@
+// The TYPE argument: llama-quantize's list of file types (spec g.2) and ggml tensor type names.
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+
+#include "imq/error.h"
+#include "imq/ggml_types.h"
+#include "imq/quantize.h"
+
+namespace imq::quantize {
+
+namespace {
+
+using G = GgmlType;
+constexpr uint32_t id(G t) { return uint32_t(t); }
+
+// llama-quantize's listing order; a numeric TYPE takes the first row with that id, so 15 is
+// listed as "Q4_K" like upstream does (only the default output file name shows it).
+constexpr FTypeInfo kFTypes[] = {
+    {"Q4_0", FType::Q4_0, id(G::Q4_0), "4.5 bpw, legacy"},
+    {"Q4_1", FType::Q4_1, id(G::Q4_1), "5.0 bpw, legacy"},
+    {"Q5_0", FType::Q5_0, id(G::Q5_0), "5.5 bpw, legacy"},
+    {"Q5_1", FType::Q5_1, id(G::Q5_1), "6.0 bpw, legacy"},
+    {"Q2_K", FType::Q2_K, id(G::Q2_K), "about 2.6-3.3 bpw"},
+    {"Q2_K_S", FType::Q2_K_S, id(G::Q2_K), "about 2.6 bpw, needs an imatrix"},
+    {"Q3_K", FType::Q3_K_M, id(G::Q3_K), "alias for Q3_K_M"},
+    {"Q3_K_S", FType::Q3_K_S, id(G::Q3_K), "about 3.4 bpw"},
+    {"Q3_K_M", FType::Q3_K_M, id(G::Q3_K), "about 3.9 bpw"},
+    {"Q3_K_L", FType::Q3_K_L, id(G::Q3_K), "about 4.3 bpw"},
+    {"IQ4_NL", FType::IQ4_NL, id(G::IQ4_NL), "4.5 bpw, non-linear"},
+    {"IQ4_XS", FType::IQ4_XS, id(G::IQ4_XS), "4.25 bpw, non-linear"},
+    {"Q4_K", FType::Q4_K_M, id(G::Q4_K), "alias for Q4_K_M"},
+    {"Q4_K_S", FType::Q4_K_S, id(G::Q4_K), "about 4.6 bpw"},
+    {"Q4_K_M", FType::Q4_K_M, id(G::Q4_K), "about 4.9 bpw, recommended"},
+    {"Q5_K", FType::Q5_K_M, id(G::Q5_K), "alias for Q5_K_M"},
+    {"Q5_K_S", FType::Q5_K_S, id(G::Q5_K), "about 5.5 bpw"},
+    {"Q5_K_M", FType::Q5_K_M, id(G::Q5_K), "about 5.7 bpw"},
+    {"Q6_K", FType::Q6_K, id(G::Q6_K), "6.56 bpw"},
+    {"Q8_0", FType::Q8_0, id(G::Q8_0), "8.5 bpw"},
+    {"F16", FType::MOSTLY_F16, id(G::F16), "16 bpw"},
+    {"BF16", FType::MOSTLY_BF16, id(G::BF16), "16 bpw"},
+    {"F32", FType::ALL_F32, id(G::F32), "32 bpw"},
+};
+
+// Tensor types imq can write (a codec exists for each once the codec families have landed).
+constexpr G kWritableTypes[] = {G::F32,  G::F16,  G::BF16, G::Q4_0, G::Q4_1,   G::Q5_0,
+                                G::Q5_1, G::Q8_0, G::Q2_K, G::Q3_K, G::Q4_K,   G::Q5_K,
+                                G::Q6_K, G::IQ4_NL, G::IQ4_XS};
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::toupper(static_cast<unsigned char>(x)) ==
+                  std::toupper(static_cast<unsigned char>(y));
+         });
+}
+
+}  // namespace
+
+std::span<const FTypeInfo> ftypes() { return kFTypes; }
+
+const FTypeInfo& parse_ftype(std::string_view s) {
+  for (const auto& f : kFTypes)
+    if (iequals(f.name, s)) return f;
+  uint32_t n = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+  if (ec == std::errc() && end == s.data() + s.size() && !s.empty())
+    for (const auto& f : kFTypes)
+      if (uint32_t(f.ftype) == n) return f;
+  std::string valid;
+  for (const auto& f : kFTypes) {
+    if (f.description.starts_with("alias")) continue;
+    valid += fmt::format("{}{} ({})", valid.empty() ? "" : ", ", f.name, uint32_t(f.ftype));
+  }
+  throw_error("unknown quantization type '{}'; valid types: {} (aliases Q3_K, Q4_K, Q5_K)", s,
+              valid);
+}
+
+uint32_t parse_tensor_type(std::string_view s) {
+  for (G t : kWritableTypes)
+    if (iequals(ggml_type_info(id(t))->name, s)) return id(t);
+  std::string valid;
+  for (G t : kWritableTypes)
+    valid += fmt::format("{}{}", valid.empty() ? "" : ", ", ggml_type_info(id(t))->name);
+  throw_error("unknown tensor type '{}'; valid types: {}", s, valid);
+}
+
+Search parse_search(std::string_view s) {
+  if (iequals(s, "reference")) return Search::kReference;
+  throw_error("unknown search '{}'; valid: reference", s);
+}
+
+}  // namespace imq::quantize

@@ -1,0 +1,188 @@
+// make_plan: every output tensor's type, order and offset, and the output metadata, exactly as
+// llama-quantize decides them (spec e, f). Nothing is quantized here.
+#include <algorithm>
+
+#include "imq/error.h"
+#include "imq/ggml_types.h"
+#include "imq/quantize.h"
+#include "quantize/importance.h"
+#include "quantize/plan_internal.h"
+#include "quantize/rules.h"
+
+namespace imq::quantize {
+
+namespace {
+
+using G = GgmlType;
+
+uint64_t tensor_bytes(uint32_t type, const int64_t ne[4]) {
+  auto info = ggml_type_info(type);
+  return uint64_t(ne[0] / info->block_size) * info->type_size * uint64_t(ne[1] * ne[2] * ne[3]);
+}
+
+// llama.cpp's weight order: block number (-1 for non-block tensors), then name bytes.
+int block_number(const std::string& name) {
+  if (name.rfind("blk.", 0) != 0) return -1;
+  int v = 0;
+  size_t i = 4;
+  bool neg = i < name.size() && name[i] == '-';
+  if (neg) ++i;
+  if (i >= name.size() || name[i] < '0' || name[i] > '9') return -1;
+  for (; i < name.size() && name[i] >= '0' && name[i] <= '9'; ++i) v = v * 10 + (name[i] - '0');
+  return neg ? -v : v;
+}
+
+std::string truncate(std::string s, size_t n) {
+  if (s.size() > n) s.resize(n);
+  return s;
+}
+
+// The type chosen for one quantizable tensor before comparing with its current type.
+struct Choice {
+  uint32_t type;
+  std::optional<uint32_t> fallback_from;
+};
+
+Choice choose_type(const ModelInfo& m, MixState& st, const Options& opt, const FTypeInfo& ft,
+                   bool has_imatrix, const gguf::TensorInfo& t) {
+  const std::string& name = t.name;
+  // Forced types apply before any rule and bypass the shape fallback. With tied embeddings
+  // token_embd follows --output-tensor-type unless --token-embedding-type is given.
+  const bool is_tok = name == "token_embd.weight" || name == "per_layer_token_embd.weight";
+  if (is_tok && opt.token_embedding_type) return {*opt.token_embedding_type, std::nullopt};
+  const bool is_out = name == "output.weight" || (!m.has_output && name == "token_embd.weight");
+  if (is_out && opt.output_tensor_type) return {*opt.output_tensor_type, std::nullopt};
+
+  uint32_t type = ft.default_type;
+  if (!opt.pure && is_quantized_type(ft.default_type))
+    type = mix_type(m, st, ft.ftype, has_imatrix, name, t.ne[0], type);
+  const uint32_t fitted = shape_fallback(name, t.ne[0], type);
+  if (fitted != type) return {fitted, type};
+  return {type, std::nullopt};
+}
+
+void set_kv(std::vector<gguf::KeyValue>& kvs, std::string key, gguf::Value v) {
+  std::erase_if(kvs, [&](const gguf::KeyValue& kv) { return kv.key == key; });
+  kvs.push_back({std::move(key), std::move(v)});
+}
+
+void remove_kv(std::vector<gguf::KeyValue>& kvs, std::string_view key) {
+  std::erase_if(kvs, [&](const gguf::KeyValue& kv) { return kv.key == key; });
+}
+
+// Attaches the imatrix entry of one tensor (spec e.4): exact name, length ne0 * ne2.
+void attach_importance(TensorPlan& tp, const ImportanceData& imp, const std::string& path,
+                       std::vector<std::string>& warnings) {
+  auto it = imp.entries.find(tp.name);
+  if (it == imp.entries.end()) {
+    tp.importance_use = ImportanceUse::kMissing;
+    return;
+  }
+  const size_t want = size_t(tp.ne[0] * tp.ne[2]);
+  if (it->second.size() != want) {
+    if (tp.name != "token_embd.weight")
+      throw_error("{}: imatrix entry {} has {} values but the tensor needs {} (ne0 {} x {} "
+                  "experts): is the imatrix for another model?", path, tp.name,
+                  it->second.size(), want, tp.ne[0], tp.ne[2]);
+    warnings.push_back(fmt::format("{}: imatrix entry {} has {} values, the tensor needs {}: "
+                                   "quantized without importance", path, tp.name,
+                                   it->second.size(), want));
+    tp.importance_use = ImportanceUse::kSizeMismatch;
+    return;
+  }
+  tp.importance_use = ImportanceUse::kUsed;
+  tp.importance = it->second;
+}
+
+}  // namespace
+
+std::vector<size_t> output_order(const gguf::File& model) {
+  std::vector<size_t> order(model.tensors().size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  const auto& ts = model.tensors();
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    const int ba = block_number(ts[a].name), bb = block_number(ts[b].name);
+    if (ba != bb) return ba < bb;
+    return ts[a].name < ts[b].name;
+  });
+  return order;
+}
+
+Plan make_plan(const gguf::File& model, const Options& opt) {
+  Plan plan;
+  plan.ftype = *std::find_if(ftypes().begin(), ftypes().end(), [&](const FTypeInfo& f) {
+    return f.ftype == opt.ftype && !f.description.starts_with("alias");
+  });
+  plan.search = opt.search;
+  if (!opt.include_weights.empty() && !opt.exclude_weights.empty())
+    throw_error("--include-weights and --exclude-weights cannot be used together");
+
+  ImportanceData imp;
+  if (!opt.imatrix_path.empty()) {
+    imp = load_importance(opt.imatrix_path);
+    filter_importance(imp, opt.include_weights, opt.exclude_weights);
+  }
+  const bool has_imatrix = !imp.entries.empty();
+  if (has_imatrix) check_imatrix_matches(model, imp, opt.imatrix_path);
+
+  const ModelInfo info = read_model_info(model);
+  MixState state;
+  for (size_t idx : output_order(model)) {
+    const gguf::TensorInfo& t = model.tensors()[idx];
+    TensorPlan tp;
+    tp.name = t.name;
+    std::copy(t.ne, t.ne + 4, tp.ne);
+    tp.n_dims = gguf::ggml_n_dims(std::span<const int64_t>(t.ne, 4));
+    tp.src_type = tp.dst_type = t.type;
+    tp.src_bytes = t.n_bytes;
+    if (is_quantizable(t.name, tp.n_dims, opt.leave_output_tensor)) {
+      Choice c = choose_type(info, state, opt, plan.ftype, has_imatrix, t);
+      tp.dst_type = c.type;
+      tp.fallback_from = c.fallback_from;
+      if (c.fallback_from) ++plan.n_fallback;
+      tp.quantize = tp.dst_type != tp.src_type;
+    }
+    if (tp.quantize) {
+      auto dst_info = ggml_type_info(tp.dst_type);
+      if (tp.ne[0] % dst_info->block_size != 0)  // only forced types get here
+        throw_error("tensor {}: row length {} is not a multiple of {} as {} needs", tp.name,
+                    tp.ne[0], dst_info->block_size, dst_info->name);
+      if (is_quantized_type(tp.src_type) && !opt.allow_requantize)
+        throw_error("tensor {} is already quantized ({}): requantizing to {} needs "
+                    "--allow-requantize", tp.name, ggml_type_info(tp.src_type)->name,
+                    dst_info->name);
+      if (has_imatrix) attach_importance(tp, imp, opt.imatrix_path, plan.warnings);
+      const bool exempt = tp.name == "token_embd.weight" || tp.name == "output.weight";
+      if (tp.dst_type == uint32_t(G::Q2_K) && opt.ftype == FType::Q2_K_S && !exempt &&
+          tp.importance_use != ImportanceUse::kUsed)
+        throw_error("tensor {}: Q2_K inside a Q2_K_S file needs an importance matrix ({})",
+                    tp.name, has_imatrix ? "the imatrix has no entry for it" : "use --imatrix");
+    }
+    tp.dst_bytes = tensor_bytes(tp.dst_type, tp.ne);
+    plan.src_bytes += tp.src_bytes;
+    plan.dst_bytes += tp.dst_bytes;
+    plan.n_elements += tp.n_elements();
+    plan.tensors.push_back(std::move(tp));
+  }
+
+  // Metadata: every input key, then the quantization keys (set = remove and append).
+  plan.kvs = model.kvs();
+  set_kv(plan.kvs, "general.quantization_version", gguf::Value::u32(2));
+  set_kv(plan.kvs, "general.file_type", gguf::Value::u32(uint32_t(opt.ftype)));
+  for (auto k : {"split.no", "split.count", "split.tensors.count"}) remove_kv(plan.kvs, k);
+  if (has_imatrix) {
+    // llama-quantize passes these as fixed 128-byte override strings.
+    set_kv(plan.kvs, "quantize.imatrix.file", gguf::Value::str(truncate(opt.imatrix_path, 127)));
+    if (!imp.datasets.empty())
+      set_kv(plan.kvs, "quantize.imatrix.dataset", gguf::Value::str(truncate(imp.datasets[0], 127)));
+    set_kv(plan.kvs, "quantize.imatrix.entries_count", gguf::Value::u32(uint32_t(imp.entries.size())));
+    if (imp.chunk_count > 0)
+      set_kv(plan.kvs, "quantize.imatrix.chunks_count", gguf::Value::u32(imp.chunk_count));
+    plan.imatrix = ImatrixSummary{opt.imatrix_path, imp.datasets, imp.entries.size(), imp.chunk_count};
+  }
+  plan.alignment = model.alignment();
+  layout(plan);
+  return plan;
+}
+
+}  // namespace imq::quantize

@@ -1,0 +1,231 @@
+#include "quantize/rules.h"
+
+#include <charconv>
+
+#include "imq/error.h"
+#include "imq/ggml_types.h"
+
+namespace imq::quantize {
+
+namespace {
+
+using G = GgmlType;
+constexpr uint32_t id(G t) { return uint32_t(t); }
+
+uint32_t block_size(uint32_t type) {
+  auto info = ggml_type_info(type);
+  if (!info) throw_error("unknown tensor type id {}", type);
+  return info->block_size;
+}
+
+bool contains(std::string_view s, std::string_view sub) { return s.find(sub) != std::string_view::npos; }
+
+// Layers 0..n/8-1, the last eighth and every third layer in between get more bits.
+bool use_more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+
+int first_int(const gguf::File& f, const std::string& key, int fallback) {
+  const gguf::Value* v = f.find(key);
+  if (!v) return fallback;
+  if (v->type == gguf::ValueType::ARRAY) {
+    const auto& a = v->as_array();
+    return a.items.empty() ? fallback : int(a.items[0].as_int());
+  }
+  return int(v->as_int());
+}
+
+// sscanf("blk.%d.") as llama.cpp uses it to read a tensor's block number.
+std::optional<int> block_of(std::string_view name) {
+  if (!name.starts_with("blk.")) return std::nullopt;
+  name.remove_prefix(4);
+  int v = 0;
+  auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), v);
+  if (ec != std::errc()) return std::nullopt;
+  return v;
+}
+
+// Which rule family a tensor belongs to, by name (checked in this order).
+enum class Category { kOutput, kTokenEmbd, kAttnV, kAttnK, kAttnQ, kAttnOutput, kFfnUp, kFfnGate, kFfnDown, kOther };
+
+Category categorize(const ModelInfo& m, std::string_view name) {
+  if (name == "output.weight" || (!m.has_output && name == "token_embd.weight")) return Category::kOutput;
+  if (name == "token_embd.weight" || name == "per_layer_token_embd.weight") return Category::kTokenEmbd;
+  // attn_qkv and attn_kv_b follow the attn_v rules.
+  if (contains(name, "attn_qkv.weight") || contains(name, "attn_kv_b.weight") ||
+      contains(name, "attn_v.weight"))
+    return Category::kAttnV;
+  if (contains(name, "attn_k.weight")) return Category::kAttnK;
+  if (contains(name, "attn_q.weight")) return Category::kAttnQ;
+  if (contains(name, "attn_output.weight")) return Category::kAttnOutput;
+  if (contains(name, "ffn_up")) return Category::kFfnUp;
+  if (contains(name, "ffn_gate")) return Category::kFfnGate;
+  if (contains(name, "ffn_down")) return Category::kFfnDown;
+  return Category::kOther;
+}
+
+// Layer index of an ffn tensor: the running counter for dense models, the block number from
+// the name for MoE models (their expert tensors need not be consecutive).
+int ffn_layer(const ModelInfo& m, int counter, std::string_view name) {
+  if (m.n_expert <= 1) return counter;
+  auto b = block_of(name);
+  if (!b) throw_error("tensor {}: cannot determine its layer (expected blk.N.)", name);
+  if (*b < 0 || *b >= m.n_layer)
+    throw_error("tensor {}: layer {} is outside [0, {})", name, *b, m.n_layer);
+  return *b;
+}
+
+uint32_t attn_v_type(const ModelInfo& m, MixState& st, FType ft, uint32_t t) {
+  const int i = st.i_attention_wv, n = m.n_attention_wv;
+  switch (ft) {
+    case FType::Q2_K: t = m.n_gqa() >= 4 ? id(G::Q4_K) : id(G::Q3_K); break;
+    case FType::Q2_K_S: if (m.n_gqa() >= 4) t = id(G::Q4_K); break;
+    case FType::Q3_K_M: t = i < 2 ? id(G::Q5_K) : id(G::Q4_K); break;
+    case FType::Q3_K_L: t = id(G::Q5_K); break;
+    case FType::IQ4_NL: case FType::IQ4_XS: if (m.n_gqa() >= 4) t = id(G::Q5_K); break;
+    case FType::Q4_K_M: case FType::Q5_K_M: if (use_more_bits(i, n)) t = id(G::Q6_K); break;
+    case FType::Q4_K_S: if (i < 4) t = id(G::Q5_K); break;
+    default: break;
+  }
+  // 70B: attn_v is 8x smaller than attn_q, so more bits cost little.
+  if (m.is_70b && (t == id(G::Q3_K) || t == id(G::Q4_K))) t = id(G::Q5_K);
+  if (m.n_expert == 8) t = id(G::Q8_0);
+  ++st.i_attention_wv;
+  return t;
+}
+
+uint32_t ffn_down_type(const ModelInfo& m, MixState& st, FType ft, bool has_imatrix,
+                       std::string_view name, uint32_t t) {
+  const int i = ffn_layer(m, st.i_ffn_down, name), n = m.n_layer;
+  const bool falcon = m.is_falcon();
+  switch (ft) {
+    case FType::Q2_K: t = id(G::Q3_K); break;
+    case FType::Q2_K_S: if (i < n / 8) t = id(G::Q4_K); break;
+    case FType::Q3_K_M:
+      t = i < n / 16 ? id(G::Q5_K) : (!falcon || use_more_bits(i, n)) ? id(G::Q4_K) : id(G::Q3_K);
+      break;
+    case FType::Q3_K_L: t = falcon ? id(G::Q4_K) : id(G::Q5_K); break;
+    case FType::Q4_K_M:
+      if (falcon)
+        t = i < n / 16 ? id(G::Q6_K) : use_more_bits(i, n) ? id(G::Q5_K) : id(G::Q4_K);
+      else if (use_more_bits(i, n))
+        t = id(G::Q6_K);
+      break;
+    case FType::IQ4_NL: case FType::IQ4_XS:
+      if (i < n / 8 && !has_imatrix) t = id(G::Q5_K);
+      break;
+    case FType::Q5_K_M: if (use_more_bits(i, n)) t = id(G::Q6_K); break;
+    case FType::Q4_K_S: if (!falcon && i < n / 8) t = id(G::Q5_K); break;
+    // Guards the first ffn_down layers of Q4_0/Q5_0 (only with an imatrix, so that files
+    // made without one stay as they always were).
+    case FType::Q4_0: if (has_imatrix && i < n / 8) t = id(G::Q4_1); break;
+    case FType::Q5_0: if (has_imatrix && i < n / 8) t = id(G::Q5_1); break;
+    default: break;
+  }
+  ++st.i_ffn_down;
+  return t;
+}
+
+uint32_t attn_output_type(const ModelInfo& m, FType ft, uint32_t t) {
+  if (m.is_falcon()) return ft == FType::Q3_K_L ? id(G::Q4_K) : t;
+  if (m.n_expert == 8) {
+    switch (ft) {
+      case FType::Q2_K: case FType::Q3_K_S: case FType::Q3_K_M: case FType::IQ4_NL:
+      case FType::Q4_K_S: case FType::Q4_K_M: case FType::IQ4_XS: return id(G::Q5_K);
+      default: return t;
+    }
+  }
+  switch (ft) {
+    case FType::Q2_K: return id(G::Q3_K);
+    case FType::Q3_K_M: return id(G::Q4_K);
+    case FType::Q3_K_L: return id(G::Q5_K);
+    default: return t;
+  }
+}
+
+}  // namespace
+
+ModelInfo read_model_info(const gguf::File& f) {
+  ModelInfo m;
+  if (const gguf::Value* a = f.find("general.architecture"); a && a->type == gguf::ValueType::STRING)
+    m.arch = a->as_string();
+  const std::string p = m.arch + ".";
+  m.n_layer = first_int(f, p + "block_count", 0);
+  m.n_head = first_int(f, p + "attention.head_count", 0);
+  m.n_head_kv = first_int(f, p + "attention.head_count_kv", m.n_head);
+  m.n_expert = first_int(f, p + "expert_count", 0);
+  m.is_70b = m.arch == "llama" && m.n_layer == 80 && m.n_head != m.n_head_kv;
+  for (const auto& t : f.tensors()) {
+    if (contains(t.name, "attn_v.weight") || contains(t.name, "attn_qkv.weight") ||
+        contains(t.name, "attn_kv_b.weight"))
+      ++m.n_attention_wv;
+    else if (t.name == "output.weight")
+      m.has_output = true;
+  }
+  if (m.n_attention_wv != 0 && m.n_attention_wv != m.n_layer)
+    throw_error("{}: {} attention value tensors for {} layers ({}block_count)", f.path(),
+                m.n_attention_wv, m.n_layer, p);
+  return m;
+}
+
+bool is_quantizable(std::string_view name, uint32_t n_dims, bool leave_output_tensor) {
+  if (!name.ends_with("weight") || n_dims < 2) return false;
+  if (contains(name, "_norm.weight")) return false;
+  if (leave_output_tensor && name == "output.weight") return false;
+  if (name == "position_embd.weight" || name == "token_types.weight") return false;
+  // Routers, small special-purpose matrices and multimodal position tensors stay as they are.
+  static constexpr std::string_view kKeep[] = {
+      "ffn_gate_inp.weight", "altup", "laurel", "per_layer_model_proj", "ssm_conv1d.weight",
+      "shortconv.conv.weight", "time_mix_first.weight", "time_mix_w0.weight",
+      "time_mix_w1.weight", "time_mix_w2.weight", "time_mix_v0.weight", "time_mix_v1.weight",
+      "time_mix_v2.weight", "time_mix_a0.weight", "time_mix_a1.weight", "time_mix_a2.weight",
+      "time_mix_g1.weight", "time_mix_g2.weight", "time_mix_decay_w1.weight",
+      "time_mix_decay_w2.weight", "time_mix_lerp_fused.weight", "attn_rel_b.weight",
+      ".position_embd."};
+  for (auto k : kKeep)
+    if (contains(name, k)) return false;
+  return true;
+}
+
+bool is_quantized_type(uint32_t type) {
+  switch (G(type)) {
+    case G::F32: case G::F16: case G::BF16: case G::I8: case G::I16: case G::I32: case G::I64:
+    case G::F64: return false;
+    default: return true;
+  }
+}
+
+uint32_t mix_type(const ModelInfo& m, MixState& st, FType ft, bool has_imatrix,
+                  std::string_view name, int64_t ne0, uint32_t t) {
+  switch (categorize(m, name)) {
+    case Category::kOutput:
+      // Q8_0 when the default type's blocks do not fit the rows, else at least Q6_K.
+      if (m.is_falcon() || ne0 % block_size(t) != 0) return id(G::Q8_0);
+      return t == id(G::Q8_0) ? t : id(G::Q6_K);
+    case Category::kAttnV: return attn_v_type(m, st, ft, t);
+    case Category::kAttnK: return m.n_expert == 8 ? id(G::Q8_0) : t;
+    case Category::kAttnOutput: return attn_output_type(m, ft, t);
+    case Category::kFfnDown: return ffn_down_type(m, st, ft, has_imatrix, name, t);
+    // token_embd, attn_q, ffn_up and ffn_gate only have rules for IQ1/IQ2/IQ3/TQ file types.
+    default: return t;
+  }
+}
+
+uint32_t shape_fallback(std::string_view name, int64_t ne0, uint32_t type) {
+  if (ne0 % block_size(type) == 0) return type;
+  uint32_t f;
+  switch (G(type)) {
+    case G::Q4_K: f = id(G::Q5_0); break;
+    case G::Q5_K: f = id(G::Q5_1); break;
+    case G::Q6_K: f = id(G::Q8_0); break;
+    case G::Q2_K: case G::Q3_K: case G::TQ1_0: case G::TQ2_0: case G::Q2_0: f = id(G::Q4_0); break;
+    case G::IQ1_S: case G::IQ1_M: case G::IQ2_XXS: case G::IQ2_XS: case G::IQ2_S:
+    case G::IQ3_XXS: case G::IQ3_S: case G::IQ4_XS: f = id(G::IQ4_NL); break;
+    default:
+      throw_error("tensor {}: row length {} is not a multiple of {} as {} needs, and no tensor "
+                  "type fallback is defined for type {}", name, ne0, block_size(type),
+                  ggml_type_info(type)->name, ggml_type_info(type)->name);
+  }
+  if (ne0 % block_size(f) != 0) f = id(G::F16);
+  return f;
+}
+
+}  // namespace imq::quantize

@@ -1,0 +1,28 @@
+#include "quantize/search.h"
+
+#include "imq/quant.h"
+
+namespace imq::quantize {
+
+namespace {
+
+// llama.cpp's own search: exactly what the codec registry reproduces.
+class ReferenceQuantizer final : public RowQuantizer {
+ public:
+  void require(uint32_t type) const override { (void)quant::codec(type); }
+  size_t quantize(uint32_t type, const float* src, void* dst, int64_t nrows, int64_t n_per_row,
+                  const float* importance) const override {
+    return quant::codec(type).quantize(src, dst, nrows, n_per_row, importance);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<RowQuantizer> make_row_quantizer(Search search) {
+  switch (search) {
+    case Search::kReference: return std::make_unique<ReferenceQuantizer>();
+  }
+  return std::make_unique<ReferenceQuantizer>();
+}
+
+}  // namespace imq::quantize

@@ -1,0 +1,151 @@
+// The plan alone (no codec runs) against llama-quantize's outputs: every tensor's type, shape,
+// order and offset and every metadata key/value (info.tsv), or names/types/shapes
+// (tensors.tsv) for the --pure codec256 files.
+#include <gtest/gtest.h>
+
+#include "imq/quantize.h"
+#include "quantize/plan_internal.h"
+#include "reference_cases.h"
+#include "test_util_impl.h"
+
+namespace imq::test {
+namespace {
+
+using namespace imq::quantize;
+
+Plan plan_for(const RefCase& c, const gguf::File& model) {
+  Options opt;
+  opt.ftype = parse_ftype(c.mix).ftype;
+  if (c.imat) opt.imatrix_path = c.imatrix();
+  opt.pure = c.pure;
+  return make_plan(model, opt);
+}
+
+// Writes the plan's header with zero tensor data: `imq info --tsv` of it must equal the
+// reference's info.tsv, which lists no data.
+void write_header_only(const Plan& plan, const std::string& path) {
+  uint64_t biggest = 0;
+  for (const auto& t : plan.tensors) biggest = std::max(biggest, t.dst_bytes);
+  std::vector<uint8_t> zeros(biggest);
+  make_writer(plan).write(path, [&](size_t i) {
+    return std::span<const uint8_t>(zeros.data(), plan.tensors[i].dst_bytes);
+  });
+}
+
+void expect_same_lines(const std::string& got, const std::string& want, const std::string& what) {
+  auto g = split_lines(got), w = split_lines(want);
+  for (size_t i = 0; i < std::min(g.size(), w.size()); ++i)
+    ASSERT_EQ(g[i], w[i]) << what << ": line " << i + 1;
+  ASSERT_EQ(g.size(), w.size()) << what << ": line count";
+}
+
+class PlanReference : public ::testing::TestWithParam<RefCase> {};
+
+TEST_P(PlanReference, MatchesLlamaQuantize) {
+  const RefCase& c = GetParam();
+  const std::string listing = c.stem() + (c.has_info ? ".info.tsv" : ".tensors.tsv");
+  IMQ_NEED_SHARED(ref_path, listing);
+  IMQ_NEED_SHARED(model_path, c.input());
+  InShared cwd;
+  gguf::File model = gguf::File::open(c.input());
+  Plan plan = plan_for(c, model);
+  const std::string want = read_text(listing);
+  if (c.has_info) {
+    TempDir dir;
+    write_header_only(plan, dir.file("plan.gguf"));
+    RunResult r = run_imq("info --tsv " + dir.file("plan.gguf"));
+    ASSERT_EQ(r.rc, 0) << r.err;
+    expect_same_lines(r.out, want, listing);
+    EXPECT_EQ(plan.file_size, std::filesystem::file_size(dir.file("plan.gguf")));
+  } else {
+    std::string got;
+    for (const auto& t : plan.tensors) {
+      std::string shape;
+      for (uint32_t d = 0; d < t.n_dims; ++d) shape += (d ? "," : "") + std::to_string(t.ne[d]);
+      got += t.name + "\t" + std::string(ggml_type_info(t.dst_type)->name) + "\t" + shape + "\n";
+    }
+    std::string want_cols;  // drop the sha256 column
+    for (const auto& l : split_lines(want)) want_cols += l.substr(0, l.rfind('\t')) + "\n";
+    expect_same_lines(got, want_cols, listing);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Reference, PlanReference, ::testing::ValuesIn(reference_cases()),
+                         [](const auto& info) { return info.param.label(); });
+
+// The legacy .dat made from the same imatrix gives the same plan and importance vectors
+// (dense counts are whole chunks and ncall = 8, so (sum/count*ncall)/ncall is exact).
+TEST(PlanImatrix, LegacyDatEqualsGguf) {
+  IMQ_NEED_SHARED(dat, "reference/dense-spm4k/imatrix-calib-c256.dat");
+  IMQ_NEED_SHARED(model_path, "models/dense-spm4k-f32.gguf");
+  InShared cwd;
+  gguf::File model = gguf::File::open("models/dense-spm4k-f32.gguf");
+  Options opt;
+  opt.ftype = FType::Q3_K_M;
+  opt.imatrix_path = "reference/dense-spm4k/imatrix-calib-c256.gguf";
+  Plan a = make_plan(model, opt);
+  opt.imatrix_path = "reference/dense-spm4k/imatrix-calib-c256.dat";
+  Plan b = make_plan(model, opt);
+  ASSERT_EQ(a.tensors.size(), b.tensors.size());
+  size_t used = 0;
+  for (size_t i = 0; i < a.tensors.size(); ++i) {
+    EXPECT_EQ(a.tensors[i].dst_type, b.tensors[i].dst_type) << a.tensors[i].name;
+    EXPECT_EQ(a.tensors[i].importance_use, b.tensors[i].importance_use) << a.tensors[i].name;
+    EXPECT_EQ(a.tensors[i].importance, b.tensors[i].importance) << a.tensors[i].name;
+    used += a.tensors[i].importance_use == ImportanceUse::kUsed;
+  }
+  EXPECT_EQ(used, 28u);  // 7 matrices in each of 4 layers
+  EXPECT_EQ(b.imatrix->chunk_count, 8u);
+  EXPECT_EQ(b.imatrix->datasets, a.imatrix->datasets);
+}
+
+// For MoE the .dat keeps one ncall for per-expert means, so only the means survive (to an ulp).
+TEST(PlanImatrix, LegacyDatMoeKeepsExpertMeans) {
+  IMQ_NEED_SHARED(dat, "reference/moe-gpt2bpe/imatrix-calib-c256.dat");
+  IMQ_NEED_SHARED(model_path, "models/moe-gpt2bpe-f32.gguf");
+  InShared cwd;
+  gguf::File model = gguf::File::open("models/moe-gpt2bpe-f32.gguf");
+  Options opt;
+  opt.ftype = FType::Q4_K_M;
+  opt.imatrix_path = "reference/moe-gpt2bpe/imatrix-calib-c256.gguf";
+  Plan a = make_plan(model, opt);
+  opt.imatrix_path = "reference/moe-gpt2bpe/imatrix-calib-c256.dat";
+  Plan b = make_plan(model, opt);
+  for (size_t i = 0; i < a.tensors.size(); ++i) {
+    ASSERT_EQ(a.tensors[i].importance.size(), b.tensors[i].importance.size()) << a.tensors[i].name;
+    for (size_t k = 0; k < a.tensors[i].importance.size(); ++k)
+      ASSERT_NEAR(a.tensors[i].importance[k], b.tensors[i].importance[k],
+                  1e-6f * std::abs(a.tensors[i].importance[k]))
+          << a.tensors[i].name << " [" << k << "]";
+  }
+}
+
+// Expert e of a 3-D tensor gets in_sum2[e*ne0 ..] / counts[e].
+TEST(PlanImatrix, ExpertSlicesAreDividedByTheirOwnCount) {
+  IMQ_NEED_SHARED(imat, "reference/moe-gpt2bpe/imatrix-calib-c256.gguf");
+  IMQ_NEED_SHARED(model_path, "models/moe-gpt2bpe-f32.gguf");
+  InShared cwd;
+  gguf::File model = gguf::File::open("models/moe-gpt2bpe-f32.gguf");
+  gguf::File im = gguf::File::open("reference/moe-gpt2bpe/imatrix-calib-c256.gguf");
+  Options opt;
+  opt.ftype = FType::Q4_K_M;
+  opt.imatrix_path = "reference/moe-gpt2bpe/imatrix-calib-c256.gguf";
+  Plan p = make_plan(model, opt);
+  const std::string name = "blk.2.ffn_down_exps.weight";
+  auto it = std::find_if(p.tensors.begin(), p.tensors.end(), [&](auto& t) { return t.name == name; });
+  ASSERT_NE(it, p.tensors.end());
+  ASSERT_EQ(it->importance.size(), size_t(it->ne[0] * it->ne[2]));
+  auto sums = im.tensor_data(im.tensor(name + ".in_sum2"));
+  auto counts = im.tensor_data(im.tensor(name + ".counts"));
+  const float* s = reinterpret_cast<const float*>(sums.data());
+  const float* n = reinterpret_cast<const float*>(counts.data());
+  ASSERT_GT(it->ne[2], 1);
+  for (int64_t e = 0; e < it->ne[2]; ++e)
+    for (int64_t j = 0; j < it->ne[0]; j += 37) {
+      const size_t k = size_t(e * it->ne[0] + j);
+      EXPECT_EQ(it->importance[k], n[e] > 0 ? s[k] / n[e] : 1.0f) << "expert " << e << " col " << j;
+    }
+}
+
+}  // namespace
+}  // namespace imq::test

@@ -1,0 +1,91 @@
+// The llama-quantize reference runs under ../shared/reference (README "Commands"): which model,
+// mix, imatrix and flags made each q-<MIX>-{imat,noimat} listing.
+#pragma once
+#include <unistd.h>
+
+#include <climits>
+#include <filesystem>
+#include <fstream>
+#include <ostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "test_util.h"
+
+namespace imq::test {
+
+struct RefCase {
+  std::string model;  // folder under reference/ and models/<model>-f32.gguf
+  std::string mix;    // TYPE argument
+  bool imat;          // with --imatrix reference/<model>/imatrix-calib-c<ctx>.gguf
+  bool pure;          // codec256 files are --pure
+  bool has_info;      // q-*.info.tsv exists (dense/MoE/stories)
+  bool has_gguf;      // the full q-*.gguf is shipped
+
+  std::string stem() const { return "reference/" + model + "/q-" + mix + (imat ? "-imat" : "-noimat"); }
+  std::string input() const { return "models/" + model + "-f32.gguf"; }
+  // The path string exactly as given to llama-quantize (it is recorded in the output).
+  std::string imatrix() const {
+    const char* ctx = (model == "dense-spm4k" || model == "moe-gpt2bpe") ? "256" : "128";
+    return "reference/" + model + "/imatrix-calib-c" + ctx + ".gguf";
+  }
+  std::string label() const {
+    std::string s = model + "_" + mix + (imat ? "_imat" : "_noimat");
+    for (char& c : s)
+      if (c == '-') c = '_';
+    return s;
+  }
+};
+
+inline void PrintTo(const RefCase& c, std::ostream* os) { *os << c.stem(); }
+
+inline std::vector<RefCase> reference_cases() {
+  std::vector<RefCase> v;
+  for (std::string m : {"dense-spm4k", "moe-gpt2bpe"}) {
+    for (std::string mix : {"Q2_K", "Q3_K_M", "Q4_K_M"}) {
+      v.push_back({m, mix, true, false, true, mix == "Q4_K_M"});
+      v.push_back({m, mix, false, false, true, mix == "Q4_K_M"});
+    }
+    for (std::string mix : {"Q5_K_M", "Q6_K", "Q8_0"}) v.push_back({m, mix, true, false, true, false});
+  }
+  v.push_back({"stories260K", "Q4_K_M", true, false, true, true});
+  v.push_back({"stories260K", "Q4_K_M", false, false, true, true});
+  for (std::string mix : {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K_S", "Q4_K_S",
+                          "Q5_K_S", "Q6_K", "IQ4_NL", "IQ4_XS"}) {
+    v.push_back({"codec256", mix, true, true, false, true});
+    v.push_back({"codec256", mix, false, true, false, true});
+  }
+  return v;
+}
+
+// Runs the rest of a scope with ../shared as the working directory (the reference commands
+// ran there and recorded relative paths).
+class InShared {
+ public:
+  InShared() {
+    char buf[PATH_MAX];
+    old_ = getcwd(buf, sizeof buf) ? buf : ".";
+    std::filesystem::current_path(shared_root());
+  }
+  ~InShared() { std::filesystem::current_path(old_); }
+
+ private:
+  std::string old_;
+};
+
+inline std::string read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+inline std::vector<std::string> split_lines(const std::string& s) {
+  std::vector<std::string> out;
+  std::istringstream is(s);
+  for (std::string l; std::getline(is, l);) out.push_back(l);
+  return out;
+}
+
+}  // namespace imq::test
