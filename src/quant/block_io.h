@@ -15,7 +15,8 @@ template <typename Block>
 inline Block load_block(const void* base, int64_t index) {
   static_assert(std::is_trivially_copyable_v<Block>);
   Block b;
-  std::memcpy(&b, static_cast<const unsigned char*>(base) + index * int64_t(sizeof(Block)), sizeof b);
+  std::memcpy(&b, static_cast<const unsigned char*>(base) + index * int64_t(sizeof(Block)),
+              sizeof b);
   return b;
 }
 

@@ -42,7 +42,9 @@ inline std::optional<std::vector<float>> imatrix_importance(const gguf::File& im
 }
 
 inline uint16_t le16(const uint8_t* p) { return uint16_t(p[0] | p[1] << 8); }
-inline uint32_t le32(const uint8_t* p) { return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24; }
+inline uint32_t le32(const uint8_t* p) {
+  return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
+}
 
 inline constexpr int8_t kIq4Values[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
                                           1,    13,   25,  38,  53,  69,  89,  113};
@@ -51,8 +53,10 @@ inline constexpr int8_t kIq4Values[16] = {-127, -104, -83, -65, -49, -35, -22, -
 inline float spec_decode(GgmlType type, const uint8_t* b, int e) {
   auto nibble = [](const uint8_t* qs, int e) { return e < 16 ? qs[e] & 15 : qs[e - 16] >> 4; };
   switch (type) {
-    case GgmlType::Q4_0: return float(nibble(b + 2, e) - 8) * f16_to_f32(le16(b));
-    case GgmlType::Q4_1: return float(nibble(b + 4, e)) * f16_to_f32(le16(b)) + f16_to_f32(le16(b + 2));
+    case GgmlType::Q4_0:
+      return float(nibble(b + 2, e) - 8) * f16_to_f32(le16(b));
+    case GgmlType::Q4_1:
+      return float(nibble(b + 4, e)) * f16_to_f32(le16(b)) + f16_to_f32(le16(b + 2));
     case GgmlType::Q5_0: {
       const int q = nibble(b + 6, e) | int((le32(b + 2) >> e) & 1) << 4;
       return float(q - 16) * f16_to_f32(le16(b));
@@ -61,15 +65,20 @@ inline float spec_decode(GgmlType type, const uint8_t* b, int e) {
       const int q = nibble(b + 8, e) | int((le32(b + 4) >> e) & 1) << 4;
       return float(q) * f16_to_f32(le16(b)) + f16_to_f32(le16(b + 2));
     }
-    case GgmlType::Q8_0: return float(int8_t(b[2 + e])) * f16_to_f32(le16(b));
-    case GgmlType::IQ4_NL: return f16_to_f32(le16(b)) * float(kIq4Values[nibble(b + 2, e)]);
+    case GgmlType::Q8_0:
+      return float(int8_t(b[2 + e])) * f16_to_f32(le16(b));
+    case GgmlType::IQ4_NL:
+      return f16_to_f32(le16(b)) * float(kIq4Values[nibble(b + 2, e)]);
     case GgmlType::IQ4_XS: {
       const int ib = e / 32;
-      const int ls = ((b[4 + ib / 2] >> (4 * (ib % 2))) & 15) | ((le16(b + 2) >> (2 * ib)) & 3) << 4;
+      const int low = (b[4 + ib / 2] >> (4 * (ib % 2))) & 15;
+      const int high = (le16(b + 2) >> (2 * ib)) & 3;
+      const int ls = low | high << 4;
       const float dl = f16_to_f32(le16(b)) * float(ls - 32);
       return dl * float(kIq4Values[nibble(b + 8 + 16 * ib, e % 32)]);
     }
-    default: throw Error("spec_decode: unsupported type");
+    default:
+      throw Error("spec_decode: unsupported type");
   }
 }
 
@@ -78,8 +87,8 @@ inline std::vector<float> spec_decode_all(GgmlType type, const uint8_t* data, in
   const auto info = *ggml_type_info(uint32_t(type));
   std::vector<float> out(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i)
-    out[size_t(i)] = spec_decode(type, data + (i / info.block_size) * info.type_size,
-                                 int(i % info.block_size));
+    out[size_t(i)] =
+        spec_decode(type, data + (i / info.block_size) * info.type_size, int(i % info.block_size));
   return out;
 }
 

@@ -98,7 +98,8 @@ INSTANTIATE_TEST_SUITE_P(
     golden_name);
 
 // name -> sha256 of the tensors of one type in a `*.tensors.tsv` listing.
-std::map<std::string, std::string> digests_of_type(const std::string& tsv, const std::string& type) {
+std::map<std::string, std::string> digests_of_type(const std::string& tsv,
+                                                   const std::string& type) {
   std::map<std::string, std::string> out;
   std::ifstream in(tsv);
   std::string line;
@@ -131,7 +132,9 @@ TEST_P(Q8Digests, MatchReferenceSha256) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, Q8Digests, ::testing::Values("dense-spm4k", "moe-gpt2bpe"),
-                         [](const auto& p) { return std::string(p.param) == "dense-spm4k" ? "dense" : "moe"; });
+                         [](const auto& p) {
+                           return std::string(p.param) == "dense-spm4k" ? "dense" : "moe";
+                         });
 
 class F16Models : public ::testing::TestWithParam<const char*> {};
 
@@ -167,7 +170,9 @@ TEST_P(F16Models, ConversionMatchesF16File) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, F16Models, ::testing::Values("stories260K", "dense-spm4k"),
-                         [](const auto& p) { return std::string(p.param) == "dense-spm4k" ? "dense" : "stories"; });
+                         [](const auto& p) {
+                           return std::string(p.param) == "dense-spm4k" ? "dense" : "stories";
+                         });
 
 }  // namespace
 }  // namespace imq

@@ -13,15 +13,10 @@ constexpr int kNtry = 7;
 int nearest_code(float v) {
   if (v <= float(kCodebook[0])) return 0;
   if (v >= float(kCodebook[15])) return 15;
-  int lo = 0, hi = 15;  // invariant: kCodebook[lo] <= v < kCodebook[hi]
-  while (hi - lo > 1) {
-    const int mid = (lo + hi) / 2;
-    if (v < float(kCodebook[mid])) {
-      hi = mid;
-    } else {
-      lo = mid;
-    }
-  }
+  if (v != v) return 15;  // NaN: where ggml's binary search ends up
+  // hi = the first entry above v (what a binary search finds), counted without branches.
+  int hi = 0;
+  for (int j = 0; j < 16; ++j) hi += v >= float(kCodebook[j]);
   return v - float(kCodebook[hi - 1]) < float(kCodebook[hi]) - v ? hi - 1 : hi;
 }
 

@@ -29,10 +29,10 @@ constexpr int kSuper = 256;
 constexpr int kSubBlocks = kSuper / kBlock;
 
 struct BlockIq4Xs {
-  uint16_t d;                     // f16 super-block scale
-  uint16_t scales_h;              // high 2 bits of sub-block scale ib at bits 2ib..2ib+1
+  uint16_t d;                        // f16 super-block scale
+  uint16_t scales_h;                 // high 2 bits of sub-block scale ib at bits 2ib..2ib+1
   uint8_t scales_l[kSubBlocks / 2];  // low 4 bits: even ib low nibble, odd ib high nibble
-  uint8_t qs[kSuper / 2];         // per sub-block 16 bytes, nibbles as IQ4_NL
+  uint8_t qs[kSuper / 2];            // per sub-block 16 bytes, nibbles as IQ4_NL
 };
 static_assert(sizeof(BlockIq4Xs) == 136, "IQ4_XS block is 136 bytes");
 
@@ -41,7 +41,8 @@ void dequantize(const void* src, float* dst, int64_t n) {
     const auto b = load_block<BlockIq4Xs>(src, i);
     const float d = f16_to_f32(b.d);
     for (int ib = 0; ib < kSubBlocks; ++ib) {
-      const int ls = ((b.scales_l[ib / 2] >> (4 * (ib % 2))) & 15) | (((b.scales_h >> (2 * ib)) & 3) << 4);
+      const int ls =
+          ((b.scales_l[ib / 2] >> (4 * (ib % 2))) & 15) | (((b.scales_h >> (2 * ib)) & 3) << 4);
       const float dl = d * float(ls - 32);
       const uint8_t* qs = b.qs + 16 * ib;
       float* y = dst + i * kSuper + ib * kBlock;

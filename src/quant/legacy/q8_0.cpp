@@ -34,6 +34,13 @@ void dequantize(const void* src, float* dst, int64_t n) {
   }
 }
 
+// roundf (ties away from zero) for |v| < 2^31, inline: v - trunc(v) is exact in float.
+inline int round_half_away(float v) {
+  const int i = int(v);
+  const float frac = v - float(i);
+  return frac >= 0.5f ? i + 1 : frac <= -0.5f ? i - 1 : i;
+}
+
 BlockQ8_0 quantize_block(const float* x) {
   float amax = 0;
   for (int j = 0; j < kQK; ++j) {
@@ -44,7 +51,7 @@ BlockQ8_0 quantize_block(const float* x) {
   const float id = d != 0 ? 1.0f / d : 0.0f;
   BlockQ8_0 b;
   b.d = f32_to_f16(d);
-  for (int j = 0; j < kQK; ++j) b.qs[j] = int8_t(int(std::round(x[j] * id)));
+  for (int j = 0; j < kQK; ++j) b.qs[j] = int8_t(round_half_away(x[j] * id));
   return b;
 }
 

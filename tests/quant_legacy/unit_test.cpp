@@ -1,2 +1,0 @@
-#include <gtest/gtest.h>
-#include "test_util_impl.h"
