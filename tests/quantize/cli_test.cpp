@@ -121,6 +121,26 @@ TEST(QuantizeCli, Q2KSNeedsAnImatrix) {
   TempDir d;
   expect_one_line_error(run_imq("quantize " + model + " " + d.file("o.gguf") + " Q2_K_S"), "blk.0.attn_k.weight");
   EXPECT_EQ(files_in(d.path()), 0u);
+  // --dry-run only warns, as llama-quantize does.
+  RunResult dry = run_imq("quantize --dry-run " + model + " " + d.file("o.gguf") + " Q2_K_S");
+  EXPECT_EQ(dry.rc, 0) << dry.err;
+  EXPECT_NE(dry.err.find("needs an importance matrix"), std::string::npos) << dry.err;
+}
+
+// A write that fails part way (file size limit standing in for a full disk) leaves nothing.
+TEST(QuantizeCli, FailedWriteLeavesNoFile) {
+  IMQ_NEED_SHARED(model, "reference/moe-gpt2bpe/q-Q4_K_M-noimat.gguf");
+  TempDir d;
+  const std::string out = d.file("o.gguf");
+  // ulimit -f counts KiB; an ignored SIGXFSZ makes write() fail with EFBIG instead.
+  const std::string cmd = "ulimit -f 1024; trap '' XFSZ; " + std::string(IMQ_BINARY) +
+                          " quantize --allow-requantize " + model + " " + out + " Q4_K_M >" +
+                          d.file("log") + " 2>&1";
+  const int st = std::system(("bash -c \"" + cmd + "\"").c_str());
+  EXPECT_NE(st, 0);
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_EQ(files_in(d.path()), 1u) << read_text(d.file("log"));  // only the log
+  EXPECT_NE(read_text(d.file("log")).find("write failed"), std::string::npos) << read_text(d.file("log"));
 }
 
 TEST(QuantizeCli, NamesNumbersAndDefaultOutputName) {
