@@ -1,0 +1,102 @@
+// Q4_1: blocks of 32 weights, f16 scale and f16 minimum, 4-bit codes (spec g.3).
+//
+//   offset 0        2        4                                            20
+//          +--------+--------+--------------------------------------------+
+//          | d  f16 | m  f16 | qs[16]: low nibble = q[j], high = q[j+16]  |
+//          +--------+--------+--------------------------------------------+
+//   x[j] = d * q[j] + m,   q in 0..15
+//
+// Without importance: d = (max - min) / 15, m = min, q = min(15, trunc((x - min)/d + 0.5)).
+// With importance: row-wide sigma2, w = qw * sqrt(sigma2 + x^2), ASYM-IM(15, -0.9, 0.05, 36).
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+
+#include "core/fp16.h"
+#include "quant/block_io.h"
+#include "quant/legacy/codecs.h"
+#include "quant/legacy/search.h"
+
+namespace imq::quant {
+namespace {
+
+constexpr int kQK = 32;
+
+struct BlockQ4_1 {
+  uint16_t d;             // f16 scale
+  uint16_t m;             // f16 minimum (added)
+  uint8_t qs[kQK / 2];    // element j in the low nibble of qs[j], j + 16 in the high nibble
+};
+static_assert(sizeof(BlockQ4_1) == 20, "Q4_1 block is 20 bytes");
+
+void pack(const uint8_t* q, BlockQ4_1& b) {
+  for (int j = 0; j < kQK / 2; ++j) b.qs[j] = uint8_t(q[j] | (q[j + kQK / 2] << 4));
+}
+
+void dequantize(const void* src, float* dst, int64_t n) {
+  for (int64_t i = 0; i < n / kQK; ++i) {
+    const auto b = load_block<BlockQ4_1>(src, i);
+    const float d = f16_to_f32(b.d);
+    const float m = f16_to_f32(b.m);
+    float* y = dst + i * kQK;
+    for (int j = 0; j < kQK / 2; ++j) {
+      y[j] = float(b.qs[j] & 0x0f) * d + m;
+      y[j + kQK / 2] = float(b.qs[j] >> 4) * d + m;
+    }
+  }
+}
+
+BlockQ4_1 quantize_block_plain(const float* x) {
+  float min = FLT_MAX, max = -FLT_MAX;
+  for (int j = 0; j < kQK; ++j) {
+    if (x[j] < min) min = x[j];
+    if (x[j] > max) max = x[j];
+  }
+  const float d = (max - min) / 15.0f;
+  const float id = d != 0 ? 1.0f / d : 0.0f;
+  uint8_t q[kQK];
+  for (int j = 0; j < kQK; ++j)
+    q[j] = uint8_t(std::min(15, int(int8_t(int((x[j] - min) * id + 0.5f)))));
+  BlockQ4_1 b;
+  b.d = f32_to_f16(d);
+  b.m = f32_to_f16(min);
+  pack(q, b);
+  return b;
+}
+
+BlockQ4_1 quantize_block_importance(const float* x, const float* qw, float sigma2) {
+  float w[kQK];
+  importance_weights(x, qw, sigma2, kQK, w);
+  uint8_t q[kQK];
+  float neg_min = 0;
+  const float d = asym_scale_search_im(kQK, 15, x, w, q, &neg_min, -0.9f, 0.05f, 36, false);
+  BlockQ4_1 b;
+  b.d = f32_to_f16(d);
+  b.m = f32_to_f16(-neg_min);
+  pack(q, b);
+  return b;
+}
+
+size_t quantize(const float* src, void* dst, int64_t nrows, int64_t n_per_row,
+                const float* importance) {
+  const int64_t nb = n_per_row / kQK;
+  for (int64_t r = 0; r < nrows; ++r) {
+    const float* x = src + r * n_per_row;
+    const float sigma2 = importance ? row_sigma2(x, n_per_row) : 0.0f;
+    for (int64_t i = 0; i < nb; ++i) {
+      const BlockQ4_1 b = importance
+                              ? quantize_block_importance(x + i * kQK, importance + i * kQK, sigma2)
+                              : quantize_block_plain(x + i * kQK);
+      store_block(dst, r * nb + i, b);
+    }
+  }
+  return size_t(nrows * nb) * sizeof(BlockQ4_1);
+}
+
+}  // namespace
+
+Codec q4_1_codec() {
+  return {uint32_t(GgmlType::Q4_1), "q4_1", kQK, sizeof(BlockQ4_1), dequantize, quantize};
+}
+
+}  // namespace imq::quant

@@ -1,0 +1,2 @@
+#include <gtest/gtest.h>
+#include "test_util_impl.h"
