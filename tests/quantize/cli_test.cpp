@@ -203,3 +203,24 @@ TEST(QuantizeCli, DryRunSizeEqualsRealSize) {
 
 }  // namespace
 }  // namespace imq::test
+
+namespace imq::test {
+namespace {
+
+// Progress with ETA goes to stderr only when it is a terminal (run under `script` for a pty).
+TEST(QuantizeCli, ProgressOnlyOnATerminal) {
+  IMQ_NEED_SHARED(model, "models/dense-spm4k-f16.gguf");
+  if (std::system("command -v script >/dev/null 2>&1") != 0) GTEST_SKIP() << "no `script` for a pty";
+  TempDir d;
+  RunResult plain = run_imq("quantize " + model + " " + d.file("a.gguf") + " Q8_0 2");
+  ASSERT_EQ(plain.rc, 0) << plain.err;
+  EXPECT_EQ(plain.err.find("ETA"), std::string::npos) << plain.err;
+  const std::string cmd = std::string(IMQ_BINARY) + " quantize " + model + " " + d.file("b.gguf") + " Q8_0 2";
+  const int st = std::system(("script -qec '" + cmd + "' /dev/null >" + d.file("tty.log") + " 2>&1").c_str());
+  ASSERT_EQ(st, 0) << read_text(d.file("tty.log"));
+  EXPECT_NE(read_text(d.file("tty.log")).find("ETA"), std::string::npos) << read_text(d.file("tty.log"));
+  EXPECT_TRUE(read_text(d.file("a.gguf")) == read_text(d.file("b.gguf")));
+}
+
+}  // namespace
+}  // namespace imq::test
