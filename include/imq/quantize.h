@@ -54,6 +54,7 @@ struct Options {
   bool pure = false;                 // no mix rules: every quantized tensor gets the default type
   bool leave_output_tensor = false;  // keep output.weight in its input type
   bool allow_requantize = false;     // accept already quantized inputs (dequantized first)
+  bool dry_run = false;              // plan only: a missing required imatrix only warns
   Search search = Search::kReference;
 };
 

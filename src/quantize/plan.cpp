@@ -154,9 +154,13 @@ Plan make_plan(const gguf::File& model, const Options& opt) {
       if (has_imatrix) attach_importance(tp, imp, opt.imatrix_path, plan.warnings);
       const bool exempt = tp.name == "token_embd.weight" || tp.name == "output.weight";
       if (tp.dst_type == uint32_t(G::Q2_K) && opt.ftype == FType::Q2_K_S && !exempt &&
-          tp.importance_use != ImportanceUse::kUsed)
-        throw_error("tensor {}: Q2_K inside a Q2_K_S file needs an importance matrix ({})",
-                    tp.name, has_imatrix ? "the imatrix has no entry for it" : "use --imatrix");
+          tp.importance_use != ImportanceUse::kUsed) {
+        std::string msg = fmt::format("tensor {}: Q2_K inside a Q2_K_S file needs an importance "
+                                      "matrix ({})", tp.name,
+                                      has_imatrix ? "the imatrix has no entry for it" : "use --imatrix");
+        if (!opt.dry_run) throw Error(msg);
+        plan.warnings.push_back(std::move(msg));
+      }
     }
     tp.dst_bytes = tensor_bytes(tp.dst_type, tp.ne);
     plan.src_bytes += tp.src_bytes;

@@ -121,6 +121,26 @@ TEST(QuantizeCli, Q2KSNeedsAnImatrix) {
   TempDir d;
   expect_one_line_error(run_imq("quantize " + model + " " + d.file("o.gguf") + " Q2_K_S"), "blk.0.attn_k.weight");
   EXPECT_EQ(files_in(d.path()), 0u);
+  // --dry-run only warns, as llama-quantize does.
+  RunResult dry = run_imq("quantize --dry-run " + model + " " + d.file("o.gguf") + " Q2_K_S");
+  EXPECT_EQ(dry.rc, 0) << dry.err;
+  EXPECT_NE(dry.err.find("needs an importance matrix"), std::string::npos) << dry.err;
+}
+
+// A write that fails part way (file size limit standing in for a full disk) leaves nothing.
+TEST(QuantizeCli, FailedWriteLeavesNoFile) {
+  IMQ_NEED_SHARED(model, "reference/moe-gpt2bpe/q-Q4_K_M-noimat.gguf");
+  TempDir d;
+  const std::string out = d.file("o.gguf");
+  // ulimit -f counts KiB; an ignored SIGXFSZ makes write() fail with EFBIG instead.
+  const std::string cmd = "ulimit -f 1024; trap '' XFSZ; " + std::string(IMQ_BINARY) +
+                          " quantize --allow-requantize " + model + " " + out + " Q4_K_M >" +
+                          d.file("log") + " 2>&1";
+  const int st = std::system(("bash -c \"" + cmd + "\"").c_str());
+  EXPECT_NE(st, 0);
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_EQ(files_in(d.path()), 1u) << read_text(d.file("log"));  // only the log
+  EXPECT_NE(read_text(d.file("log")).find("write failed"), std::string::npos) << read_text(d.file("log"));
 }
 
 TEST(QuantizeCli, NamesNumbersAndDefaultOutputName) {
@@ -179,6 +199,27 @@ TEST(QuantizeCli, DryRunSizeEqualsRealSize) {
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_EQ(dry_run_size(dry.out), fs::file_size(out));
   EXPECT_NE(r.out.find("converting to q5_K"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace imq::test
+
+namespace imq::test {
+namespace {
+
+// Progress with ETA goes to stderr only when it is a terminal (run under `script` for a pty).
+TEST(QuantizeCli, ProgressOnlyOnATerminal) {
+  IMQ_NEED_SHARED(model, "models/dense-spm4k-f16.gguf");
+  if (std::system("command -v script >/dev/null 2>&1") != 0) GTEST_SKIP() << "no `script` for a pty";
+  TempDir d;
+  RunResult plain = run_imq("quantize " + model + " " + d.file("a.gguf") + " Q8_0 2");
+  ASSERT_EQ(plain.rc, 0) << plain.err;
+  EXPECT_EQ(plain.err.find("ETA"), std::string::npos) << plain.err;
+  const std::string cmd = std::string(IMQ_BINARY) + " quantize " + model + " " + d.file("b.gguf") + " Q8_0 2";
+  const int st = std::system(("script -qec '" + cmd + "' /dev/null >" + d.file("tty.log") + " 2>&1").c_str());
+  ASSERT_EQ(st, 0) << read_text(d.file("tty.log"));
+  EXPECT_NE(read_text(d.file("tty.log")).find("ETA"), std::string::npos) << read_text(d.file("tty.log"));
+  EXPECT_TRUE(read_text(d.file("a.gguf")) == read_text(d.file("b.gguf")));
 }
 
 }  // namespace

@@ -182,6 +182,7 @@ int cmd_quantize(int argc, char** argv) {
   opt.pure = pure;
   opt.leave_output_tensor = leave_output;
   opt.allow_requantize = requantize;
+  opt.dry_run = dry_run;
   opt.search = parse_search(search);
 
   const auto t0 = Clock::now();
