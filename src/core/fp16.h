@@ -1,5 +1,5 @@
 // IEEE binary16 and bfloat16 conversions, bit-exact with ggml's software paths:
-// f32 -> f16 rounds to nearest even (as F16C does); f32 -> bf16 rounds to nearest even and
+// f32 -> f16 rounds to nearest even (as F16C does; NaN -> 0x7e00 with the sign, as ggml's software path); f32 -> bf16 rounds to nearest even and
 // quiets NaNs (as ggml_compute_fp32_to_bf16).
 #pragma once
 #include <bit>
@@ -31,9 +31,8 @@ inline uint16_t f32_to_f16(float f) {
   const uint32_t x = std::bit_cast<uint32_t>(f);
   const uint32_t sign = (x >> 16) & 0x8000;
   const uint32_t absx = x & 0x7fffffff;
-  if (absx >= 0x7f800000u) {  // Inf or NaN
-    return uint16_t(sign | 0x7c00 | (absx > 0x7f800000u ? 0x200 | ((absx >> 13) & 0x3ff) : 0));
-  }
+  if (absx > 0x7f800000u) return uint16_t(sign | 0x7e00);  // every NaN -> canonical quiet NaN, as ggml
+  if (absx == 0x7f800000u) return uint16_t(sign | 0x7c00);
   if (absx >= 0x477ff000u) return uint16_t(sign | 0x7c00);  // rounds to >= 65520 -> Inf
   if (absx < 0x38800000u) {  // result is subnormal or zero: round(abs * 2^24) half to even
     if (absx < 0x33000000u) return uint16_t(sign);  // < 2^-25 -> 0 (2^-25 exactly ties to 0)

@@ -29,10 +29,10 @@ class CountingSink : public Sink {
 
 class FileSink : public Sink {
  public:
-  explicit FileSink(AtomicFile& f) : f_(f) {}
+  explicit FileSink(AtomicFile& f) : f_(f) { buf_.reserve(1 << 20); }  // reserve: also avoids a GCC 12 false -Wstringop-overflow
   void put(const void* p, size_t n) override {
     buf_.insert(buf_.end(), static_cast<const uint8_t*>(p), static_cast<const uint8_t*>(p) + n);
-    if (buf_.size() >= (1 << 20)) flush();
+    if (buf_.size() >= (1 << 20) - 4096) flush();
   }
   void flush() {
     f_.write(buf_.data(), buf_.size());
