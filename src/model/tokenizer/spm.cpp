@@ -41,7 +41,9 @@ int32_t byte_token(const Vocab& v, uint8_t byte) {
 
 }  // namespace
 
-void spm_encode(const Vocab& v, std::string_view text, std::vector<int32_t>& out) {
+namespace {
+
+void encode_run(const Vocab& v, std::string_view text, std::vector<int32_t>& out) {
   std::vector<Symbol> sym;
   sym.reserve(text.size());
   for (size_t off = 0; off < text.size();) {
@@ -86,6 +88,24 @@ void spm_encode(const Vocab& v, std::string_view text, std::vector<int32_t>& out
       for (char c : piece) out.push_back(byte_token(v, uint8_t(c)));
     }
   }
+}
+
+}  // namespace
+
+void spm_encode(const Vocab& v, std::string_view text, std::vector<int32_t>& out) {
+  // Cut after every character that is one byte no multi-byte token contains (typically
+  // '\n'): no symbol can grow across it, so the runs between cuts merge independently.
+  size_t start = 0;
+  for (size_t i = 0; i < text.size();) {
+    const uint8_t c = uint8_t(text[i]);
+    const size_t n = std::min(utf8_len(c), text.size() - i);
+    i += n;
+    if (n == 1 && c < 128 && v.isolated_ascii[c]) {
+      encode_run(v, text.substr(start, i - start), out);
+      start = i;
+    }
+  }
+  if (start < text.size()) encode_run(v, text.substr(start), out);
 }
 
 }  // namespace imq::tok

@@ -105,6 +105,12 @@ void finalize_vocab(Vocab& v) {
   for (int32_t id : {v.eos, v.eot, v.eom})
     if (id != Vocab::kNone) v.eog.insert(id);
 
+  v.isolated_ascii.fill(true);
+  for (const std::string& t : v.tokens)
+    if (t.size() > 1)
+      for (char c : t)
+        if (uint8_t(c) < 128) v.isolated_ascii[uint8_t(c)] = false;
+
   v.special_tokens.clear();
   for (size_t i = 0; i < n; ++i)
     if (v.attrs[i] & (kAttrControl | kAttrUserDefined | kAttrUnknown)) v.special_tokens.push_back(int32_t(i));

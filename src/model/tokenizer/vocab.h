@@ -2,6 +2,7 @@
 // tables derived from them once (text -> id, merge ranks, special-token list, end-of-generation
 // set). Tests build one by hand and call finalize_vocab().
 #pragma once
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -64,6 +65,9 @@ struct Vocab {
   TokenMap merge_rank;   // left + '\xff' + right -> rank (first occurrence wins)
   std::vector<int32_t> special_tokens;  // CONTROL/USER_DEFINED/UNKNOWN ids, longest text first
   std::unordered_set<int32_t> eog;      // end-of-generation ids
+  // ASCII bytes that occur in no token longer than one byte: no merge can reach across them,
+  // so SPM may process the text between them independently (same result, smaller heaps).
+  std::array<bool, 128> isolated_ascii{};
 
   int32_t find(std::string_view text) const {
     auto it = token_to_id.find(text);

@@ -90,7 +90,8 @@ Vocab load_vocab(const gguf::File& f) {
     for (const Value& m : merges.items) v.merges.push_back(m.as_string());
     if (const Value* p = f.find("tokenizer.ggml.pre")) {
       if (p->type != ValueType::STRING)
-        throw_error("{}: key tokenizer.ggml.pre has type {}, expected STRING", f.path(), gguf::value_type_name(p->type));
+        throw_error("{}: key tokenizer.ggml.pre has type {}, expected STRING", f.path(),
+                    gguf::value_type_name(p->type));
       v.pre = p->as_string();
     }
     try {
