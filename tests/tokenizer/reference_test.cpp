@@ -3,6 +3,7 @@
 // vocab-only files and the reference models, and `imq tokenize` byte for byte.
 #include <gtest/gtest.h>
 
+#include <random>
 #include <sstream>
 
 #include "imq/gguf.h"
@@ -96,6 +97,43 @@ INSTANTIATE_TEST_SUITE_P(Vocab, VocabVectors,
                              if (c == '-') c = '_';
                            return s;
                          });
+
+// Random text over a mixed alphabet: the tokens' pieces spell the text again (SPM: after the
+// space prefix; byte-level BPE: exactly, for valid UTF-8).
+std::string random_text(std::mt19937& rng, bool invalid_bytes) {
+  static const std::vector<std::string> kAlphabet = {
+      "a", "b", "e", "t", "T", " ", "  ", "\n", "\t", "\r\n", "'s", "1", "23", ".", ",", "!", "\xc3\xa9",
+      "\xd0\xb6", "\xe6\x88\x91", "\xe3\x80\x80", "\xf0\x9f\x98\x80", "\xe2\x80\xa8", "the", " of", "<", "s>"};
+  std::string s;
+  const int n = int(rng() % 40);
+  for (int i = 0; i < n; ++i) {
+    if (invalid_bytes && rng() % 10 == 0) s += char(0x80 + rng() % 128);
+    else s += kAlphabet[rng() % kAlphabet.size()];
+  }
+  if (invalid_bytes) std::erase(s, ' ');  // a stray lead byte would swallow the bytes of a "\u2581"
+  return s;
+}
+
+TEST(RoundTrip, PiecesSpellTheText) {
+  IMQ_NEED_SHARED(spm_path, "models/vocab/ggml-vocab-llama-spm.gguf");
+  IMQ_NEED_SHARED(bpe_path, "models/vocab/ggml-vocab-gpt-2.gguf");
+  const auto spm = open_tokenizer(spm_path);
+  const auto bpe = open_tokenizer(bpe_path);
+  auto spell = [](const Tokenizer& t, const std::string& text) {
+    std::string s;
+    for (int32_t id : t.encode(text, false, false)) s += t.piece(id);
+    return s;
+  };
+  std::mt19937 rng(42);
+  for (int iter = 0; iter < 1000; ++iter) {
+    for (bool invalid : {false, true}) {
+      const std::string raw = random_text(rng, invalid);
+      ASSERT_EQ(spell(*spm, raw), raw.empty() ? raw : " " + raw) << iter;
+    }
+    const std::string text = random_text(rng, false);
+    ASSERT_EQ(spell(*bpe, text), text) << iter;
+  }
+}
 
 struct ModelText {
   const char* model;
