@@ -105,6 +105,8 @@ Imatrix read_cimatrix(const std::string& path, const ReadOptions& opt) {
     const bool experts = name.find("_exps.") != std::string::npos;
     uint64_t n_slots = 1;
     if (experts) {
+      if (n_expert <= 0 && model)
+        r.fail(at, fmt::format("{}: expert weights, but the model {} has no experts", key, opt.model_path));
       if (n_expert <= 0)
         r.fail(at, fmt::format("{}: expert weights need the model (-m) or the number of experts", key));
       n_slots = uint64_t(n_expert);

@@ -35,7 +35,7 @@ std::string format_statistics(const Statistics& s, const std::string& file_name)
 }
 
 std::string statistics_json(const Statistics& s, const Imatrix& m, const std::string& file_name) {
-  using nlohmann::json;
+  using json = nlohmann::ordered_json;
   json tensors = json::array();
   for (const auto& t : s.tensors) {
     json j = {{"name", t.name},
