@@ -62,12 +62,13 @@ function drawHeader() {
 function tensorTip(t) {
   const s = t.stats;
   let out = t.name;
-  if (!s) return out + '\nno tokens (count 0): no statistics';
+  if (!s) return out + '\nno tokens (count 0): no statistics' +
+                      (t.nonfinite ? `\n!! ${t.nonfinite} NaN/Inf values` : '');
   out += `\nμ (mean importance) ${fmt(s.mean)}\nΣ(Act²)  ${fmt(s.sum)}\nmax      ${fmt(s.max)}` +
          `   max/μ ${fmt(t.maxmean, 3)}\nN        ${fmtInt(s.n)}   active ${fmt(s.active)}%` +
          `\nCosSim (prev layer) ${fmt(s.cos, 3)}`;
   if (t.slots > 1) out += `\nexperts  ${t.slots - t.zero_slots} of ${t.slots} with tokens`;
-  if (t.nan || t.inf) out += `\n!! ${t.nan} NaN, ${t.inf} Inf`;
+  if (t.nonfinite) out += `\n!! ${t.nonfinite} NaN/Inf values (left out of these numbers)`;
   return out;
 }
 
@@ -107,7 +108,7 @@ function drawHeatmap() {
       if (!t) return;
       const s = t.stats, x = ml + j * cw, y = mt + i * ch;
       let fill = 'url(#hatch)', cls = 'cell nodata', dark = false;
-      if (s && s.mean === null) { fill = '#e03131'; cls = 'cell nan'; dark = true; }
+      if (t.nonfinite) { fill = '#e03131'; cls = 'cell nan'; dark = true; }
       else if (s && s.mean > 0) {
         const c = ramp(VIRIDIS, (Math.log10(s.mean) - lo) / (hi - lo));
         fill = c.css; cls = 'cell'; dark = c.dark;
@@ -116,7 +117,7 @@ function drawHeatmap() {
                               'data-name': t.name }, root);
       r.addEventListener('click', () => selectTensor(t.name, true));
       if (ch >= 15 && cw >= 40) {
-        const label = !s ? 'no tok' : s.mean === null ? 'NaN' : fmt(s.mean, 3);
+        const label = t.nonfinite ? 'NaN/Inf' : !s ? 'no tok' : fmt(s.mean, 3);
         svg('text', { x: x + cw / 2, y: y + ch / 2 + 3.5, 'text-anchor': 'middle', 'pointer-events': 'none',
                       style: `fill:${dark ? '#fff' : '#1d2330'};font-size:10px` }, root, label);
       }

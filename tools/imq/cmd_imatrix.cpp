@@ -5,6 +5,8 @@
 //   imq imatrix --in-file A --output-format dat -o A.dat     convert
 //   imq imatrix --in-file A --show-statistics [--json]       statistics
 //   imq imatrix merge A B ... -o OUT | convert A -o B | stats A [--json]
+//   imq imatrix --in-file A [--in-file B] --report R.html   HTML report (two inputs: compared)
+//   imq imatrix stats A [--compare B] --report R.html
 //
 // Unlike llama-imatrix, -m is only needed to collect (and to read a .cimatrix's module names).
 #include <cstdio>
@@ -18,6 +20,7 @@
 #include "cmd_imatrix.h"
 #include "imq/error.h"
 #include "imq/imatrix.h"
+#include "imatrix/report.h"
 
 namespace imq::cli {
 namespace {
@@ -150,6 +153,22 @@ int show_statistics(const FileOptions& o, bool json) {
   return 0;
 }
 
+// The HTML report of the first input, compared with the second when there are two.
+int write_report(const FileOptions& o, const std::string& path) {
+  if (o.in_files.empty() || o.in_files.size() > 2)
+    throw_error("--report takes one input imatrix, or two to compare ({} given)", o.in_files.size());
+  auto inputs = read_inputs(o, true);
+  imatrix::ReportOptions ro;
+  ro.name_a = inputs[0].path;
+  if (inputs.size() > 1) ro.name_b = inputs[1].path;
+  imatrix::write_report(path, inputs[0].data, inputs.size() > 1 ? &inputs[1].data : nullptr, ro);
+  for (const auto& in : inputs)
+    for (const auto& c : imatrix::coverage_issues(in.data)) warn(o, imatrix::describe(c));
+  info(o, fmt::format("wrote the report to '{}'", path));
+  flush_log(o);
+  return 0;
+}
+
 void add_file_options(CLI::App& app, FileOptions& o) {
   // As in llama.cpp, a repeated option takes its last value (lists are declared TakeAll).
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
@@ -190,6 +209,7 @@ int subcommand(const std::string& name, int argc, char** argv) {
   FileOptions o;
   bool json = false;
   std::vector<std::string> files;
+  std::string report, compare;
   CLI::App app{"", "imq imatrix " + name};
   if (name == "merge") {
     app.description("sum importance matrices (raw sums and token counts) into one file");
@@ -204,6 +224,8 @@ int subcommand(const std::string& name, int argc, char** argv) {
     app.description("print llama-imatrix's statistics of an importance matrix");
     app.add_option("file", files, "input imatrix")->required()->expected(1);
     app.add_flag("--json", json, "print JSON instead of the tables");
+    app.add_option("--report", report, "write an HTML report to this file instead");
+    app.add_option("--compare", compare, "with --report: compare with this imatrix (same model)");
   }
   add_file_options(app, o);
   if (name != "stats") {
@@ -215,7 +237,9 @@ int subcommand(const std::string& name, int argc, char** argv) {
   o.chunk_size_given = app.count("-c") > 0;
   o.in_files = split_lists(files);
   if (name == "merge" && o.in_files.empty()) throw_error("merge: no input imatrix given");
-  if (name == "stats") return show_statistics(o, json);
+  if (!compare.empty() && report.empty()) throw_error("--compare needs --report FILE");
+  if (!compare.empty()) o.in_files.push_back(compare);
+  if (name == "stats") return report.empty() ? show_statistics(o, json) : write_report(o, report);
   write_output(combine(o), o, output_format(o, true));
   return 0;
 }
@@ -234,6 +258,7 @@ int cmd_imatrix(int argc, char** argv) {
   CollectCommand c;
   imatrix::CollectOptions& co = c.opt;
   std::vector<std::string> in_files;
+  std::string report;
   bool show_stats = false, json = false, ppl = false;
   int64_t output_frequency = co.output_frequency;
   add_file_options(app, o);
@@ -244,6 +269,8 @@ int cmd_imatrix(int argc, char** argv) {
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app.add_flag("--show-statistics", show_stats, "print statistics of the one --in-file and exit");
   app.add_flag("--json", json, "statistics as JSON");
+  app.add_option("--report", report, "write an HTML report of the --in-file (two: compared) or of the "
+                 "collected output to this file");
   app.add_option("-b,--batch-size", c.n_batch, "logical batch size")->capture_default_str();
   app.add_option("--ubatch-size", co.n_ubatch, "tokens per forward pass (also -ub)")->capture_default_str();
   app.add_option("-t,--threads", co.n_threads, "threads (default: all cores)");
@@ -262,7 +289,11 @@ int cmd_imatrix(int argc, char** argv) {
   o.in_files = split_lists(in_files);
   if (ppl) c.no_ppl = false;
 
-  if (show_stats) return show_statistics(o, json);
+  if (show_stats && report.empty()) return show_statistics(o, json);
+  if (!report.empty() && c.text_path.empty()) {
+    if (show_stats) show_statistics(o, json);
+    return write_report(o, report);
+  }
   if (c.text_path.empty()) {  // combine only (or convert)
     if (o.in_files.empty()) throw_error("nothing to do: give -f TEXT (with -m MODEL) to collect, or --in-file FILE");
     info(o, "No prompt provided; combining precomputed matrices only.");
@@ -284,7 +315,10 @@ int cmd_imatrix(int argc, char** argv) {
     c.start = combine(inputs);
     flush_log(inputs);
   }
-  return run_collection(c);
+  const int rc = run_collection(c);
+  if (rc != 0 || report.empty()) return rc;
+  o.in_files = {co.output};
+  return write_report(o, report);
 }
 
 }  // namespace imq::cli
