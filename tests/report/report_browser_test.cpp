@@ -46,7 +46,7 @@ std::string run_chromium(const std::string& chromium, const imq::test::TempDir& 
                          const std::string& html_path, const std::string& args) {
   std::string out = dir.file("stdout.txt");
   std::string cmd = "timeout 120 " + chromium +
-                    " --headless --no-sandbox --disable-gpu --disable-background-networking"
+                    " --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --disable-background-networking"
                     " --disable-component-update --disable-sync --no-first-run --hide-scrollbars"
                     " --user-data-dir=" + dir.file("profile") + " " + args + " file://" + html_path +
                     " >" + out + " 2>" + dir.file("stderr.txt") + " </dev/null";
