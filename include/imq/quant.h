@@ -22,6 +22,12 @@ struct Codec {
   // nrows * n_per_row / block_size blocks; returns bytes written. importance may be null.
   size_t (*quantize)(const float* src, void* dst, int64_t nrows, int64_t n_per_row,
                      const float* importance);
+  // imq's own search (`imq quantize --search imq`), same signature and bytes layout as
+  // `quantize` but choosing the block values to lower the weighted squared error of each block
+  // as decoded (never above the reference's); nullptr where the type has none (then --search imq
+  // uses `quantize`). Set for Q2_K, Q3_K, Q4_K, Q5_K, Q6_K (src/quant/kquants/search_imq.h).
+  size_t (*quantize_imq)(const float* src, void* dst, int64_t nrows, int64_t n_per_row,
+                         const float* importance) = nullptr;
 };
 
 // The codec for a type id, or nullptr when imq cannot (de)quantize that type.

@@ -39,10 +39,11 @@ const FTypeInfo& parse_ftype(std::string_view s);
 // ("q6_K", "Q8_0", "f16", case-insensitive). Throws listing the types imq can write.
 uint32_t parse_tensor_type(std::string_view s);
 
-// How a codec searches for the block values. Only llama.cpp's reference search exists today;
-// the option is the seam where a better search plugs in.
-enum class Search { kReference };
-Search parse_search(std::string_view s);  // "reference"; throws otherwise
+// How a codec searches for the block values. kReference: llama.cpp's, byte for byte.
+// kImq: imq's own search (quant::Codec::quantize_imq) where a type has one (the K-quants),
+// the reference elsewhere; same file layout, lower weighted block error, more compute.
+enum class Search { kReference, kImq };
+Search parse_search(std::string_view s);  // "reference" or "imq"; throws otherwise
 
 struct Options {
   FType ftype = FType::Q4_K_M;

@@ -86,7 +86,8 @@ uint32_t parse_tensor_type(std::string_view s) {
 
 Search parse_search(std::string_view s) {
   if (iequals(s, "reference")) return Search::kReference;
-  throw_error("unknown search '{}'; valid: reference", s);
+  if (iequals(s, "imq")) return Search::kImq;
+  throw_error("unknown search '{}'; valid: reference, imq", s);
 }
 
 }  // namespace imq::quantize

@@ -183,7 +183,8 @@ TEST(FileTypes, NamesAliasesAndNumbers) {
   EXPECT_EQ(parse_tensor_type("q6_k"), id(G::Q6_K));
   EXPECT_THROW(parse_tensor_type("iq2_xxs"), Error);
   EXPECT_EQ(parse_search("reference"), Search::kReference);
-  EXPECT_THROW(parse_search("imq"), Error);
+  EXPECT_EQ(parse_search("IMQ"), Search::kImq);
+  EXPECT_THROW(parse_search("best"), Error);
 }
 
 // A GGUF imatrix with an expert that never saw a token: its slot becomes neutral 1.0.

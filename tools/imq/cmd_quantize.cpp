@@ -128,7 +128,7 @@ int cmd_quantize(int argc, char** argv) {
   app.add_flag("--leave-output-tensor", leave_output, "keep output.weight unquantized");
   app.add_flag("--allow-requantize", requantize, "allow quantized input tensors (dequantized first)");
   app.add_flag("--dry-run", dry_run, "plan only: print the types and sizes, write nothing");
-  app.add_option("--search", search, "block search: reference (llama.cpp's)");
+  app.add_option("--search", search, "block search: reference (llama.cpp's, byte-exact) or imq (lower weighted error, same format)");
   app.add_option("args", positional, "INPUT.gguf [OUTPUT.gguf] TYPE [NTHREADS]")->required();
   try {
     app.parse(argc, argv);

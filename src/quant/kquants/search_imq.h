@@ -1,0 +1,48 @@
+// imq's own K-quant search ("--search imq"): same block bytes layout as ggml, different choices
+// of d/dmin, sub-block scale/min codes and element codes, picked to lower the weighted squared
+// error sum w_i (x_i - x^_i)^2 of the whole super-block as the reference dequantizer decodes it.
+// The weights are the ones llama.cpp's own search uses for that type (k_error_weights).
+//
+// Every block starts from the reference (byte-exact llama.cpp) block and keeps it unless a
+// candidate decodes with a strictly lower error, so imq is never worse block by block.
+#pragma once
+#include <cstdint>
+
+#include "quant/kquants/kquants.h"
+
+namespace imq::quant {
+
+// A K-quant super-block in canonical form: x^ = (d * sc_j) * q - dmin * m_j for element i of
+// sub-block j (dmin, m absent for the symmetric Q3_K / Q6_K).
+struct KShape {
+  int n_sub, sub;      // sub-blocks and their length (n_sub * sub = 256)
+  int qmin, qmax;      // element codes
+  int smin, smax;      // sub-block scale codes
+  int mmax;            // sub-block min codes 0..mmax; 0 = symmetric type
+};
+
+struct KParams {
+  float d = 0, dmin = 0;
+  int sc[16] = {}, m[16] = {};
+  int8_t q[256] = {};
+};
+
+// The error weights of a type: llama.cpp's search weights for that type (qw == nullptr: its
+// no-imatrix defaults, e.g. x^2 for Q3_K / Q6_K, |x| for Q2_K, rms + |x| for Q4_K / Q5_K).
+void k_error_weights(uint32_t type, const float* x, const float* qw, float w[256]);
+
+// sum w_i (x_i - y_i)^2 over one super-block, in double.
+double k_block_error(const float* x, const float* y, const float* w);
+
+// Improves `p` (which must hold a valid decoded block of `shape`) for values x and weights w;
+// returns the canonical weighted error of the result (never above the error of the input).
+double k_improve(const KShape& shape, const float* x, const float* w, KParams& p);
+
+// Per-type entry points with the signature of quantize_block_*.
+void quantize_block_q2_k_imq(const float* x, const float* qw, BlockQ2K* y);
+void quantize_block_q3_k_imq(const float* x, const float* qw, BlockQ3K* y);
+void quantize_block_q4_k_imq(const float* x, const float* qw, BlockQ4K* y);
+void quantize_block_q5_k_imq(const float* x, const float* qw, BlockQ5K* y);
+void quantize_block_q6_k_imq(const float* x, const float* qw, BlockQ6K* y);
+
+}  // namespace imq::quant
