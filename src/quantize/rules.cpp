@@ -79,6 +79,7 @@ uint32_t attn_v_type(const ModelInfo& m, MixState& st, FType ft, uint32_t t) {
     case FType::Q2_K: t = m.n_gqa() >= 4 ? id(G::Q4_K) : id(G::Q3_K); break;
     case FType::Q2_K_S: if (m.n_gqa() >= 4) t = id(G::Q4_K); break;
     case FType::Q3_K_M: t = i < 2 ? id(G::Q5_K) : id(G::Q4_K); break;
+    case FType::Q3_HIFI_M: t = id(G::Q3_HIFI); break;
     case FType::Q3_K_L: t = id(G::Q5_K); break;
     case FType::IQ4_NL: case FType::IQ4_XS: if (m.n_gqa() >= 4) t = id(G::Q5_K); break;
     case FType::Q4_K_M: case FType::Q5_K_M: if (use_more_bits(i, n)) t = id(G::Q6_K); break;
@@ -103,6 +104,7 @@ uint32_t ffn_down_type(const ModelInfo& m, MixState& st, FType ft, bool has_imat
       t = i < n / 16 ? id(G::Q5_K) : (!falcon || use_more_bits(i, n)) ? id(G::Q4_K) : id(G::Q3_K);
       break;
     case FType::Q3_K_L: t = falcon ? id(G::Q4_K) : id(G::Q5_K); break;
+    case FType::Q3_HIFI_M: t = i < n / 3 ? id(G::Q3_HIFI) : id(G::Q4_K); break;
     case FType::Q4_K_M:
       if (falcon)
         t = i < n / 16 ? id(G::Q6_K) : use_more_bits(i, n) ? id(G::Q5_K) : id(G::Q4_K);
@@ -135,7 +137,7 @@ uint32_t attn_output_type(const ModelInfo& m, FType ft, uint32_t t) {
   }
   switch (ft) {
     case FType::Q2_K: return id(G::Q3_K);
-    case FType::Q3_K_M: return id(G::Q4_K);
+    case FType::Q3_K_M: case FType::Q3_HIFI_M: return id(G::Q4_K);
     case FType::Q3_K_L: return id(G::Q5_K);
     default: return t;
   }
@@ -216,7 +218,9 @@ uint32_t shape_fallback(std::string_view name, int64_t ne0, uint32_t type) {
     case G::Q4_K: f = id(G::Q5_0); break;
     case G::Q5_K: f = id(G::Q5_1); break;
     case G::Q6_K: f = id(G::Q8_0); break;
-    case G::Q2_K: case G::Q3_K: case G::TQ1_0: case G::TQ2_0: case G::Q2_0: f = id(G::Q4_0); break;
+    case G::Q2_K: case G::Q3_K: case G::TQ1_0: case G::TQ2_0: case G::Q2_0: case G::Q3_HIFI:
+      f = id(G::Q4_0);
+      break;
     case G::IQ1_S: case G::IQ1_M: case G::IQ2_XXS: case G::IQ2_XS: case G::IQ2_S:
     case G::IQ3_XXS: case G::IQ3_S: case G::IQ4_XS: f = id(G::IQ4_NL); break;
     default:
