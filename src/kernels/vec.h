@@ -1,0 +1,28 @@
+// Vector primitives used by the matmul and attention code. Each has a portable scalar
+// reference (vec_ref::*, the spec the SIMD versions are tested against) and a Highway
+// implementation picked once per process by runtime dispatch (AVX3 / AVX2 / SSE4 / emulated).
+#pragma once
+#include <cstdint>
+
+namespace imq::kernels {
+
+// Σ a[i]*b[i]. SIMD versions use several accumulators, so the rounding differs from the
+// reference by a few ulp of the magnitudes involved.
+float dot_f32(const float* a, const float* b, int64_t n);
+// Same with `a` in IEEE half / bfloat16 (raw bits), `b` in float.
+float dot_f16(const uint16_t* a, const float* b, int64_t n);
+float dot_bf16(const uint16_t* a, const float* b, int64_t n);
+// Exact widening conversions of n values.
+void f16_to_f32_row(const uint16_t* src, float* dst, int64_t n);
+void bf16_to_f32_row(const uint16_t* src, float* dst, int64_t n);
+
+// Name of the SIMD target the dispatcher chose (e.g. "AVX2"), for logs and benchmarks.
+const char* simd_target_name();
+
+namespace vec_ref {
+float dot_f32(const float* a, const float* b, int64_t n);
+float dot_f16(const uint16_t* a, const float* b, int64_t n);
+float dot_bf16(const uint16_t* a, const float* b, int64_t n);
+}  // namespace vec_ref
+
+}  // namespace imq::kernels
