@@ -6,15 +6,19 @@
 // middling weight that falls badly between two 3-bit levels is not chosen at all.
 //
 // The joint search measures the quantity that matters, the block's importance-weighted error
-//     E(S) = sum_{i not in S} w_i (x_i - q3k_S(x)_i)^2 + sum_{i in S} w_i (x_i - f16(x_i))^2
-// where q3k_S is the Q3_K quantization of the block with the outliers S zeroed and their
-// weights set to 0 (they are stored exactly, so the Q3_K fit should not spend precision on
-// them). Starting from the magnitude choice it proposes new sets from the current fit:
+//     E(S) = sum_{i not in S} w_i (x_i - y_i)^2 + sum_{i in S} w_i (x_i - f16(x_i))^2
+// (w = imatrix value of the column, or 1). It starts from the better of two candidates:
+//   A  the magnitude choice, with S zeroed and given weight 0 for the Q3_K fit of the rest
+//      (they are stored exactly, so the fit should not spend precision on them);
+//   B  Q3_K of the whole block, S = the 8 positions where it errs most (E(B) is Q3_K's error
+//      minus those terms, so Q3_HIFI is never worse than Q3_K on the same block).
+// Then it proposes new sets from the current fit, scoring every position by
 //   gain_i  (i not in S) = w_i (x_i - y_i)^2            error removed if i became an outlier
 //   cost_i  (i in S)     = w_i (x_i - q(x_i))^2         error of i under the current Q3_K
 //                                                       scales (clamped to the 3-bit range)
-// and keeps a proposal only when a fresh Q3_K fit confirms that E went down. So the result is
-// never worse than the magnitude choice, and each block costs at most kMaxFits Q3_K fits.
+// (the 8 highest scores, then single swaps), and keeps a proposal only when a fresh Q3_K fit
+// with the new S zeroed confirms that E went down. At most 2 + kMaxProposals + kMaxSwaps
+// Q3_K fits per block; the result is never worse than A or B.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -28,8 +32,8 @@ namespace imq::quant::q3_hifi {
 namespace {
 
 constexpr int kN = kBlockSize;
-constexpr int kMaxFits = 6;     // the magnitude fit + at most 5 proposals
-constexpr int kMaxSwaps = 3;    // single swaps tried after the pooled proposal stops paying
+constexpr int kMaxProposals = 3;  // pooled re-selections after the two starting candidates
+constexpr int kMaxSwaps = 3;      // single swaps tried after the pooled proposals stop paying
 
 using Set = uint8_t[kOutliers];  // ascending positions
 
@@ -77,6 +81,22 @@ void run_fit(const float* x, const float* importance, const uint8_t* set, Fit& f
   f.error = weighted_error(x, f.y, importance, kN);
 }
 
+// Candidate B: Q3_K of the whole block (nothing zeroed), outliers where it errs most. Its
+// error is Q3_K's minus those positions' terms: never above the plain Q3_K block.
+void run_fit_whole(const float* x, const float* importance, Fit& f) {
+  q3k::quantize(x, importance, f.block.q3_k);
+  q3k::dequantize(f.block.q3_k, f.y);
+  float gain[kN];
+  for (int i = 0; i < kN; ++i) {
+    const float e = f.y[i] - x[i];
+    gain[i] = weight(importance, i) * e * e;
+  }
+  top_positions(gain, f.block.idx);
+  for (int k = 0; k < kOutliers; ++k) f.block.val[k] = outlier_f16(x[f.block.idx[k]]);
+  dequantize_block(f.block, f.y);
+  f.error = weighted_error(x, f.y, importance, kN);
+}
+
 // Score of every position under fit f: gain for non-members, cost for members.
 void scores(const float* x, const float* importance, const Fit& f, float* score) {
   float ds[16];
@@ -119,10 +139,11 @@ BlockResult quantize_block(const float* x, const float* importance, Selection se
   int fits = 1;
 
   if (sel == Selection::kJoint) {
+    run_fit_whole(x, importance, cand);
+    ++fits;
+    if (cand.error < best.error) best = cand;
     float score[kN];
-    // Pooled proposals: the 8 positions whose Q3_K error is largest, members judged by what
-    // they would cost if Q3_K had to carry them.
-    while (fits < kMaxFits) {
+    for (int p = 0; p < kMaxProposals; ++p) {
       scores(x, importance, best, score);
       Set next;
       top_positions(score, next);
@@ -132,10 +153,9 @@ BlockResult quantize_block(const float* x, const float* importance, Selection se
       if (!(cand.error < best.error)) break;
       best = cand;
     }
-    // Single swaps: the non-member with the largest gain for the members with the smallest
-    // costs, as long as the gain exceeds the cost.
+    // Single swaps: the non-member with the largest gain in, for the members with the
+    // smallest costs in turn, while the gain exceeds the cost; the first that pays is kept.
     scores(x, importance, best, score);
-    int tried = 0;
     int members[kOutliers];
     for (int k = 0; k < kOutliers; ++k) members[k] = best.block.idx[k];
     std::sort(members, members + kOutliers, [&](int a, int b) {
@@ -144,15 +164,13 @@ BlockResult quantize_block(const float* x, const float* importance, Selection se
     int j = -1;
     for (int i = 0; i < kN; ++i)
       if (!is_member(best.block.idx, i) && (j < 0 || score[i] > score[j])) j = i;
-    for (int m = 0; m < kOutliers && tried < kMaxSwaps && fits < kMaxFits + kMaxSwaps; ++m) {
-      if (j < 0 || !(score[j] > score[members[m]])) break;
+    for (int m = 0; m < kMaxSwaps && j >= 0 && score[j] > score[members[m]]; ++m) {
       Set next;
       std::copy(best.block.idx, best.block.idx + kOutliers, next);
       *std::find(next, next + kOutliers, uint8_t(members[m])) = uint8_t(j);
       std::sort(next, next + kOutliers);
       run_fit(x, importance, next, cand);
       ++fits;
-      ++tried;
       if (cand.error < best.error) {
         best = cand;
         break;
