@@ -113,4 +113,39 @@ std::string kld_table_header();
 std::string kld_chunk_line(int64_t chunk_index, const KldTotals& t);
 std::string kld_report(const KldResult& r);  // empty when fewer than 100 tokens were scored
 
+// --- text generation ------------------------------------------------------------------------
+
+struct SamplingOptions {
+  float temp = 0.8f;    // <= 0: greedy (argmax, first maximum)
+  int top_k = 40;       // <= 0: all tokens
+  float top_p = 0.95f;  // >= 1: no nucleus cut
+  uint64_t seed = 0;
+};
+
+// Picks the next token from one row of logits: greedy, or top-k, then temperature softmax,
+// then top-p, then a draw from a generator seeded once.
+class Sampler {
+ public:
+  explicit Sampler(const SamplingOptions& options);
+  int32_t sample(std::span<const float> logits);
+
+ private:
+  SamplingOptions o_;
+  uint64_t state_;
+  std::vector<std::pair<float, int32_t>> cand_;
+};
+
+struct GenerateOptions {
+  int64_t n_predict = 128;           // tokens to generate (< 0: until end of generation)
+  SamplingOptions sampling;
+  std::vector<int32_t> banned;       // never sampled (llama.cpp --ignore-eos bans EOS)
+  std::function<bool(int32_t)> is_eog;  // stops generation (after being reported)
+};
+
+// Evaluates the prompt, then samples and evaluates one token at a time; on_token(id) is
+// called for each generated token and may return false to stop. Returns the generated ids.
+std::vector<int32_t> generate(model::Session& session, std::span<const int32_t> prompt,
+                              const GenerateOptions& options,
+                              const std::function<bool(int32_t)>& on_token = {});
+
 }  // namespace imq::eval

@@ -3,6 +3,7 @@
 // implementation picked once per process by runtime dispatch (AVX3 / AVX2 / SSE4 / emulated).
 #pragma once
 #include <cstdint>
+#include <vector>
 
 namespace imq::kernels {
 
@@ -18,6 +19,10 @@ void bf16_to_f32_row(const uint16_t* src, float* dst, int64_t n);
 
 // Name of the SIMD target the dispatcher chose (e.g. "AVX2"), for logs and benchmarks.
 const char* simd_target_name();
+// Tests: the targets compiled here that this CPU can run, and forcing one of them (0: back
+// to the best one).
+std::vector<int64_t> simd_targets();
+void use_simd_target(int64_t target);
 
 namespace vec_ref {
 float dot_f32(const float* a, const float* b, int64_t n);

@@ -116,6 +116,8 @@ float dot_bf16(const uint16_t* a, const float* b, int64_t n) { return HWY_DYNAMI
 void f16_to_f32_row(const uint16_t* src, float* dst, int64_t n) { HWY_DYNAMIC_DISPATCH(F16ToF32)(src, dst, n); }
 void bf16_to_f32_row(const uint16_t* src, float* dst, int64_t n) { HWY_DYNAMIC_DISPATCH(BF16ToF32)(src, dst, n); }
 const char* simd_target_name() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }
+std::vector<int64_t> simd_targets() { return hwy::SupportedAndGeneratedTargets(); }
+void use_simd_target(int64_t target) { hwy::SetSupportedTargetsForTest(target); }
 
 }  // namespace imq::kernels
 #endif  // HWY_ONCE

@@ -5,9 +5,11 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "common/llama_reference.h"
 #include "imq/eval.h"
+#include "imq/error.h"
 #include "test_util.h"
 
 namespace imq {
@@ -85,6 +87,75 @@ TEST(KlDivergence, F16AgainstLlamaBaseFile) {
   EXPECT_LT(got.at("Mean    KLD"), 1e-4);
   EXPECT_GT(got.at("Same top p"), 99.0);
   EXPECT_EQ(test::kld_table(r.out).size(), 20u);
+}
+
+}  // namespace
+}  // namespace imq
+
+namespace imq {
+namespace {
+
+// Without ../shared: a model against its own base logits has KLD 0 and the same top token.
+TEST(KlDivergence, ModelAgainstItselfOnSyntheticModel) {
+  test::TempDir d;
+  const auto model = d.file("m.gguf");
+  model::SynthOptions o;
+  o.n_embd = 32, o.n_layer = 1, o.n_head = 2, o.n_head_kv = 1, o.n_ff = 48, o.n_vocab = 301;
+  model::write_synthetic_model(o, model);
+  const auto text = d.file("t.txt");
+  {
+    std::ofstream f(text);
+    for (int i = 0; i < 60; ++i) f << "the little girl wore a red riding cloak in the village " << i << "\n";
+  }
+  const auto base = d.file("base.kld");
+  auto r = test::run_imq("perplexity -m " + model + " -f " + text + " -c 64 --chunks 4 -t 2 --kl-divergence-base " + base);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const double ppl = test::final_estimate(r.out).ppl;
+  auto f = eval::LogitsFile::open(base);
+  EXPECT_EQ(f->n_ctx(), 64);
+  EXPECT_EQ(f->n_vocab(), 301);  // odd: each record is padded to an even count
+  EXPECT_EQ(f->n_chunk(), 4);
+  EXPECT_EQ(std::filesystem::file_size(base), 20u + 4u * 64 * 4 + 4u * 31 * (302 + 4) * 2);
+  r = test::run_imq("perplexity -m " + model + " -c 64 -t 1 --kl-divergence-base " + base + " --kl-divergence");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const auto s = test::kld_statistics(r.out);
+  ASSERT_TRUE(s.count("Mean    KLD")) << r.out;
+  EXPECT_NEAR(s.at("Mean    KLD"), 0.0, 2e-6);
+  EXPECT_EQ(s.at("Same top p"), 100.0);
+  EXPECT_NEAR(s.at("Mean PPL(Q)"), ppl, 1e-3 * ppl);
+  EXPECT_NEAR(s.at("Mean PPL(base)"), ppl, 2e-3 * ppl);
+  EXPECT_EQ(test::kld_table(r.out).size(), 4u);
+}
+
+// The chunk loop imatrix collection uses: all logits requested, same scores, logits from 0.
+TEST(Perplexity, AllLogitsGivesTheSameScores) {
+  test::TempDir d;
+  const auto path = d.file("m.gguf");
+  model::SynthOptions o;
+  o.n_embd = 32, o.n_layer = 2, o.n_head = 2, o.n_head_kv = 2, o.n_ff = 48;
+  model::write_synthetic_model(o, path);
+  auto m = model::Model::load(path);
+  model::SessionOptions so;
+  so.n_ctx = 32, so.n_ubatch = 32, so.n_threads = 2;
+  model::Session s(*m, so);
+  std::vector<int32_t> tokens(100);
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t((i * 37 + 11) % 320);
+  eval::ChunkOptions co;
+  co.n_ctx = 32, co.bos = 1;
+  std::vector<int64_t> from;
+  const auto a = eval::perplexity(s, tokens, co, [&](const eval::ChunkView& v) { from.push_back(v.logits_from); });
+  co.all_logits = true;
+  const auto b = eval::perplexity(s, tokens, co, [&](const eval::ChunkView& v) {
+    from.push_back(v.logits_from);
+    EXPECT_EQ(v.first, 16);
+    EXPECT_EQ(v.tokens[0], tokens[size_t(v.index * 32)]);  // as given, before BOS replacement
+  });
+  EXPECT_EQ(a.count, 3 * 15);
+  EXPECT_EQ(b.count, a.count);
+  EXPECT_NEAR(a.sum, b.sum, 1e-4 * a.sum);
+  EXPECT_EQ(from, (std::vector<int64_t>{16, 16, 16, 0, 0, 0}));
+  EXPECT_THROW(eval::chunk_count(63, co), Error);
+  EXPECT_EQ(eval::chunk_count(64, co), 2);
 }
 
 }  // namespace
