@@ -17,7 +17,7 @@ h2 { font-size: 15px; margin: 0 0 4px; font-weight: 600; }
 .hint { color: var(--muted); font-size: 12px; margin: 0 0 10px; }
 .card { background: var(--card); border: 1px solid var(--line); border-radius: 8px;
         padding: 14px 16px; margin: 12px 0; box-shadow: 0 1px 2px rgba(20,30,50,.04); }
-.row { display: flex; gap: 12px; flex-wrap: wrap; align-items: stretch; }
+.row { display: flex; gap: 12px; flex-wrap: wrap; align-items: stretch; margin: 12px 0; }
 .row > .card { margin: 0; }
 .grow { flex: 1 1 0; min-width: 320px; }
 .facts { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 8px 18px;

@@ -2,8 +2,10 @@
 //   files[]     {name, datasets, chunk_count, chunk_size, entries, tokens}
 //   warnings[]  {file, level: "bad"|"warn", tensor, text}
 //   kinds[], layers[]  heatmap columns (canonical order) and rows (-1 = outside any block)
-//   tensors[]   {name, layer, kind, ne0, slots, counts, nan, inf, zero_slots, stats|null,
+//   tensors[]   {name, layer, kind, ne0, slots, counts, nonfinite, zero_slots, stats|null,
 //                maxmean, hist {lo, hi, counts, nonpos}, curve {n, rank[], value[]}, top[]}
+// The statistics are imatrix::compute_statistics' (ZD as a percentage); stats is null for an
+// entry without data (every count 0).
 //   experts     {n_expert, layers[] {layer, tensor, counts[]}} or null
 //   compare     {name, rows[] {name, layer, kind, cos, ratio, mean_a, mean_b}, only_a, only_b}
 #include <fmt/format.h>
@@ -16,7 +18,6 @@
 #include <set>
 
 #include "imatrix/report.h"
-#include "imatrix/report_stats.h"
 #include "imq/error.h"
 
 namespace imq::imatrix {
@@ -49,8 +50,12 @@ std::vector<std::string> ordered_kinds(const std::set<std::string>& present) {
   return out;
 }
 
-bool well_formed(const Entry& e) {
-  return !e.counts.empty() && e.sums.size() % e.counts.size() == 0;
+using StatsByName = std::map<std::string, const TensorStatistics*>;
+
+StatsByName by_name(const Statistics& s) {
+  StatsByName m;
+  for (const auto& t : s.tensors) m[t.name] = &t;
+  return m;
 }
 
 // One column's importance (sum / count) with its position.
@@ -134,13 +139,12 @@ json distribution(std::vector<Column> cols, const ReportOptions& opt, json& t) {
   return hist;
 }
 
-json stats_json(const TensorStats& s) {
+json stats_json(const TensorStatistics& s) {
   return {{"sum", num(s.sum)},       {"min", num(s.min)},         {"max", num(s.max)},
           {"mean", num(s.mean)},     {"std", num(s.stddev)},      {"active", num(s.active)},
           {"n", s.n},                {"entropy", num(s.entropy)}, {"enorm", num(s.entropy_norm)},
-          {"zd", num(s.zd)},         {"cos", num(s.cossim)}};
+          {"zd", num(100.0 * s.zd)}, {"cos", num(s.cossim)}};
 }
-
 std::string list_experts(const std::vector<size_t>& ks) {
   std::string s;
   for (size_t i = 0; i < ks.size() && i < 16; ++i) s += (i ? ", " : "") + std::to_string(ks[i]);
@@ -152,29 +156,18 @@ void add_warning(json& w, int file, const char* level, const std::string& tensor
   w.push_back({{"file", file}, {"level", level}, {"tensor", tensor}, {"text", std::move(text)}});
 }
 
-// Coverage warnings of one file: malformed entries, NaN/Inf sums, zero-count slots.
+// Coverage warnings of one file (imatrix::coverage_issues), naming the empty experts.
 void file_warnings(const Imatrix& m, int file, json& w) {
-  for (const auto& [name, e] : m.entries) {
-    if (!well_formed(e)) {
-      add_warning(w, file, "bad", name, fmt::format("{} sums are not a multiple of {} counts; skipped",
-                                                    e.sums.size(), e.counts.size()));
-      continue;
+  for (const auto& c : coverage_issues(m)) {
+    std::string text = describe(c).substr(c.name.size() + 2);
+    const Entry& e = m.entries.at(c.name);
+    if (c.n_empty && c.n_empty < c.n_slots) {
+      std::vector<size_t> zero;
+      for (size_t k = 0; k < e.counts.size(); ++k)
+        if (!(e.counts[k] > 0)) zero.push_back(k);
+      text += ": " + list_experts(zero);
     }
-    size_t nan = 0, inf = 0;
-    for (float v : e.sums) nan += std::isnan(v), inf += std::isinf(v);
-    for (float v : e.counts) nan += std::isnan(v), inf += std::isinf(v);
-    if (nan || inf)
-      add_warning(w, file, "bad", name, fmt::format("{} NaN and {} Inf values", nan, inf));
-    std::vector<size_t> zero;
-    for (size_t k = 0; k < e.counts.size(); ++k)
-      if (!(e.counts[k] > 0)) zero.push_back(k);
-    if (zero.empty()) continue;
-    if (e.counts.size() == 1)
-      add_warning(w, file, "warn", name, "count is 0: no tokens reached this tensor");
-    else
-      add_warning(w, file, "warn", name,
-                  fmt::format("{} of {} experts saw no tokens: {}", zero.size(), e.counts.size(),
-                              list_experts(zero)));
+    add_warning(w, file, c.n_non_finite ? "bad" : "warn", c.name, std::move(text));
   }
 }
 
@@ -186,32 +179,21 @@ json file_json(const Imatrix& m, const std::string& name) {
           {"chunk_size", m.chunk_size}, {"entries", m.entries.size()}, {"tokens", tokens}};
 }
 
-json tensors_json(const Imatrix& m, const ReportOptions& opt) {
+json tensors_json(const Imatrix& m, const StatsByName& stats, const ReportOptions& opt) {
   json out = json::array();
   for (const auto& [name, e] : m.entries) {
-    json t = {{"name", name}, {"layer", layer_of(name)}, {"kind", kind_of(name)},
-              {"slots", e.counts.size()}, {"stats", nullptr}};
-    std::vector<float> counts;
-    size_t nan = 0, inf = 0, zero = 0;
-    for (float v : e.sums) nan += std::isnan(v), inf += std::isinf(v);
-    for (float c : e.counts) zero += !(c > 0);
-    t["nan"] = nan;
-    t["inf"] = inf;
-    t["zero_slots"] = zero;
+    const TensorStatistics& st = *stats.at(name);
+    json t = {{"name", name}, {"layer", st.layer}, {"kind", st.kind}, {"slots", e.counts.size()},
+              {"ne0", e.sums.size() / e.counts.size()}, {"zero_slots", st.n_empty}, {"stats", nullptr}};
+    size_t nonfinite = 0;
+    for (float v : e.sums) nonfinite += !std::isfinite(v);
+    t["nonfinite"] = nonfinite;
     json cj = json::array();
     for (float c : e.counts) cj.push_back(num(c, 9));
     t["counts"] = std::move(cj);
-    if (!well_formed(e)) {
-      t["ne0"] = e.sums.size();
-      out.push_back(std::move(t));
-      continue;
-    }
-    t["ne0"] = e.sums.size() / e.counts.size();
-    auto prev_it = m.entries.find(previous_block_name(name));
-    const Entry* prev = prev_it == m.entries.end() ? nullptr : &prev_it->second;
-    if (auto s = tensor_stats(e, prev)) {
-      t["stats"] = stats_json(*s);
-      t["maxmean"] = s->mean > 0 ? num(s->max / s->mean) : json(nullptr);
+    if (st.n > 0) {
+      t["stats"] = stats_json(st);
+      t["maxmean"] = st.mean > 0 ? num(st.max / st.mean) : json(nullptr);
     }
     t["hist"] = distribution(finite_columns(e), opt, t);
     out.push_back(std::move(t));
@@ -220,12 +202,13 @@ json tensors_json(const Imatrix& m, const ReportOptions& opt) {
 }
 
 // Tokens per expert per layer, from the first expert tensor of each block.
-json experts_json(const Imatrix& m, json& warnings) {
+json experts_json(const Imatrix& m, const StatsByName& stats, json& warnings) {
   std::map<int, std::vector<std::pair<std::string, const Entry*>>> by_layer;
+  auto kind_of = [&](const std::string& name) { return stats.at(name)->kind; };
   for (const auto& [name, e] : m.entries) {
     std::string k = kind_of(name);
     if (e.counts.size() > 1 && k.size() > 5 && k.ends_with("_exps"))
-      by_layer[layer_of(name)].push_back({name, &e});
+      by_layer[stats.at(name)->layer].push_back({name, &e});
   }
   if (by_layer.empty()) return nullptr;
   const std::vector<std::string> pref = {"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"};
@@ -265,7 +248,10 @@ double importance_cos(const Entry& a, const Entry& b) {
   return na > 0 && nb > 0 ? dot / std::sqrt(na * nb) : NAN;
 }
 
-json compare_json(const Imatrix& a, const Imatrix& b, const ReportOptions& opt) {
+json compare_json(const Imatrix& a, const Imatrix& b, const StatsByName& sa_by_name,
+                  const ReportOptions& opt) {
+  const Statistics stats_b = compute_statistics(b);
+  const StatsByName sb_by_name = by_name(stats_b);
   json rows = json::array(), only_a = json::array(), only_b = json::array();
   for (const auto& [name, ea] : a.entries) {
     auto it = b.entries.find(name);
@@ -275,12 +261,13 @@ json compare_json(const Imatrix& a, const Imatrix& b, const ReportOptions& opt) 
       throw_error("cannot compare {} with {}: {} has {} values in {} slots in the first but {} in {} "
                   "in the second (different models?)", opt.name_a, opt.name_b, name, ea.sums.size(),
                   ea.counts.size(), eb.sums.size(), eb.counts.size());
-    json r = {{"name", name}, {"layer", layer_of(name)}, {"kind", kind_of(name)}};
-    auto sa = tensor_stats(ea, nullptr), sb = tensor_stats(eb, nullptr);
-    r["mean_a"] = sa ? num(sa->mean) : json(nullptr);
-    r["mean_b"] = sb ? num(sb->mean) : json(nullptr);
-    r["ratio"] = sa && sb && sa->mean > 0 ? num(sb->mean / sa->mean) : json(nullptr);
-    r["cos"] = well_formed(ea) ? num(importance_cos(ea, eb)) : json(nullptr);
+    const TensorStatistics& sa = *sa_by_name.at(name);
+    const TensorStatistics& sb = *sb_by_name.at(name);
+    json r = {{"name", name}, {"layer", sa.layer}, {"kind", sa.kind}};
+    r["mean_a"] = sa.n ? num(sa.mean) : json(nullptr);
+    r["mean_b"] = sb.n ? num(sb.mean) : json(nullptr);
+    r["ratio"] = sa.n && sb.n && sa.mean > 0 ? num(sb.mean / sa.mean) : json(nullptr);
+    r["cos"] = num(importance_cos(ea, eb));
     rows.push_back(std::move(r));
   }
   for (const auto& [name, eb] : b.entries)
@@ -303,6 +290,10 @@ json compare_json(const Imatrix& a, const Imatrix& b, const ReportOptions& opt) 
 std::string report_json(const Imatrix& a, const Imatrix* b, const ReportOptions& opt) {
   if (opt.max_points < 4 || opt.hist_bins < 1)
     throw_error("report: max_points must be >= 4 and hist_bins >= 1");
+  validate(a, opt.name_a, /*allow_non_finite=*/true);
+  if (b) validate(*b, opt.name_b, /*allow_non_finite=*/true);
+  const Statistics stats = compute_statistics(a);
+  const StatsByName stats_a = by_name(stats);
   json j;
   j["version"] = 1;
   j["files"] = json::array({file_json(a, opt.name_a)});
@@ -310,14 +301,14 @@ std::string report_json(const Imatrix& a, const Imatrix* b, const ReportOptions&
   file_warnings(a, 0, warnings);
   std::set<std::string> kinds;
   std::set<int> layers;
-  for (const auto& [name, e] : a.entries) kinds.insert(kind_of(name)), layers.insert(layer_of(name));
+  for (const auto& t : stats.tensors) kinds.insert(t.kind), layers.insert(t.layer);
   j["kinds"] = ordered_kinds(kinds);
   j["layers"] = std::vector<int>(layers.begin(), layers.end());
-  j["tensors"] = tensors_json(a, opt);
-  j["experts"] = experts_json(a, warnings);
+  j["tensors"] = tensors_json(a, stats_a, opt);
+  j["experts"] = experts_json(a, stats_a, warnings);
   j["compare"] = nullptr;
   if (b) {
-    j["compare"] = compare_json(a, *b, opt);
+    j["compare"] = compare_json(a, *b, stats_a, opt);
     j["files"].push_back(file_json(*b, opt.name_b));
     file_warnings(*b, 1, warnings);
   }

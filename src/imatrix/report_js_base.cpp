@@ -31,14 +31,13 @@ function fmt(v, p) {
   return String(Number(v.toPrecision(p || 4)));
 }
 const fmtInt = (v) => (isNum(v) ? Math.round(v).toLocaleString('en-US') : 'NaN');
-function fmtPow(e) {  // a tick at log10 value e
-  const v = Math.pow(10, e);
-  if (Math.abs(e - Math.round(e)) < 1e-9) {
-    const k = Math.round(e);
-    if (k >= -3 && k <= 4) return String(Number(v.toPrecision(3)));
-    return '1e' + k;
-  }
-  return fmt(v, 2);
+function fmtPow(e) {  // an axis tick at log10 value e: 0.01, 0.5, 20, 5k, 1M, 1e-5
+  const v = Math.pow(10, e), r = (x) => String(Number(x.toPrecision(2)));
+  if (v >= 1e9) return r(v / 1e9) + 'G';
+  if (v >= 1e6) return r(v / 1e6) + 'M';
+  if (v >= 1e4) return r(v / 1e3) + 'k';
+  if (v >= 1e-3) return r(v);
+  return v.toExponential(0).replace('e+', 'e');
 }
 
 // Sequential colour map (viridis stops) and a blue ramp for token counts.

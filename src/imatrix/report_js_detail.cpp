@@ -33,7 +33,7 @@ function drawDistribution() {
         (t.slots > 1 ? ` (${t.ne0} × ${t.slots - t.zero_slots} experts with tokens)` : '') +
         `,  μ ${fmt(s.mean)},  max ${fmt(s.max)},  max/μ ${fmt(t.maxmean, 3)}` +
         (t.hist.nonpos ? `,  ${fmtInt(t.hist.nonpos)} columns ≤ 0 (not on the log axis)` : '') +
-        (t.nan || t.inf ? `,  ${t.nan} NaN / ${t.inf} Inf left out` : '');
+        (t.nonfinite ? `,  ${t.nonfinite} NaN/Inf values left out` : '');
     // Histogram over log10(importance).
     const h = t.hist, nb = h.counts.length, bw = (h.hi - h.lo) / nb;
     const f = frame($('dist-hist'), { title: 'Histogram of column importance', x: [h.lo, h.hi],
@@ -162,7 +162,9 @@ function drawTable() {
       cols.forEach((c, i) => {
         const v = val(c, t);
         let text = c[3] ? c[3](t) : i === 1 ? v : t.stats ? fmt(v, 6) : '–';
-        html('td', { class: (i < 2 ? 'l' : '') + (t.stats && v === null ? ' nanval' : '') }, tr, text);
+        const bad = (t.stats && v === null) || (i === 1 && t.nonfinite);
+        html('td', { class: (i < 2 ? 'l' : '') + (bad ? ' nanval' : ''), title: i === 1 && t.nonfinite ?
+                     `${t.nonfinite} NaN/Inf values, left out of the statistics` : null }, tr, text);
       });
     }
   };

@@ -62,12 +62,13 @@ function drawHeader() {
 function tensorTip(t) {
   const s = t.stats;
   let out = t.name;
-  if (!s) return out + '\nno tokens (count 0): no statistics';
+  if (!s) return out + '\nno tokens (count 0): no statistics' +
+                      (t.nonfinite ? `\n!! ${t.nonfinite} NaN/Inf values` : '');
   out += `\nμ (mean importance) ${fmt(s.mean)}\nΣ(Act²)  ${fmt(s.sum)}\nmax      ${fmt(s.max)}` +
          `   max/μ ${fmt(t.maxmean, 3)}\nN        ${fmtInt(s.n)}   active ${fmt(s.active)}%` +
          `\nCosSim (prev layer) ${fmt(s.cos, 3)}`;
   if (t.slots > 1) out += `\nexperts  ${t.slots - t.zero_slots} of ${t.slots} with tokens`;
-  if (t.nan || t.inf) out += `\n!! ${t.nan} NaN, ${t.inf} Inf`;
+  if (t.nonfinite) out += `\n!! ${t.nonfinite} NaN/Inf values (left out of these numbers)`;
   return out;
 }
 
@@ -78,11 +79,15 @@ function drawHeatmap() {
   D.tensors.forEach((t) => { cell[t.layer + '|' + t.kind] = t; });
   const logs = D.tensors.map((t) => (t.stats && t.stats.mean > 0 ? Math.log10(t.stats.mean) : null));
   const [lo, hi] = extent(logs, 0);
-  const cw = clamp(Math.floor(820 / cols.length), 30, 92), ch = clamp(Math.floor(560 / rows.length), 6, 26);
+  // Leave room for the expert card beside it (1344 px of row, minus card padding and gap).
+  const budget = D.experts ? 1344 - expertsWidth() - 46 - 12 - 44 - 38 : 820;
+  const cw = clamp(Math.floor(Math.min(820, budget) / cols.length), 30, 92);
+  const ch = clamp(Math.floor(560 / rows.length), 6, 26);
   const rotate = cols.some((k) => k.length * 6.6 > cw - 4);
   const ml = 44, mt = rotate ? 12 + Math.max(...cols.map((k) => k.length)) * 5.2 : 22;
   const W = ml + cols.length * cw + 4, H = mt + rows.length * ch + 2;
   const root = svg('svg', { id: 'heatmap', viewBox: `0 0 ${W} ${H}`, width: W, height: H }, box);
+  box.parentNode.style.minWidth = Math.min(W + 34, 1340) + 'px';  // wrap the expert card instead
   const defs = svg('defs', {}, root);
   const pat = svg('pattern', { id: 'hatch', width: 6, height: 6, patternUnits: 'userSpaceOnUse',
                                patternTransform: 'rotate(45)' }, defs);
@@ -103,7 +108,7 @@ function drawHeatmap() {
       if (!t) return;
       const s = t.stats, x = ml + j * cw, y = mt + i * ch;
       let fill = 'url(#hatch)', cls = 'cell nodata', dark = false;
-      if (s && s.mean === null) { fill = '#e03131'; cls = 'cell nan'; dark = true; }
+      if (t.nonfinite) { fill = '#e03131'; cls = 'cell nan'; dark = true; }
       else if (s && s.mean > 0) {
         const c = ramp(VIRIDIS, (Math.log10(s.mean) - lo) / (hi - lo));
         fill = c.css; cls = 'cell'; dark = c.dark;
@@ -112,7 +117,7 @@ function drawHeatmap() {
                               'data-name': t.name }, root);
       r.addEventListener('click', () => selectTensor(t.name, true));
       if (ch >= 15 && cw >= 40) {
-        const label = !s ? 'no tok' : s.mean === null ? 'NaN' : fmt(s.mean, 3);
+        const label = t.nonfinite ? 'NaN/Inf' : !s ? 'no tok' : fmt(s.mean, 3);
         svg('text', { x: x + cw / 2, y: y + ch / 2 + 3.5, 'text-anchor': 'middle', 'pointer-events': 'none',
                       style: `fill:${dark ? '#fff' : '#1d2330'};font-size:10px` }, root, label);
       }
@@ -136,15 +141,19 @@ function drawHeatmap() {
   svg('text', { x: lw + 118, y: 24.5, class: 'muted' }, lg, 'NaN/Inf');
 }
 
+const expertCell = () => clamp(Math.floor(420 / D.experts.n_expert), 3, 40);
+const expertsWidth = () => 44 + D.experts.n_expert * expertCell() + 96;
+
 function drawExperts() {
   const E = D.experts, box = $('experts-box');
   if (!E || !box) return;
   const n = E.n_expert, rows = E.layers;
-  const cw = clamp(Math.floor(420 / n), 3, 40), ch = clamp(Math.floor(560 / rows.length), 6, 26);
+  const cw = expertCell(), ch = clamp(Math.floor(560 / rows.length), 6, 26);
   let max = 0;
   rows.forEach((r) => r.counts.forEach((c) => { if (isNum(c)) max = Math.max(max, c); }));
-  const ml = 44, mt = 22, mr = 96, W = ml + n * cw + mr, H = mt + rows.length * ch + 2;
+  const ml = 44, mt = 22, W = expertsWidth(), H = mt + rows.length * ch + 2;
   const root = svg('svg', { id: 'experts', viewBox: `0 0 ${W} ${H}`, width: W, height: H }, box);
+  box.parentNode.style.width = Math.max(W + 34, 380) + 'px';
   const step = Math.ceil(24 / cw);
   for (let e = 0; e < n; e += step)
     svg('text', { x: ml + e * cw + cw / 2, y: mt - 7, 'text-anchor': 'middle', class: 'muted' }, root, e);

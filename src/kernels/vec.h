@@ -13,6 +13,13 @@ float dot_f32(const float* a, const float* b, int64_t n);
 // Same with `a` in IEEE half / bfloat16 (raw bits), `b` in float.
 float dot_f16(const uint16_t* a, const float* b, int64_t n);
 float dot_bf16(const uint16_t* a, const float* b, int64_t n);
+// Largest of n >= 1 values.
+float max_f32(const float* x, int64_t n);
+// x[i] = e^(x[i] − m) for i < n; returns Σ x[i] (float lanes, summed in double at the end).
+// The SIMD exp is within a few ulp of std::exp.
+double exp_sub_sum(float* x, int64_t n, float m);
+// x[i] *= s.
+void scale_f32(float* x, int64_t n, float s);
 // Exact widening conversions of n values.
 void f16_to_f32_row(const uint16_t* src, float* dst, int64_t n);
 void bf16_to_f32_row(const uint16_t* src, float* dst, int64_t n);
@@ -28,6 +35,7 @@ namespace vec_ref {
 float dot_f32(const float* a, const float* b, int64_t n);
 float dot_f16(const uint16_t* a, const float* b, int64_t n);
 float dot_bf16(const uint16_t* a, const float* b, int64_t n);
+double exp_sub_sum(float* x, int64_t n, float m);
 }  // namespace vec_ref
 
 }  // namespace imq::kernels

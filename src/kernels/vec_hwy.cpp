@@ -9,8 +9,10 @@
 #define HWY_TARGET_INCLUDE "kernels/vec_hwy.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
+#include <hwy/contrib/math/math-inl.h>
 
 #include <cstdint>
+#include <cmath>
 #include <cstring>
 
 #include "core/fp16.h"
@@ -78,6 +80,45 @@ float DotF32(const float* a, const float* b, int64_t n) { return DotImpl(a, b, n
 float DotF16(const uint16_t* a, const float* b, int64_t n) { return DotImpl(a, b, n, LoadHalf()); }
 float DotBF16(const uint16_t* a, const float* b, int64_t n) { return DotImpl(a, b, n, LoadBHalf()); }
 
+float MaxF32(const float* x, int64_t n) {
+  const DF d;
+  const int64_t N = int64_t(hn::Lanes(d));
+  int64_t i = 0;
+  float m = x[0];
+  if (n >= N) {
+    auto v = hn::LoadU(d, x);
+    for (i = N; i + N <= n; i += N) v = hn::Max(v, hn::LoadU(d, x + i));
+    m = hn::GetLane(hn::MaxOfLanes(d, v));
+  }
+  for (; i < n; ++i) m = x[i] > m ? x[i] : m;
+  return m;
+}
+
+double ExpSubSum(float* x, int64_t n, float m) {
+  const DF d;
+  const int64_t N = int64_t(hn::Lanes(d));
+  const auto vm = hn::Set(d, m);
+  auto acc = hn::Zero(d);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    const auto e = hn::Exp(d, hn::Sub(hn::LoadU(d, x + i), vm));
+    hn::StoreU(e, d, x + i);
+    acc = hn::Add(acc, e);
+  }
+  double s = double(hn::GetLane(hn::SumOfLanes(d, acc)));
+  for (; i < n; ++i) s += (x[i] = std::exp(x[i] - m));
+  return s;
+}
+
+void ScaleF32(float* x, int64_t n, float s) {
+  const DF d;
+  const int64_t N = int64_t(hn::Lanes(d));
+  const auto vs = hn::Set(d, s);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) hn::StoreU(hn::Mul(hn::LoadU(d, x + i), vs), d, x + i);
+  for (; i < n; ++i) x[i] *= s;
+}
+
 void F16ToF32(const uint16_t* src, float* dst, int64_t n) {
   const DF d;
   const int64_t N = int64_t(hn::Lanes(d));
@@ -106,6 +147,9 @@ namespace imq::kernels {
 HWY_EXPORT(DotF32);
 HWY_EXPORT(DotF16);
 HWY_EXPORT(DotBF16);
+HWY_EXPORT(MaxF32);
+HWY_EXPORT(ExpSubSum);
+HWY_EXPORT(ScaleF32);
 HWY_EXPORT(F16ToF32);
 HWY_EXPORT(BF16ToF32);
 HWY_EXPORT(TargetName);
@@ -113,6 +157,9 @@ HWY_EXPORT(TargetName);
 float dot_f32(const float* a, const float* b, int64_t n) { return HWY_DYNAMIC_DISPATCH(DotF32)(a, b, n); }
 float dot_f16(const uint16_t* a, const float* b, int64_t n) { return HWY_DYNAMIC_DISPATCH(DotF16)(a, b, n); }
 float dot_bf16(const uint16_t* a, const float* b, int64_t n) { return HWY_DYNAMIC_DISPATCH(DotBF16)(a, b, n); }
+float max_f32(const float* x, int64_t n) { return HWY_DYNAMIC_DISPATCH(MaxF32)(x, n); }
+double exp_sub_sum(float* x, int64_t n, float m) { return HWY_DYNAMIC_DISPATCH(ExpSubSum)(x, n, m); }
+void scale_f32(float* x, int64_t n, float s) { HWY_DYNAMIC_DISPATCH(ScaleF32)(x, n, s); }
 void f16_to_f32_row(const uint16_t* src, float* dst, int64_t n) { HWY_DYNAMIC_DISPATCH(F16ToF32)(src, dst, n); }
 void bf16_to_f32_row(const uint16_t* src, float* dst, int64_t n) { HWY_DYNAMIC_DISPATCH(BF16ToF32)(src, dst, n); }
 const char* simd_target_name() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }

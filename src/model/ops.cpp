@@ -7,6 +7,8 @@
 #include <limits>
 #include <numbers>
 
+#include "kernels/vec.h"
+
 namespace imq::model {
 
 void rmsnorm(const float* x, const float* w, int64_t n, int64_t d, float eps, float* out) {
@@ -29,16 +31,9 @@ void swiglu(const float* gate, const float* up, int64_t n, float* out) {
 }
 
 void softmax(float* x, int64_t n) {
-  float mx = -std::numeric_limits<float>::infinity();
-  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
-  double sum = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const float e = std::exp(x[i] - mx);
-    x[i] = e;
-    sum += e;
-  }
-  const float inv = float(1.0 / sum);
-  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+  const float mx = kernels::max_f32(x, n);
+  const double sum = kernels::exp_sub_sum(x, n, mx);
+  kernels::scale_f32(x, n, float(1.0 / sum));
 }
 
 // --- RoPE --------------------------------------------------------------------------------

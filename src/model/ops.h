@@ -15,7 +15,7 @@ void rmsnorm(const float* x, const float* w, int64_t n, int64_t d, float eps, fl
 // out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + e^-g). out may alias gate.
 void swiglu(const float* gate, const float* up, int64_t n, float* out);
 
-// In-place softmax of one row of n values (max-subtracted exp in float, sum in double).
+// In-place softmax of one row of n values (max-subtracted SIMD exp, sum in double).
 void softmax(float* x, int64_t n);
 
 // cos/sin of the rotary angles for a run of positions: [n_pos, n_rot/2] each.

@@ -2,6 +2,7 @@
 // target this CPU runs, and matmul (SGEMM tiles and dot paths) for float and block types.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -39,6 +40,14 @@ TEST(VecKernels, EverySimdTargetMatchesTheReference) {
       EXPECT_NEAR(kernels::dot_f32(a.data(), b.data(), n), kernels::vec_ref::dot_f32(a.data(), b.data(), n), tol);
       EXPECT_NEAR(kernels::dot_f16(h.data(), b.data(), n), kernels::vec_ref::dot_f16(h.data(), b.data(), n), tol);
       EXPECT_NEAR(kernels::dot_bf16(bh.data(), b.data(), n), kernels::vec_ref::dot_bf16(bh.data(), b.data(), n), tol);
+      EXPECT_EQ(kernels::max_f32(a.data(), n), *std::max_element(a.begin(), a.end()));
+      std::vector<float> e = a, e_ref = a;
+      const double s = kernels::exp_sub_sum(e.data(), n, 0.5f);
+      const double s_ref = kernels::vec_ref::exp_sub_sum(e_ref.data(), n, 0.5f);
+      EXPECT_NEAR(s, s_ref, 1e-6 * s_ref);
+      for (size_t i = 0; i < e.size(); ++i) ASSERT_NEAR(e[i], e_ref[i], 4e-7f * e_ref[i]) << i;
+      kernels::scale_f32(e.data(), n, 0.25f);
+      for (size_t i = 0; i < e.size(); ++i) ASSERT_FLOAT_EQ(e[i], e_ref[i] * 0.25f) << i;
       std::vector<float> out(a.size());
       kernels::f16_to_f32_row(h.data(), out.data(), n);
       for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(out[i], f16_to_f32(h[i])) << i;

@@ -13,7 +13,7 @@
 
 #include "imatrix/report.h"
 #include "report/fixtures.h"
-#include "report/load_gguf_imatrix.h"
+#include "imq/imatrix.h"
 #include "test_util.h"
 
 namespace {
@@ -46,7 +46,7 @@ std::string run_chromium(const std::string& chromium, const imq::test::TempDir& 
                          const std::string& html_path, const std::string& args) {
   std::string out = dir.file("stdout.txt");
   std::string cmd = "timeout 120 " + chromium +
-                    " --headless --no-sandbox --disable-gpu --disable-background-networking"
+                    " --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --disable-background-networking"
                     " --disable-component-update --disable-sync --no-first-run --hide-scrollbars"
                     " --user-data-dir=" + dir.file("profile") + " " + args + " file://" + html_path +
                     " >" + out + " 2>" + dir.file("stderr.txt") + " </dev/null";
@@ -103,7 +103,7 @@ void expect_rendered(const std::string& dom, const Imatrix& a) {
 TEST(ReportBrowser, MoeReference) {
   NEED_CHROMIUM(chromium);
   IMQ_NEED_SHARED(path, "reference/moe-gpt2bpe/imatrix-calib-c256.gguf");
-  Imatrix a = imq::test::load_gguf_imatrix(path);
+  Imatrix a = imq::imatrix::load(path);
   ASSERT_EQ(a.entries.size(), 32u);
   std::string dom = dump_dom(chromium, a, nullptr);
   expect_rendered(dom, a);
@@ -129,7 +129,7 @@ TEST(ReportBrowser, MoeReference) {
 TEST(ReportBrowser, DenseReference) {
   NEED_CHROMIUM(chromium);
   IMQ_NEED_SHARED(path, "reference/dense-spm4k/imatrix-calib-c256.gguf");
-  Imatrix a = imq::test::load_gguf_imatrix(path);
+  Imatrix a = imq::imatrix::load(path);
   ASSERT_EQ(a.entries.size(), 28u);
   std::string dom = dump_dom(chromium, a, nullptr);
   expect_rendered(dom, a);
@@ -141,7 +141,7 @@ TEST(ReportBrowser, ComparisonOfTwoReferenceFiles) {
   NEED_CHROMIUM(chromium);
   IMQ_NEED_SHARED(pa, "reference/moe-gpt2bpe/imatrix-calib-c256.gguf");
   IMQ_NEED_SHARED(pb, "reference/moe-gpt2bpe/imatrix-calib-c256-merged-self.gguf");
-  Imatrix a = imq::test::load_gguf_imatrix(pa), b = imq::test::load_gguf_imatrix(pb);
+  Imatrix a = imq::imatrix::load(pa), b = imq::imatrix::load(pb);
   std::string dom = dump_dom(chromium, a, &b);
   expect_rendered(dom, a);
   EXPECT_EQ(count(element(dom, "<table class=\"data\" id=\"compare-table\"", "</table>"), "<td class=\"l mono\">"), 32u);

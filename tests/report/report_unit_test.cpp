@@ -119,21 +119,24 @@ TEST(ReportUnit, JsonHoldsHeaderTensorsAndStatistics) {
   EXPECT_EQ(up1["zero_slots"], 1);
   EXPECT_EQ(up1["stats"]["n"], 24);
   EXPECT_NEAR(up1["stats"]["mean"].get<double>(), mean_importance(a.entries["blk.1.ffn_up_exps.weight"]), 1e-6);
-  EXPECT_TRUE(has_warning(j, "blk.1.ffn_up_exps.weight", "warn", "1 of 4 experts saw no tokens: 2"));
+  EXPECT_TRUE(has_warning(j, "blk.1.ffn_up_exps.weight", "warn", "1 of 4 experts have no data (count 0): 2"));
   EXPECT_FALSE(has_warning(j, "blk.0.ffn_up_exps.weight", "warn", "experts"));
 
-  // NaN: flagged, statistics are NaN (null in JSON), the distribution leaves it out.
+  // NaN: flagged; the statistics and the distribution leave it out.
   const auto& q2 = tensor(j, "blk.2.attn_q.weight");
-  EXPECT_EQ(q2["nan"], 1);
-  EXPECT_TRUE(q2["stats"]["mean"].is_null());
+  EXPECT_EQ(q2["nonfinite"], 1);
+  EXPECT_EQ(q2["stats"]["n"], 7);
+  imq::imatrix::Entry finite = a.entries["blk.2.attn_q.weight"];
+  finite.sums.erase(finite.sums.begin() + 3);
+  EXPECT_NEAR(q2["stats"]["mean"].get<double>(), mean_importance(finite), 1e-5);
   EXPECT_EQ(q2["curve"]["n"], 7);
-  EXPECT_TRUE(has_warning(j, "blk.2.attn_q.weight", "bad", "1 NaN and 0 Inf"));
+  EXPECT_TRUE(has_warning(j, "blk.2.attn_q.weight", "bad", "1 NaN/Inf values"));
 
   // Zero-count entry: no statistics, a warning, shown as such.
   const auto& out = tensor(j, "output.weight");
   EXPECT_EQ(out["layer"], -1);
   EXPECT_TRUE(out["stats"].is_null());
-  EXPECT_TRUE(has_warning(j, "output.weight", "warn", "count is 0"));
+  EXPECT_TRUE(has_warning(j, "output.weight", "warn", "no data (count 0)"));
   EXPECT_EQ(j["warnings"].size(), 3u);
 
   // Experts: tokens per expert per layer.
@@ -143,6 +146,40 @@ TEST(ReportUnit, JsonHoldsHeaderTensorsAndStatistics) {
   EXPECT_EQ(j["experts"]["layers"][0]["counts"], json::array({10, 20, 30, 40}));
   EXPECT_EQ(j["experts"]["layers"][1]["counts"], json::array({11, 21, 0, 41}));
   EXPECT_EQ(j["experts"]["layers"][1]["tensor"], "blk.1.ffn_up_exps.weight");
+}
+
+TEST(ReportUnit, StatisticsAreTheImatrixModules) {
+  Imatrix a = imq::test::small_imatrix();
+  json j = embedded_json(imq::imatrix::render_report(a, nullptr, {}));
+  const auto stats = imq::imatrix::compute_statistics(a);
+  ASSERT_EQ(stats.tensors.size(), j["tensors"].size());
+  for (const auto& s : stats.tensors) {
+    const auto& t = tensor(j, s.name);
+    EXPECT_EQ(t["layer"], s.layer);
+    EXPECT_EQ(t["kind"], s.kind);
+    if (s.n == 0) {
+      EXPECT_TRUE(t["stats"].is_null()) << s.name;
+      continue;
+    }
+    const auto& js = t["stats"];
+    EXPECT_EQ(js["n"], s.n);
+    for (auto [key, v] : {std::pair<const char*, double>{"sum", s.sum}, {"min", s.min}, {"max", s.max},
+                          {"mean", s.mean}, {"std", s.stddev}, {"active", s.active}, {"entropy", s.entropy},
+                          {"enorm", s.entropy_norm}, {"zd", 100.0 * s.zd}, {"cos", s.cossim}})
+      EXPECT_NEAR(js[key].get<double>(), v, 1e-5 * std::max(1.0, std::fabs(v))) << s.name << " " << key;
+  }
+}
+
+TEST(ReportUnit, MalformedEntryIsAnError) {
+  Imatrix a = imq::test::small_imatrix();
+  a.entries["blk.0.attn_q.weight"].sums.push_back(1.0f);  // 9 sums for 1 count is fine...
+  a.entries["blk.0.ffn_up_exps.weight"].sums.pop_back();  // ...31 sums for 4 counts is not
+  try {
+    imq::imatrix::render_report(a, nullptr, {});
+    FAIL() << "no error";
+  } catch (const imq::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("blk.0.ffn_up_exps.weight"), std::string::npos) << e.what();
+  }
 }
 
 TEST(ReportUnit, DistributionIsDownsampledWithExactOutliers) {
