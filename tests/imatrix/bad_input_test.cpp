@@ -140,7 +140,7 @@ TEST(BadInput, TruncationsAndFlipsOfReferenceFiles) {
     const std::string bytes = file_bytes(src);
     const std::string p = d.file(src == gguf_path ? "t.gguf" : "t.dat");
     size_t n_errors = 0;
-    for (size_t cut = 0; cut < bytes.size(); cut += (cut < 512 ? 1 : 61)) {
+    for (size_t cut = 0; cut < bytes.size(); cut += (cut < 160 ? 1 : 97)) {
       write_bytes(p, bytes.substr(0, cut));
       const std::string e = error_of([&] { load(p); });
       // A .dat cut exactly after an entry (or after the trailer's chunk count) is still valid.
@@ -149,8 +149,8 @@ TEST(BadInput, TruncationsAndFlipsOfReferenceFiles) {
         EXPECT_NE(e.find(p), std::string::npos) << e;
       }
     }
-    EXPECT_GT(n_errors, 500u);
-    for (size_t i = 0; i < std::min<size_t>(bytes.size(), 400); ++i) {
+    EXPECT_GT(n_errors, 200u);
+    for (size_t i = 0; i < std::min<size_t>(bytes.size(), 400); i += 2) {
       std::string flipped = bytes;
       flipped[i] = char(flipped[i] ^ 0x80);
       write_bytes(p, flipped);

@@ -1,5 +1,7 @@
 // Shared helpers of the imatrix tests: the four reference imatrices and file comparison.
 #pragma once
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <fstream>
 #include <sstream>
@@ -15,6 +17,7 @@ struct RefImatrix {
   const char* model;  // folder under reference/
   uint32_t chunk_size;
   bool moe;
+  int n_chunks;  // --chunks of the reference collection (README)
   std::string base() const {
     return std::string("reference/") + model + "/imatrix-calib-c" + std::to_string(chunk_size);
   }
@@ -22,7 +25,8 @@ struct RefImatrix {
 
 inline const std::vector<RefImatrix>& ref_imatrices() {
   static const std::vector<RefImatrix> v = {
-      {"stories260K", 128, false}, {"dense-spm4k", 256, false}, {"moe-gpt2bpe", 256, true}, {"codec256", 128, false}};
+      {"stories260K", 128, false, 8}, {"dense-spm4k", 256, false, 8}, {"moe-gpt2bpe", 256, true, 8},
+      {"codec256", 128, false, 4}};
   return v;
 }
 
@@ -56,6 +60,31 @@ inline std::vector<double> slot_means(const imatrix::Entry& e, size_t n_slots) {
     out[i] = c > 0 ? double(e.sums[i]) / c : 0.0;
   }
   return out;
+}
+
+// Relative L2 distance |a - b| / |b| (0 when both are zero).
+inline double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+    num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+    den += double(b[i]) * b[i];
+  }
+  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+// The [k]ppl values of a line like "[1]65.2111,[2]166.4699,".
+inline std::vector<double> chunk_ppls(const std::string& text) {
+  std::vector<double> v;
+  const size_t start = text.find("[1]");
+  if (start == std::string::npos) return v;
+  size_t p = start;
+  while (p < text.size() && text[p] == '[') {
+    const size_t close = text.find(']', p), comma = text.find(',', p);
+    if (close == std::string::npos || comma == std::string::npos) break;
+    v.push_back(std::stod(text.substr(close + 1, comma - close - 1)));
+    p = comma + 1;
+  }
+  return v;
 }
 
 }  // namespace imq::test

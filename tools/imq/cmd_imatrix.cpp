@@ -17,7 +17,7 @@
 #include <fmt/format.h>
 
 #include "commands.h"
-#include "imatrix_collect.h"
+#include "cmd_imatrix.h"
 #include "imq/error.h"
 #include "imq/imatrix.h"
 #include "imatrix/report.h"
@@ -170,6 +170,8 @@ int write_report(const FileOptions& o, const std::string& path) {
 }
 
 void add_file_options(CLI::App& app, FileOptions& o) {
+  // As in llama.cpp, a repeated option takes its last value (lists are declared TakeAll).
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("-c,--ctx-size", o.chunk_size,
                  "tokens per chunk: scales legacy .dat/.cimatrix inputs and relabels the output "
                  "(default: the inputs' own, else 512)");
@@ -211,8 +213,10 @@ int subcommand(const std::string& name, int argc, char** argv) {
   CLI::App app{"", "imq imatrix " + name};
   if (name == "merge") {
     app.description("sum importance matrices (raw sums and token counts) into one file");
-    app.add_option("files", files, "input imatrices (GGUF, .dat, .cimatrix)");
-    app.add_option("--in-file", files, "input imatrix (repeatable, comma lists)");
+    app.add_option("files", files, "input imatrices (GGUF, .dat, .cimatrix)")
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    app.add_option("--in-file", files, "input imatrix (repeatable, comma lists)")
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   } else if (name == "convert") {
     app.description("convert an importance matrix between GGUF and the legacy .dat format");
     app.add_option("file", files, "input imatrix")->required()->expected(1);
@@ -251,31 +255,34 @@ int cmd_imatrix(int argc, char** argv) {
                "Also: imq imatrix merge A B -o C | convert A -o B | stats A [--json]",
                "imq imatrix"};
   FileOptions o;
-  CollectOptions c;
+  CollectCommand c;
+  imatrix::CollectOptions& co = c.opt;
   std::vector<std::string> in_files;
   std::string report;
   bool show_stats = false, json = false, ppl = false;
+  int64_t output_frequency = co.output_frequency;
   add_file_options(app, o);
   app.add_option("-f,--file", c.text_path, "calibration text to collect over");
   app.add_option("-o,--output-file", o.output, "output imatrix")->capture_default_str();
   app.add_option("--output-format", o.output_format, "gguf (default) or dat")->check(CLI::IsMember({"gguf", "dat"}));
-  app.add_option("--in-file", in_files, "imatrix to start from / combine (repeatable, comma lists)");
+  app.add_option("--in-file", in_files, "imatrix to start from / combine (repeatable, comma lists)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app.add_flag("--show-statistics", show_stats, "print statistics of the one --in-file and exit");
   app.add_flag("--json", json, "statistics as JSON");
   app.add_option("--report", report, "write an HTML report of the --in-file (two: compared) or of the "
                  "collected output to this file");
   app.add_option("-b,--batch-size", c.n_batch, "logical batch size")->capture_default_str();
-  app.add_option("--ubatch-size", c.n_ubatch, "tokens per forward pass (also -ub)")->capture_default_str();
-  app.add_option("-t,--threads", c.n_threads, "threads (default: all cores)");
-  app.add_option("--chunk,--from-chunk", c.first_chunk, "skip this many chunks of the text")->capture_default_str();
-  app.add_option("--chunks", c.n_chunks, "most chunks to process (-1: all)")->capture_default_str();
-  app.add_option("--output-frequency", c.output_frequency, "save the output every N chunks (also -ofreq)")
+  app.add_option("--ubatch-size", co.n_ubatch, "tokens per forward pass (also -ub)")->capture_default_str();
+  app.add_option("-t,--threads", co.n_threads, "threads (default: all cores)");
+  app.add_option("--chunk,--from-chunk", co.first_chunk, "skip this many chunks of the text")->capture_default_str();
+  app.add_option("--chunks", co.n_chunks, "most chunks to process (-1: all)")->capture_default_str();
+  app.add_option("--output-frequency", output_frequency, "save the output every N chunks (also -ofreq)")
       ->capture_default_str();
-  app.add_option("--save-frequency", c.save_frequency, "also save OUT.at_N every N chunks (0: never)")
+  app.add_option("--save-frequency", co.save_frequency, "also save OUT.at_N every N chunks (0: never)")
       ->capture_default_str();
-  app.add_flag("--process-output", c.process_output, "also collect output.weight");
-  app.add_flag("--no-ppl", c.no_ppl, "do not compute perplexity");
-  app.add_flag("--ppl", ppl, "compute perplexity (default)");
+  app.add_flag("--process-output", co.process_output, "also collect output.weight");
+  app.add_flag("--no-ppl", c.no_ppl, "do not print perplexity");
+  app.add_flag("--ppl", ppl, "print perplexity (default)");
   app.add_flag("--parse-special", c.parse_special, "parse special-token text in the calibration file");
   if (int rc = parse_or_exit(app, normalized_args(argc, argv, 1))) return rc < 0 ? 0 : rc;
   o.chunk_size_given = app.count("-c") > 0;
@@ -295,14 +302,22 @@ int cmd_imatrix(int argc, char** argv) {
   }
   if (o.model_path.empty()) throw_error("collecting needs a model: give -m MODEL");
   c.model_path = o.model_path;
-  c.output = o.output;
-  c.format = output_format(o, false);
-  c.n_ctx = o.chunk_size;
   c.verbosity = o.verbosity;
-  if (!o.in_files.empty()) c.start = combine(o);
+  co.output = o.output;
+  co.format = output_format(o, false);
+  co.n_ctx = o.chunk_size;
+  co.output_frequency = output_frequency;
+  co.dataset = c.text_path;
+  if (!o.in_files.empty()) {
+    // The inputs keep their own chunk size: collect() refuses one that is not -c.
+    FileOptions inputs = o;
+    inputs.chunk_size_given = false;
+    c.start = combine(inputs);
+    flush_log(inputs);
+  }
   const int rc = run_collection(c);
   if (rc != 0 || report.empty()) return rc;
-  o.in_files = {c.output};
+  o.in_files = {co.output};
   return write_report(o, report);
 }
 
