@@ -1,12 +1,141 @@
+// imq perplexity: llama-perplexity's perplexity and KL-divergence modes (same flags, same
+// printed results): -m -f -c -b --chunks -t, --kl-divergence-base FILE [--kl-divergence].
+#include <chrono>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
 
 #include "commands.h"
+#include "imq/error.h"
+#include "imq/eval.h"
+#include "imq/model.h"
+#include "imq/tokenizer.h"
+#include "progress.h"
 
 namespace imq::cli {
+namespace {
 
-int cmd_perplexity(int, char**) {
-  std::fprintf(stderr, "imq perplexity: not implemented yet\n");
-  return 1;
+std::string read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw_error("{}: cannot open the text file", path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  std::string s = ss.str();
+  if (!s.empty() && s.back() == '\n') s.pop_back();  // one trailing newline, as llama.cpp does
+  return s;
+}
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+}  // namespace
+
+int cmd_perplexity(int argc, char** argv) {
+  CLI::App app{"perplexity and KL divergence of a model over a text (llama-perplexity flags)",
+               "imq perplexity"};
+  std::string model_path, text_path, kld_base;
+  int64_t n_ctx = 512, n_batch = 2048, n_ubatch = 512, n_chunks = -1;
+  int n_threads = 0;
+  bool kld = false;
+  app.add_option("-m,--model", model_path, "model GGUF file")->required();
+  app.add_option("-f,--file", text_path, "text file to evaluate");
+  app.add_option("-c,--ctx-size", n_ctx, "tokens per chunk (context size)")->capture_default_str();
+  app.add_option("-b,--batch-size", n_batch, "logical batch size (accepted for compatibility)")
+      ->capture_default_str();
+  app.add_option("--ubatch-size", n_ubatch, "tokens per forward pass (also -ub)")->capture_default_str();
+  app.add_option("--chunks", n_chunks, "most chunks to evaluate (-1: all)")->capture_default_str();
+  app.add_option("-t,--threads", n_threads, "threads (default: all cores)");
+  app.add_option("--kl-divergence-base,--save-all-logits", kld_base,
+                 "logits file: written by a perplexity run, read with --kl-divergence");
+  app.add_flag("--kl-divergence", kld, "compare with the --kl-divergence-base logits");
+  // llama.cpp spells it -ub, which CLI11 cannot declare as a one-dash name.
+  std::vector<std::string> args;
+  for (int i = argc - 1; i >= 1; --i)
+    args.push_back(std::string(argv[i]) == "-ub" ? "--ubatch-size" : argv[i]);
+  try {
+    app.parse(args);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (kld && kld_base.empty()) throw_error("--kl-divergence needs --kl-divergence-base FILE");
+  if (!kld && text_path.empty()) throw_error("no text: give -f FILE");
+  if (n_ctx < 2) throw_error("-c {}: the context must hold at least 2 tokens", n_ctx);
+
+  auto model = model::Model::load(model_path);
+  auto tokenizer = load_tokenizer(model->file());
+  eval::ChunkOptions opt;
+  opt.n_ctx = n_ctx;
+  opt.n_chunks = n_chunks;
+  opt.bos = tokenizer->add_bos() ? tokenizer->bos() : -1;
+
+  std::unique_ptr<eval::LogitsFile> base;
+  std::vector<int32_t> tokens;
+  if (kld) {
+    base = eval::LogitsFile::open(kld_base);
+    if (n_ctx < base->n_ctx())
+      throw_error("{} was computed with a context of {}, the current one is {}: increase it with -c",
+                  kld_base, base->n_ctx(), n_ctx);
+    opt.n_ctx = base->n_ctx();
+  } else {
+    const auto t0 = Clock::now();
+    std::fprintf(stderr, "perplexity: tokenizing the input ..\n");
+    tokens = tokenizer->encode(read_text(text_path), true, false);
+    std::fprintf(stderr, "perplexity: tokenization took %.3f ms\n", 1000 * seconds_since(t0));
+  }
+
+  model::SessionOptions so;
+  so.n_ctx = opt.n_ctx;
+  so.n_ubatch = std::min(std::max<int64_t>(1, n_ubatch), opt.n_ctx);
+  so.n_threads = n_threads;
+  model::Session session(*model, so);
+  Progress progress("perplexity:");
+  const auto start = Clock::now();
+
+  if (kld) {
+    const int64_t n = n_chunks < 0 ? base->n_chunk() : std::min<int64_t>(n_chunks, base->n_chunk());
+    std::fprintf(stderr, "kl_divergence: computing over %lld chunks, n_ctx=%lld, n_ubatch=%lld\n",
+                 (long long)n, (long long)opt.n_ctx, (long long)so.n_ubatch);
+    auto result = eval::kl_divergence(session, *base, opt, [&](int64_t i, const eval::KldResult& r) {
+      progress.clear();
+      if (i == 0) std::fputs(eval::kld_table_header().c_str(), stdout);
+      std::fputs(eval::kld_chunk_line(i, r.totals).c_str(), stdout);
+      std::fflush(stdout);
+      progress.update(long(i + 1), long(n));
+    });
+    progress.clear();
+    std::fputs(eval::kld_report(result).c_str(), stdout);
+    return 0;
+  }
+
+  const int64_t n = eval::chunk_count(int64_t(tokens.size()), opt);
+  std::fprintf(stderr, "perplexity: calculating perplexity over %lld chunks, n_ctx=%lld, n_ubatch=%lld, threads=%d\n",
+               (long long)n, (long long)opt.n_ctx, (long long)so.n_ubatch, n_threads);
+  std::unique_ptr<eval::LogitsFileWriter> writer;
+  if (!kld_base.empty()) {
+    std::fprintf(stderr, "perplexity: saving all logits to %s\n", kld_base.c_str());
+    writer = std::make_unique<eval::LogitsFileWriter>(
+        kld_base, int32_t(opt.n_ctx), int32_t(model->config().n_vocab),
+        std::span<const int32_t>(tokens).first(size_t(n * opt.n_ctx)));
+  }
+  auto totals = eval::perplexity(session, tokens, opt, [&](const eval::ChunkView& c) {
+    if (writer) writer->add_chunk(c);
+    progress.clear();
+    std::printf("[%lld]%.4f,", (long long)c.index + 1, c.totals.ppl());
+    std::fflush(stdout);
+    progress.update(long(c.index + 1), long(c.n_chunks));
+  });
+  progress.clear();
+  if (writer) writer->commit();
+  std::printf("\n");
+  std::printf("Final estimate: PPL = %.4f +/- %.5f\n", totals.ppl(), totals.error());
+  std::fprintf(stderr, "perplexity: %.2f s for %lld chunks\n", seconds_since(start), (long long)n);
+  return 0;
 }
 
 }  // namespace imq::cli

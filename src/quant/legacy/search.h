@@ -1,7 +1,7 @@
 // Scale searches shared by the legacy codecs (spec g.4, g.5), written to reproduce ggml's
 // float32 arithmetic exactly: left-to-right evaluation, one rounding per operation, float
-// literals, no FMA (-ffp-contract=off). The K-quant family has its own copies for now
-// (src/quant/kquants/); the two are to be merged into one place.
+// literals, no FMA (-ffp-contract=off). The K-quants use SYM and ASYM-IM from here and add
+// their own searches in src/quant/kquants/ (kquants.h).
 #pragma once
 #include <bit>
 #include <cstdint>

@@ -1,0 +1,75 @@
+// Single-thread throughput of the K-quant codecs, in bytes of F32 input per second: quantize
+// without importance (llama-quantize without an imatrix), with importance, and dequantize.
+// Run: build with -DIMQ_BUILD_BENCH=ON -DCMAKE_BUILD_TYPE=Release, then
+// ./build/quant_bench_kquants.
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "imq/quant.h"
+
+namespace {
+
+constexpr int64_t kRows = 16, kCols = 4096;  // 256 KiB of F32 per iteration
+
+struct Input {
+  std::vector<float> x, importance;
+};
+
+const Input& input() {
+  static const Input in = [] {
+    Input in;
+    std::mt19937 rng(1);
+    std::normal_distribution<float> normal(0, 0.02f);  // typical weight magnitude
+    std::uniform_real_distribution<float> uniform(0, 1);
+    in.x.resize(size_t(kRows * kCols));
+    for (auto& v : in.x) v = normal(rng);
+    in.importance.resize(size_t(kCols));
+    for (auto& v : in.importance) v = std::exp(4 * uniform(rng));
+    return in;
+  }();
+  return in;
+}
+
+void quantize(benchmark::State& state, imq::GgmlType type, bool with_importance) {
+  const auto& c = imq::quant::codec(uint32_t(type));
+  const auto& in = input();
+  std::vector<uint8_t> out(imq::quant::row_size(c, kCols) * size_t(kRows));
+  const float* importance = with_importance ? in.importance.data() : nullptr;
+  for (auto _ : state) {
+    c.quantize(in.x.data(), out.data(), kRows, kCols, importance);
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * kRows * kCols * int64_t(sizeof(float)));
+}
+
+void dequantize(benchmark::State& state, imq::GgmlType type) {
+  const auto& c = imq::quant::codec(uint32_t(type));
+  const auto& in = input();
+  std::vector<uint8_t> q(imq::quant::row_size(c, kCols) * size_t(kRows));
+  c.quantize(in.x.data(), q.data(), kRows, kCols, nullptr);
+  std::vector<float> y(in.x.size());
+  for (auto _ : state) {
+    c.dequantize(q.data(), y.data(), kRows * kCols);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * kRows * kCols * int64_t(sizeof(float)));
+}
+
+#define IMQ_KQUANT_BENCH(T)                                                             \
+  BENCHMARK_CAPTURE(quantize, T##_plain, imq::GgmlType::T, false);                      \
+  BENCHMARK_CAPTURE(quantize, T##_importance, imq::GgmlType::T, true);                  \
+  BENCHMARK_CAPTURE(dequantize, T, imq::GgmlType::T)
+
+IMQ_KQUANT_BENCH(Q2_K);
+IMQ_KQUANT_BENCH(Q3_K);
+IMQ_KQUANT_BENCH(Q4_K);
+IMQ_KQUANT_BENCH(Q5_K);
+IMQ_KQUANT_BENCH(Q6_K);
+IMQ_KQUANT_BENCH(Q8_K);
+
+}  // namespace

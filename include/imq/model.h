@@ -1,0 +1,115 @@
+// Llama-family models (dense and Mixtral-style MoE) for CPU inference: a Model is the mapped
+// GGUF file plus its hyperparameters and named weight views; a Session owns everything one
+// evaluation needs (KV cache, activations, threads), allocated once at construction.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+namespace imq {
+class MatmulObserver;
+namespace gguf { class File; }
+
+namespace model {
+
+enum class RopeType : uint8_t {
+  Normal,  // llama: rotate adjacent pairs (x[2i], x[2i+1])
+  Neox,    // rotate (x[i], x[i + n_rot/2])
+};
+
+// Hyperparameters, from the llama.* keys (names as in GGUF / llama.cpp).
+struct Config {
+  int64_t n_vocab = 0;        // rows of token_embd
+  int64_t n_embd = 0;         // llama.embedding_length
+  int64_t n_layer = 0;        // llama.block_count
+  int64_t n_head = 0;         // llama.attention.head_count
+  int64_t n_head_kv = 0;      // llama.attention.head_count_kv (default n_head)
+  int64_t head_dim = 0;       // n_embd / n_head
+  int64_t n_rot = 0;          // llama.rope.dimension_count (default head_dim)
+  int64_t n_ff = 0;           // llama.feed_forward_length (per expert for MoE)
+  int64_t n_expert = 0;       // llama.expert_count (0: dense)
+  int64_t n_expert_used = 0;  // llama.expert_used_count
+  int64_t n_ctx_train = 0;    // llama.context_length
+  float rms_eps = 1e-5f;      // llama.attention.layer_norm_rms_epsilon
+  float rope_freq_base = 10000.0f;  // llama.rope.freq_base
+  float rope_freq_scale = 1.0f;     // 1 / llama.rope.scaling.factor (linear or yarn)
+  bool rope_yarn = false;           // llama.rope.scaling.type == "yarn"
+  int64_t rope_yarn_orig_ctx = 0;   // llama.rope.scaling.original_context_length
+  RopeType rope_type = RopeType::Normal;
+  bool tied_output = false;         // no output.weight: the output projection is token_embd
+
+  int64_t n_embd_kv() const { return n_head_kv * head_dim; }
+  bool is_moe() const { return n_expert > 0; }
+};
+
+class Model {
+ public:
+  // Maps and validates a GGUF model: architecture "llama", every required tensor present with
+  // the shape the hyperparameters imply and a type imq can read. Throws imq::Error.
+  static std::unique_ptr<Model> load(const std::string& path);
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const Config& config() const;
+  const gguf::File& file() const;  // the GGUF file (metadata, tokenizer keys)
+  struct Weights;
+  const Weights& weights() const;  // defined in src/model/weights.h
+
+ private:
+  Model();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+struct SessionOptions {
+  int64_t n_ctx = 512;     // KV cache capacity in tokens
+  int64_t n_ubatch = 512;  // most tokens per forward pass (micro-batch); longer inputs are split
+  int n_threads = 0;       // <= 0: hardware concurrency
+};
+
+// One sequence's evaluation state. Not thread-safe; it runs its own thread pool.
+class Session {
+ public:
+  Session(const Model& model, const SessionOptions& options);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  const Model& model() const;
+  const SessionOptions& options() const;
+  // The hook on every weight matmul (nullptr: none). Not owned.
+  void set_observer(MatmulObserver* observer);
+
+  void clear();            // empty the KV cache
+  int64_t n_past() const;  // tokens in the KV cache
+
+  // Appends `tokens` at positions n_past() ... and runs the forward pass in micro-batches of
+  // at most n_ubatch tokens. Logits are computed only for tokens[first_output ...] (the last
+  // layer's FFN and the output projection skip earlier rows, as llama.cpp does for tokens
+  // that request no logits) and written to `logits` as [tokens.size() - first_output, n_vocab].
+  void decode(std::span<const int32_t> tokens, int64_t first_output, std::span<float> logits);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Random-weight models for tests and benchmarks (`imq synth`).
+struct SynthOptions {
+  bool moe = false;          // llama-moe: expert FFNs with a router
+  int64_t n_embd = 64, n_layer = 2, n_head = 4, n_head_kv = 2, n_ff = 128;
+  int64_t n_expert = 4, n_expert_used = 2;
+  int64_t n_vocab = 320;     // byte tokens + merges (>= 259); ignored with vocab_from
+  int64_t n_ctx_train = 512;
+  uint64_t seed = 1;
+  bool tied = false;         // no output.weight
+  RopeType rope = RopeType::Normal;
+  uint32_t type = 0;         // GgmlType of the 2-D matmul weights: F32 (0) or F16 (1)
+  std::string vocab_from;    // copy tokenizer.* keys (and the vocabulary size) from this GGUF
+};
+void write_synthetic_model(const SynthOptions& options, const std::string& path);
+
+}  // namespace model
+}  // namespace imq

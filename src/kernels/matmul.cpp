@@ -1,0 +1,124 @@
+#include "kernels/matmul.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "imq/error.h"
+#include "imq/ggml_types.h"
+#include "kernels/vec.h"
+
+namespace imq::kernels {
+namespace {
+
+// Floats of per-thread scratch: one dequantized tile of up to 256 rows of 2048 columns (2 MiB),
+// or fewer rows of longer ones (at least kMinTileRows).
+constexpr int64_t kTileFloats = int64_t(1) << 19;
+constexpr int64_t kMinTileRows = 16;
+
+bool is_type(const WeightView& w, GgmlType t) { return w.type == uint32_t(t); }
+
+// Few activation rows: one weight row at a time against every activation row.
+void matmul_rows(const WeightView& w, const float* x, int64_t n, float* y, MatmulContext& ctx) {
+  const int64_t ne0 = w.ne0, ne1 = w.ne1;
+  ctx.pool().parallel_for(size_t(ne1), [&](size_t b, size_t e, int thread) {
+    float* tmp = ctx.scratch(thread);
+    for (int64_t r = int64_t(b); r < int64_t(e); ++r) {
+      const uint8_t* row = w.row(r);
+      if (is_type(w, GgmlType::F32)) {
+        const float* wr = reinterpret_cast<const float*>(row);
+        for (int64_t t = 0; t < n; ++t) y[t * ne1 + r] = dot_f32(wr, x + t * ne0, ne0);
+      } else if (is_type(w, GgmlType::F16)) {
+        const uint16_t* wr = reinterpret_cast<const uint16_t*>(row);
+        for (int64_t t = 0; t < n; ++t) y[t * ne1 + r] = dot_f16(wr, x + t * ne0, ne0);
+      } else if (is_type(w, GgmlType::BF16)) {
+        const uint16_t* wr = reinterpret_cast<const uint16_t*>(row);
+        for (int64_t t = 0; t < n; ++t) y[t * ne1 + r] = dot_bf16(wr, x + t * ne0, ne0);
+      } else {
+        w.codec->dequantize(row, tmp, ne0);
+        for (int64_t t = 0; t < n; ++t) y[t * ne1 + r] = dot_f32(tmp, x + t * ne0, ne0);
+      }
+    }
+  }, 8);
+}
+
+// Many activation rows: SGEMM against float tiles of W.
+void matmul_gemm(const WeightView& w, const float* x, int64_t n, float* y, MatmulContext& ctx) {
+  const int64_t ne0 = w.ne0, ne1 = w.ne1;
+  const bool in_place = is_type(w, GgmlType::F32);
+  // F32 rows are multiplied in place, but still a tile at a time: OpenBLAS then packs a
+  // panel of W that stays in cache (measured ~10 % faster than one call per thread).
+  const int64_t tile = ctx.tile_rows(ne0);
+  ctx.pool().parallel_for(size_t(ne1), [&](size_t b, size_t e, int thread) {
+    for (int64_t r0 = int64_t(b); r0 < int64_t(e); r0 += tile) {
+      const int64_t rows = std::min<int64_t>(tile, int64_t(e) - r0);
+      const float* wt;
+      if (in_place) {
+        wt = reinterpret_cast<const float*>(w.row(r0));
+      } else {
+        float* tmp = ctx.scratch(thread);
+        dequantize_rows(w, r0, r0 + rows, tmp);
+        wt = tmp;
+      }
+      // y[:, r0:r0+rows] = x · wtᵀ
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(rows), int(ne0), 1.0f, x,
+                  int(ne0), wt, int(ne0), 0.0f, y + r0, int(ne1));
+    }
+  }, size_t(kMinTileRows));
+}
+
+}  // namespace
+
+void dequantize_rows(const WeightView& w, int64_t r0, int64_t r1, float* dst) {
+  const int64_t n = (r1 - r0) * w.ne0;
+  const uint8_t* src = w.row(r0);
+  if (is_type(w, GgmlType::F32)) {
+    std::memcpy(dst, src, size_t(n) * sizeof(float));
+  } else if (is_type(w, GgmlType::F16)) {
+    f16_to_f32_row(reinterpret_cast<const uint16_t*>(src), dst, n);
+  } else if (is_type(w, GgmlType::BF16)) {
+    bf16_to_f32_row(reinterpret_cast<const uint16_t*>(src), dst, n);
+  } else {
+    w.codec->dequantize(src, dst, n);
+  }
+}
+
+MatmulContext::MatmulContext(ThreadPool& pool, int64_t max_ne0) : pool_(pool), max_ne0_(max_ne0) {
+  // Our pool splits the work; concurrent OpenBLAS calls must not spawn threads of their own.
+  openblas_set_num_threads(1);
+  const int64_t floats = std::max(kTileFloats, kMinTileRows * max_ne0);
+  scratch_.resize(size_t(pool.size()));
+  for (auto& s : scratch_) s.assign(size_t(floats), 0.0f);
+}
+
+int64_t MatmulContext::tile_rows(int64_t ne0) const {
+  const int64_t floats = int64_t(scratch_[0].size());
+  int64_t rows = std::min<int64_t>(256, floats / std::max<int64_t>(1, ne0));
+  return std::max(kMinTileRows, rows / kMinTileRows * kMinTileRows);
+}
+
+void matmul(const WeightView& w, const float* x, int64_t n, float* y, MatmulContext& ctx) {
+  if (n <= 0) return;
+  if (w.ne2 != 1) throw_error("matmul: {} is 3-D; multiply one expert at a time", w.name);
+  if (w.ne0 > ctx.max_ne0())
+    throw_error("matmul: {} has rows of {} elements, scratch holds {}", w.name, w.ne0, ctx.max_ne0());
+  if (n >= kGemmMinRows)
+    matmul_gemm(w, x, n, y, ctx);
+  else
+    matmul_rows(w, x, n, y, ctx);
+}
+
+void matmul_ref(const WeightView& w, const float* x, int64_t n, float* y) {
+  std::vector<float> row(size_t(w.ne0));
+  for (int64_t r = 0; r < w.ne1; ++r) {
+    dequantize_rows(w, r, r + 1, row.data());
+    for (int64_t t = 0; t < n; ++t) {
+      double s = 0;
+      for (int64_t j = 0; j < w.ne0; ++j) s += double(row[size_t(j)]) * double(x[t * w.ne0 + j]);
+      y[t * w.ne1 + r] = float(s);
+    }
+  }
+}
+
+}  // namespace imq::kernels

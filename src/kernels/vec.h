@@ -1,0 +1,41 @@
+// Vector primitives used by the matmul and attention code. Each has a portable scalar
+// reference (vec_ref::*, the spec the SIMD versions are tested against) and a Highway
+// implementation picked once per process by runtime dispatch (AVX3 / AVX2 / SSE4 / emulated).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace imq::kernels {
+
+// Σ a[i]*b[i]. SIMD versions use several accumulators, so the rounding differs from the
+// reference by a few ulp of the magnitudes involved.
+float dot_f32(const float* a, const float* b, int64_t n);
+// Same with `a` in IEEE half / bfloat16 (raw bits), `b` in float.
+float dot_f16(const uint16_t* a, const float* b, int64_t n);
+float dot_bf16(const uint16_t* a, const float* b, int64_t n);
+// Largest of n >= 1 values.
+float max_f32(const float* x, int64_t n);
+// x[i] = e^(x[i] − m) for i < n; returns Σ x[i] (float lanes, summed in double at the end).
+// The SIMD exp is within a few ulp of std::exp.
+double exp_sub_sum(float* x, int64_t n, float m);
+// x[i] *= s.
+void scale_f32(float* x, int64_t n, float s);
+// Exact widening conversions of n values.
+void f16_to_f32_row(const uint16_t* src, float* dst, int64_t n);
+void bf16_to_f32_row(const uint16_t* src, float* dst, int64_t n);
+
+// Name of the SIMD target the dispatcher chose (e.g. "AVX2"), for logs and benchmarks.
+const char* simd_target_name();
+// Tests: the targets compiled here that this CPU can run, and forcing one of them (0: back
+// to the best one).
+std::vector<int64_t> simd_targets();
+void use_simd_target(int64_t target);
+
+namespace vec_ref {
+float dot_f32(const float* a, const float* b, int64_t n);
+float dot_f16(const uint16_t* a, const float* b, int64_t n);
+float dot_bf16(const uint16_t* a, const float* b, int64_t n);
+double exp_sub_sum(float* x, int64_t n, float m);
+}  // namespace vec_ref
+
+}  // namespace imq::kernels

@@ -1,0 +1,167 @@
+// Session: buffers allocated once, micro-batching, and the forward pass of one micro-batch.
+#include <algorithm>
+#include <cstring>
+
+#include "imq/error.h"
+#include "model/session_impl.h"
+
+namespace imq::model {
+namespace {
+
+int64_t max_row_length(const Config& c) {
+  return std::max({c.n_embd, c.n_ff, c.n_head * c.head_dim});
+}
+
+template <typename T>
+std::vector<T> buffer(int64_t rows, int64_t cols) {
+  return std::vector<T>(size_t(rows * cols));
+}
+
+}  // namespace
+
+Session::Impl::Impl(const Model& m, const SessionOptions& o)
+    : model(m), c(m.config()), w(m.weights()), opt(o), pool(o.n_threads),
+      mm_ctx(pool, max_row_length(m.config())),
+      rope(m.config(), m.weights().rope_freqs ? m.weights().rope_freqs->data : nullptr,
+           std::max<int64_t>(1, o.n_ubatch)) {
+  if (opt.n_ctx <= 0) throw_error("context size must be positive, got {}", opt.n_ctx);
+  if (opt.n_ubatch <= 0) throw_error("micro-batch size must be positive, got {}", opt.n_ubatch);
+  const int64_t nu = opt.n_ubatch;
+  kv.n_ctx = opt.n_ctx;
+  kv.row = c.n_embd_kv();
+  kv.k = buffer<float>(c.n_layer * opt.n_ctx, kv.row);
+  kv.v = buffer<float>(c.n_layer * opt.n_ctx, kv.row);
+  x = buffer<float>(nu, c.n_embd);
+  xn = buffer<float>(nu, c.n_embd);
+  q = buffer<float>(nu, c.n_head * c.head_dim);
+  attn = buffer<float>(nu, c.n_head * c.head_dim);
+  proj = buffer<float>(nu, c.n_embd);
+  gate = buffer<float>(nu, c.n_ff);
+  up = buffer<float>(nu, c.n_ff);
+  attn_scratch.resize(size_t(pool.size()));
+  for (auto& s : attn_scratch) s.resize(size_t(attention_scratch_floats(opt.n_ctx)));
+  if (c.is_moe()) {
+    moe.router = buffer<float>(nu, c.n_expert);
+    moe.order = buffer<int32_t>(1, c.n_expert);
+    moe.selected = buffer<int32_t>(nu, c.n_expert_used);
+    moe.weight = buffer<float>(nu, c.n_expert_used);
+    moe.rows.reserve(size_t(nu));
+    moe.slots.reserve(size_t(nu));
+    moe.x = buffer<float>(nu, c.n_embd);
+    moe.out = buffer<float>(nu, c.n_embd);
+    moe.slot_out = buffer<float>(nu * c.n_expert_used, c.n_embd);
+  }
+}
+
+void Session::Impl::matmul(const WeightView& wt, const float* in, int64_t n, float* y,
+                           int32_t expert) {
+  if (observer) [[unlikely]] {
+    MatmulEvent e{wt.name, wt.ne0, n, in, expert, expert >= 0 ? int32_t(c.n_expert) : 0};
+    observer->on_matmul(e);
+  }
+  if (expert >= 0)
+    kernels::matmul(wt.expert(expert), in, n, y, mm_ctx);
+  else
+    kernels::matmul(wt, in, n, y, mm_ctx);
+}
+
+void Session::Impl::forward(const int32_t* tokens, int64_t n, int64_t out_from, float* logits) {
+  const int64_t d = c.n_embd;
+  // x[t] = token_embd[tokens[t]]
+  for (int64_t t = 0; t < n; ++t) {
+    const int32_t id = tokens[t];
+    if (id < 0 || id >= c.n_vocab)
+      throw_error("token id {} at position {} is outside the vocabulary (0..{})", id, n_past + t,
+                  c.n_vocab - 1);
+    kernels::dequantize_rows(w.token_embd, id, id + 1, x.data() + t * d);
+  }
+  rope.compute(n_past, n);
+
+  int64_t rows = n;  // rows of x still carried (the last layer keeps only output rows)
+  for (int64_t il = 0; il < c.n_layer; ++il) {
+    const LayerWeights& L = w.layers[size_t(il)];
+    attention_block(L, il, n);  // x += wo · attention(norm(x))
+    if (il == c.n_layer - 1 && out_from > 0) {
+      // Only the rows that produce logits go through the last FFN (as llama.cpp does).
+      rows = n - out_from;
+      if (rows > 0) std::memmove(x.data(), x.data() + out_from * d, size_t(rows * d) * sizeof(float));
+    }
+    if (rows == 0) break;
+    rmsnorm(x.data(), L.ffn_norm.data, rows, d, c.rms_eps, xn.data());
+    if (c.is_moe())
+      ffn_moe(L, rows);
+    else
+      ffn_dense(L, rows);
+    for (int64_t i = 0; i < rows * d; ++i) x[size_t(i)] += proj[size_t(i)];
+  }
+  n_past += n;
+  if (rows <= 0) return;
+  rmsnorm(x.data(), w.output_norm.data, rows, d, c.rms_eps, xn.data());
+  matmul(w.output, xn.data(), rows, logits);
+}
+
+void Session::Impl::attention_block(const LayerWeights& L, int64_t il, int64_t n) {
+  const int64_t d = c.n_embd, n_q = c.n_head * c.head_dim, n_kv = c.n_embd_kv();
+  float* kc = kv.k_layer(il);
+  float* vc = kv.v_layer(il);
+  float* k_new = kc + n_past * n_kv;  // [n, n_kv]: this micro-batch's cache rows
+  float* v_new = vc + n_past * n_kv;
+  rmsnorm(x.data(), L.attn_norm.data, n, d, c.rms_eps, xn.data());
+  matmul(L.wq, xn.data(), n, q.data());
+  matmul(L.wk, xn.data(), n, k_new);
+  matmul(L.wv, xn.data(), n, v_new);
+  auto add_bias = [](float* y, int64_t n, const std::optional<VectorView>& b) {
+    if (!b) return;
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t i = 0; i < b->n; ++i) y[t * b->n + i] += b->data[i];
+  };
+  add_bias(q.data(), n, L.bq);
+  add_bias(k_new, n, L.bk);
+  add_bias(v_new, n, L.bv);
+  rope.apply(q.data(), n, c.n_head, n_q);
+  rope.apply(k_new, n, c.n_head_kv, n_kv);
+  model::attention(c, q.data(), kc, vc, n_past, n, attn.data(), pool, attn_scratch);
+  matmul(L.wo, attn.data(), n, proj.data());
+  add_bias(proj.data(), n, L.bo);
+  for (int64_t i = 0; i < n * d; ++i) x[size_t(i)] += proj[size_t(i)];
+}
+
+void Session::Impl::ffn_dense(const LayerWeights& L, int64_t n) {
+  matmul(L.ffn_gate, xn.data(), n, gate.data());
+  matmul(L.ffn_up, xn.data(), n, up.data());
+  swiglu(gate.data(), up.data(), n * c.n_ff, gate.data());
+  matmul(L.ffn_down, gate.data(), n, proj.data());
+}
+
+// --- public API ----------------------------------------------------------------------------
+
+Session::Session(const Model& model, const SessionOptions& options)
+    : impl_(std::make_unique<Impl>(model, options)) {}
+Session::~Session() = default;
+
+const Model& Session::model() const { return impl_->model; }
+const SessionOptions& Session::options() const { return impl_->opt; }
+void Session::set_observer(MatmulObserver* observer) { impl_->observer = observer; }
+void Session::clear() { impl_->n_past = 0; }
+int64_t Session::n_past() const { return impl_->n_past; }
+
+void Session::decode(std::span<const int32_t> tokens, int64_t first_output, std::span<float> logits) {
+  Impl& s = *impl_;
+  const int64_t n = int64_t(tokens.size());
+  const int64_t n_vocab = s.c.n_vocab;
+  first_output = std::clamp<int64_t>(first_output, 0, n);
+  if (s.n_past + n > s.opt.n_ctx)
+    throw_error("context full: {} tokens in the cache + {} new exceed the context size {}", s.n_past,
+                n, s.opt.n_ctx);
+  if (int64_t(logits.size()) < (n - first_output) * n_vocab)
+    throw_error("logits buffer holds {} floats, {} rows of {} needed", logits.size(),
+                n - first_output, n_vocab);
+  for (int64_t b = 0; b < n; b += s.opt.n_ubatch) {
+    const int64_t m = std::min(s.opt.n_ubatch, n - b);
+    const int64_t out_from = std::clamp<int64_t>(first_output - b, 0, m);
+    float* out = logits.data() + std::max<int64_t>(0, b + out_from - first_output) * n_vocab;
+    s.forward(tokens.data() + b, m, out_from, out);
+  }
+}
+
+}  // namespace imq::model

@@ -1,0 +1,68 @@
+// Session internals: the KV cache and activation buffers (allocated once), the thread pool
+// and the matmul hook. Shapes in comments use nu = n_ubatch (rows of one micro-batch).
+#pragma once
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "imq/model.h"
+#include "imq/observer.h"
+#include "kernels/matmul.h"
+#include "model/ops.h"
+#include "model/weights.h"
+
+namespace imq::model {
+
+struct KvCache {
+  std::vector<float> k, v;  // per layer [n_ctx, n_head_kv*head_dim], layers back to back
+  int64_t n_ctx = 0, row = 0;
+  float* k_layer(int64_t il) { return k.data() + il * n_ctx * row; }
+  float* v_layer(int64_t il) { return v.data() + il * n_ctx * row; }
+};
+
+struct MoeBuffers {
+  std::vector<float> router;      // [nu, n_expert] logits, then probabilities
+  std::vector<int32_t> order;     // [n_expert] experts by probability
+  std::vector<int32_t> selected;  // [nu, n_expert_used] expert ids, best first
+  std::vector<float> weight;      // [nu, n_expert_used] renormalized probabilities
+  std::vector<int32_t> rows;      // token rows routed to the current expert
+  std::vector<int32_t> slots;     // their selection slot
+  std::vector<float> x;           // [nu, n_embd] gathered inputs of one expert
+  std::vector<float> out;         // [nu, n_embd] one expert's outputs
+  std::vector<float> slot_out;    // [nu, n_expert_used, n_embd] weighted expert outputs
+};
+
+struct Session::Impl {
+  Impl(const Model& m, const SessionOptions& o);
+
+  const Model& model;
+  const Config& c;
+  const Model::Weights& w;
+  SessionOptions opt;
+  ThreadPool pool;
+  kernels::MatmulContext mm_ctx;
+  MatmulObserver* observer = nullptr;
+  KvCache kv;
+  int64_t n_past = 0;
+  RopeTable rope;
+
+  std::vector<float> x;       // [nu, n_embd] residual stream
+  std::vector<float> xn;      // [nu, n_embd] normed input of a block
+  std::vector<float> q;       // [nu, n_head*head_dim]
+  std::vector<float> attn;    // [nu, n_head*head_dim] attention output (before wo)
+  std::vector<float> proj;    // [nu, n_embd] block output (wo or FFN down)
+  std::vector<float> gate;    // [nu, n_ff]
+  std::vector<float> up;      // [nu, n_ff]
+  std::vector<std::vector<float>> attn_scratch;  // per thread
+  MoeBuffers moe;
+
+  // y = x·Wᵀ with the observer told first (expert >= 0: rows routed to that expert).
+  void matmul(const WeightView& w, const float* x, int64_t n, float* y, int32_t expert = -1);
+  // One micro-batch: tokens at positions n_past..; logits of rows [out_from, n) into `logits`.
+  void forward(const int32_t* tokens, int64_t n, int64_t out_from, float* logits);
+
+  void attention_block(const LayerWeights& L, int64_t il, int64_t n);
+  void ffn_dense(const LayerWeights& L, int64_t n);
+  void ffn_moe(const LayerWeights& L, int64_t n);
+};
+
+}  // namespace imq::model

@@ -1,0 +1,2 @@
+// run_imq for this test executable.
+#include "test_util_impl.h"

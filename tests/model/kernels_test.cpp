@@ -1,0 +1,103 @@
+// Matmul kernels against their scalar references: the Highway vector primitives on every SIMD
+// target this CPU runs, and matmul (SGEMM tiles and dot paths) for float and block types.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "core/fp16.h"
+#include "imq/error.h"
+#include "imq/ggml_types.h"
+#include "imq/quant.h"
+#include "kernels/matmul.h"
+#include "kernels/vec.h"
+
+namespace imq {
+namespace {
+
+std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 g(seed);
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(g);
+  return v;
+}
+
+TEST(VecKernels, EverySimdTargetMatchesTheReference) {
+  const auto targets = kernels::simd_targets();
+  ASSERT_FALSE(targets.empty());
+  std::string names;
+  for (int64_t target : targets) {
+    kernels::use_simd_target(target);
+    names += std::string(names.empty() ? "" : " ") + kernels::simd_target_name();
+    SCOPED_TRACE(kernels::simd_target_name());
+    for (int64_t n : {1, 7, 16, 31, 64, 100, 1000}) {
+      const auto a = randn(size_t(n), 1), b = randn(size_t(n), 2);
+      std::vector<uint16_t> h(a.size()), bh(a.size());
+      for (size_t i = 0; i < a.size(); ++i) h[i] = f32_to_f16(a[i]), bh[i] = f32_to_bf16(a[i]);
+      const float tol = 1e-5f * float(n);
+      EXPECT_NEAR(kernels::dot_f32(a.data(), b.data(), n), kernels::vec_ref::dot_f32(a.data(), b.data(), n), tol);
+      EXPECT_NEAR(kernels::dot_f16(h.data(), b.data(), n), kernels::vec_ref::dot_f16(h.data(), b.data(), n), tol);
+      EXPECT_NEAR(kernels::dot_bf16(bh.data(), b.data(), n), kernels::vec_ref::dot_bf16(bh.data(), b.data(), n), tol);
+      EXPECT_EQ(kernels::max_f32(a.data(), n), *std::max_element(a.begin(), a.end()));
+      std::vector<float> e = a, e_ref = a;
+      const double s = kernels::exp_sub_sum(e.data(), n, 0.5f);
+      const double s_ref = kernels::vec_ref::exp_sub_sum(e_ref.data(), n, 0.5f);
+      EXPECT_NEAR(s, s_ref, 1e-6 * s_ref);
+      for (size_t i = 0; i < e.size(); ++i) ASSERT_NEAR(e[i], e_ref[i], 4e-7f * e_ref[i]) << i;
+      kernels::scale_f32(e.data(), n, 0.25f);
+      for (size_t i = 0; i < e.size(); ++i) ASSERT_FLOAT_EQ(e[i], e_ref[i] * 0.25f) << i;
+      std::vector<float> out(a.size());
+      kernels::f16_to_f32_row(h.data(), out.data(), n);
+      for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(out[i], f16_to_f32(h[i])) << i;
+      kernels::bf16_to_f32_row(bh.data(), out.data(), n);
+      for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(out[i], bf16_to_f32(bh[i])) << i;
+    }
+  }
+  kernels::use_simd_target(0);
+  RecordProperty("simd_targets", names);
+  std::printf("SIMD targets tested: %s\n", names.c_str());
+}
+
+class MatmulTypes : public ::testing::TestWithParam<GgmlType> {};
+
+TEST_P(MatmulTypes, MatchesReferenceForAllBatchSizes) {
+  const quant::Codec* codec = quant::find_codec(uint32_t(GetParam()));
+  if (!codec) GTEST_SKIP() << "no codec for " << ggml_type_display_name(uint32_t(GetParam())) << " yet";
+  const int64_t ne0 = 512, ne1 = 70;  // ne1 not a multiple of the tile or the thread split
+  const auto wf = randn(size_t(ne0 * ne1), 3, 0.1f);
+  std::vector<uint8_t> data(quant::row_size(*codec, ne0) * size_t(ne1));
+  codec->quantize(wf.data(), data.data(), ne1, ne0, nullptr);
+  kernels::WeightView w;
+  w.name = "test.weight", w.type = codec->type, w.ne0 = ne0, w.ne1 = ne1;
+  w.data = data.data(), w.row_bytes = quant::row_size(*codec, ne0), w.codec = codec;
+  for (int threads : {1, 3}) {
+    ThreadPool pool(threads);
+    kernels::MatmulContext ctx(pool, ne0);
+    for (int64_t n : {1, 3, 15, 16, 37}) {
+      const auto x = randn(size_t(n * ne0), 4);
+      std::vector<float> y(size_t(n * ne1)), ref(size_t(n * ne1));
+      kernels::matmul(w, x.data(), n, y.data(), ctx);
+      kernels::matmul_ref(w, x.data(), n, ref.data());
+      for (size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(y[i], ref[i], 2e-4) << "n=" << n << " i=" << i;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, MatmulTypes,
+                         ::testing::Values(GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0,
+                                           GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q6_K),
+                         [](const auto& info) { return ggml_type_display_name(uint32_t(info.param)); });
+
+TEST(Matmul, ThreeDimensionalWeightNeedsAnExpert) {
+  ThreadPool pool(1);
+  kernels::MatmulContext ctx(pool, 8);
+  kernels::WeightView w;
+  w.name = "blk.0.ffn_up_exps.weight", w.ne0 = 8, w.ne1 = 4, w.ne2 = 2;
+  float x[8] = {}, y[4];
+  EXPECT_THROW(kernels::matmul(w, x, 1, y, ctx), Error);
+}
+
+}  // namespace
+}  // namespace imq

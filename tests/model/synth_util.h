@@ -1,0 +1,49 @@
+// Tiny synthetic models for the model tests, written into a temporary directory.
+#pragma once
+#include <string>
+
+#include "imq/ggml_types.h"
+#include "imq/model.h"
+#include "test_util.h"
+
+namespace imq::test {
+
+struct SynthCase {
+  const char* name;
+  model::SynthOptions options;
+};
+
+inline model::SynthOptions synth_dense() {
+  model::SynthOptions o;
+  o.n_embd = 64, o.n_layer = 2, o.n_head = 4, o.n_head_kv = 2, o.n_ff = 96, o.n_vocab = 300;
+  return o;
+}
+inline model::SynthOptions synth_tied_neox() {
+  model::SynthOptions o = synth_dense();
+  o.tied = true, o.rope = model::RopeType::Neox, o.n_head_kv = 1, o.seed = 7;
+  return o;
+}
+inline model::SynthOptions synth_moe() {
+  model::SynthOptions o = synth_dense();
+  o.moe = true, o.n_expert = 4, o.n_expert_used = 2, o.n_ff = 48, o.seed = 3;
+  return o;
+}
+inline model::SynthOptions synth_f16() {
+  model::SynthOptions o = synth_dense();
+  o.type = uint32_t(GgmlType::F16), o.n_head_kv = 4, o.seed = 11;
+  return o;
+}
+inline model::SynthOptions synth_moe_f16_tied() {
+  model::SynthOptions o = synth_moe();
+  o.type = uint32_t(GgmlType::F16), o.tied = true, o.n_expert = 3, o.n_expert_used = 1;
+  return o;
+}
+
+inline std::string write_synth(const TempDir& d, const model::SynthOptions& o,
+                               const std::string& name = "synth.gguf") {
+  const std::string path = d.file(name);
+  model::write_synthetic_model(o, path);
+  return path;
+}
+
+}  // namespace imq::test

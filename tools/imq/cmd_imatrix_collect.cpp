@@ -1,0 +1,148 @@
+// imq imatrix -m MODEL -f TEXT: collection, printing llama-imatrix's per-chunk perplexities.
+// SIGINT/SIGTERM stop after saving the chunks completed so far.
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "cmd_imatrix.h"
+#include "imq/error.h"
+#include "imq/gguf.h"
+#include "imq/model.h"
+#include "imq/tokenizer.h"
+
+namespace imq::cli {
+namespace {
+
+// The only process-wide state: what a signal handler may touch.
+volatile std::sig_atomic_t g_stop = 0;
+volatile std::sig_atomic_t g_signal = 0;
+
+extern "C" void on_stop_signal(int sig) {
+  g_signal = sig;
+  g_stop = 1;
+}
+
+// Installs the handlers for the lifetime of a collection, then restores the old ones.
+class StopSignals {
+ public:
+  StopSignals() {
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, &old_int_);
+    sigaction(SIGTERM, &sa, &old_term_);
+  }
+  ~StopSignals() {
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+  }
+
+ private:
+  struct sigaction old_int_ {}, old_term_ {};
+};
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw_error("{}: cannot open the calibration text", path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  std::string s = ss.str();
+  if (!s.empty() && s.back() == '\n') s.pop_back();  // one trailing newline, as llama.cpp does
+  return s;
+}
+
+using Clock = std::chrono::steady_clock;
+
+}  // namespace
+
+int run_collection(CollectCommand& c) {
+  imatrix::CollectOptions& o = c.opt;
+  const bool log = c.verbosity >= 1;
+  auto model = model::Model::load(c.model_path);
+  auto tokenizer = load_tokenizer(model->file());
+  if (log) std::fprintf(stderr, "compute_imatrix: tokenizing the input ..\n");
+  const auto t0 = Clock::now();
+  const std::vector<int32_t> tokens = tokenizer->encode(read_text(c.text_path), true, c.parse_special);
+  if (log)
+    std::fprintf(stderr, "compute_imatrix: tokenization took %.3f ms (%zu tokens)\n",
+                 1000 * std::chrono::duration<double>(Clock::now() - t0).count(), tokens.size());
+  o.n_ubatch = std::min(o.n_ubatch, std::max<int64_t>(1, c.n_batch));
+  const int32_t bos = tokenizer->add_bos() ? tokenizer->bos() : -1;
+
+  const bool tty = ::isatty(2) != 0;
+  const auto start = Clock::now();
+  bool progress_shown = false;
+  auto clear_progress = [&] {
+    if (progress_shown) std::fprintf(stderr, "\r\033[K");
+    progress_shown = false;
+  };
+  imatrix::CollectHooks hooks;
+  hooks.stop = &g_stop;
+  hooks.on_chunk = [&](const imatrix::CollectProgress& p) {
+    clear_progress();
+    if (p.done == 1 && log)
+      std::fprintf(stderr, "compute_imatrix: computing over %lld chunks, n_ctx=%lld, n_ubatch=%lld\n",
+                   (long long)p.n_chunks, (long long)o.n_ctx, (long long)std::min(o.n_ubatch, o.n_ctx));
+    if (!c.no_ppl) {
+      std::printf("[%lld]%.4f,", (long long)p.done, p.nll.ppl());
+      std::fflush(stdout);
+    }
+    if (tty) {
+      const double s = std::chrono::duration<double>(Clock::now() - start).count();
+      const double rate = s > 0 ? double(p.done) / s : 0;
+      std::fprintf(stderr, "\r\033[Kimatrix: chunk %lld/%lld  %.2f chunks/s  ETA %.0f s", (long long)p.done,
+                   (long long)p.n_chunks, rate, rate > 0 ? double(p.n_chunks - p.done) / rate : 0.0);
+      std::fflush(stderr);
+      progress_shown = true;
+    }
+  };
+  hooks.on_save = [&](const std::string& path, uint32_t chunks) {
+    if (c.verbosity < 4) return;
+    clear_progress();
+    std::fprintf(stderr, "stored collected data after %u chunks in %s\n", chunks, path.c_str());
+  };
+
+  imatrix::CollectResult r;
+  {
+    StopSignals signals;
+    try {
+      r = imatrix::collect(*model, tokens, bos, c.start ? std::move(*c.start) : imatrix::Imatrix{}, o, hooks);
+    } catch (...) {
+      clear_progress();
+      if (!c.no_ppl) std::printf("\n");
+      std::fflush(stdout);
+      throw;
+    }
+  }
+  clear_progress();
+  if (!c.no_ppl) {
+    std::printf("\n");
+    if (!r.stopped) std::printf("Final estimate: PPL = %.4f +/- %.5f\n", r.nll.ppl(), r.nll.error());
+  }
+  std::fflush(stdout);
+  if (log) {
+    std::fprintf(stderr, "%s\n", imatrix::coverage_summary(r.data).c_str());
+    std::fprintf(stderr, "compute_imatrix: %lld chunks in %.2f s\n", (long long)r.chunks_done,
+                 std::chrono::duration<double>(Clock::now() - start).count());
+  }
+  if (r.stopped) {
+    const int sig = g_signal;
+    if (r.chunks_done > 0)
+      std::fprintf(stderr, "imq imatrix: stopped by signal %d after %lld chunks, saved to %s "
+                   "(continue with --chunk %lld --in-file %s)\n", sig, (long long)r.chunks_done,
+                   o.output.c_str(), (long long)(o.first_chunk + r.chunks_done), o.output.c_str());
+    else
+      std::fprintf(stderr, "imq imatrix: stopped by signal %d before the first chunk completed; nothing saved\n", sig);
+    return 128 + sig;
+  }
+  return 0;
+}
+
+}  // namespace imq::cli
