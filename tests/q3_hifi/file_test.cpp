@@ -161,23 +161,42 @@ TEST(Q3HifiFile, MixRouting) {
 }
 
 // The engine runs a Q3_HIFI model: perplexity close to the F32 model's (measured: within 5%
-// on these two chunks).
+// on these two chunks), KL divergence against the F32 model small and below that of the same
+// model in plain Q3_K (same imatrix), and greedy generation.
 TEST(Q3HifiFile, EngineRunsQ3HifiModel) {
   IMQ_NEED_SHARED(model, kModel);
   IMQ_NEED_SHARED(imatrix, kImatrix);
   IMQ_NEED_SHARED(wiki, kWiki);
   test::TempDir d;
   const std::string out = quantize_model(d, model, "Q3_HIFI", imatrix);
-  const auto run = [&](const std::string& m) {
-    const auto r = test::run_imq("perplexity -m " + m + " -f " + wiki + " -c 256 --chunks 2 -t 2");
+  const std::string base = d.file("base.kld");
+  const auto run = [&](const std::string& m, const std::string& extra) {
+    const auto r = test::run_imq("perplexity -m " + m + " -f " + wiki + " -c 256 --chunks 2 -t 2 " + extra);
     EXPECT_EQ(r.rc, 0) << r.err;
-    return test::final_estimate(r.out + r.err).ppl;
+    return r.out + r.err;
   };
-  const double ppl_q = run(out), ppl_f = run(model);
+  const double ppl_f = test::final_estimate(run(model, "--kl-divergence-base " + base)).ppl;
+  const double ppl_q = test::final_estimate(run(out, "")).ppl;
   ASSERT_GT(ppl_f, 1.0);
   EXPECT_TRUE(std::isfinite(ppl_q));
   EXPECT_GT(ppl_q, ppl_f * 0.97);
   EXPECT_LT(ppl_q, ppl_f * 1.10);
+
+  const auto kld = [&](const std::string& m) {
+    const auto stats = test::kld_statistics(run(m, "--kl-divergence-base " + base + " --kl-divergence"));
+    EXPECT_TRUE(stats.count("Mean    KLD")) << m;
+    return stats.count("Mean    KLD") ? stats.at("Mean    KLD") : -1.0;
+  };
+  const double kld_hifi = kld(out);
+  const double kld_q3k = kld(quantize_model(d, model, "Q3_K_S", imatrix));
+  EXPECT_GT(kld_hifi, 0.0);
+  EXPECT_LT(kld_hifi, 0.1);
+  EXPECT_LT(kld_hifi, kld_q3k);
+
+  const auto g = test::run_imq("generate -m " + out + " -p \"The history of\" -n 12 --temp 0 -t 2");
+  ASSERT_EQ(g.rc, 0) << g.err;
+  EXPECT_NE(g.out.find("The history of"), std::string::npos) << g.out;
+  EXPECT_GT(g.out.size(), std::string("The history of").size() + 8) << g.out;
 }
 
 }  // namespace
