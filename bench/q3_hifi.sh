@@ -52,7 +52,7 @@ for m in "${models[@]}"; do
     ppl=$(grep 'Mean PPL(Q)  ' "$OUT/$m-$type-$tag.kld.log" | awk '{print $4}')
     kld=$(grep 'Mean    KLD:' "$OUT/$m-$type-$tag.kld.log" | awk '{print $3}')
     size=$(stat -c %s "$q")
-    bpw=$(grep -o 'quant size = .*' "$OUT/$m-$type-$tag.quantize.log" | grep -o '[0-9.]* BPW' | head -1 || true)
+    bpw=$(grep -o 'quant size *= .*' "$OUT/$m-$type-$tag.quantize.log" | grep -o '[0-9.]* BPW' | head -1 || true)
     printf '%-18s %10d %10s %10s %12s %10s   (quantize %.1fs)\n' "$type-$tag" "$size" "${bpw% BPW}" "$ppl" \
       "$(echo "$ppl - $ppl_f32" | bc -l | xargs printf '%.4f')" "$kld" "$secs"
   done

@@ -28,7 +28,7 @@ constexpr FTypeInfo kFTypes[] = {
     {"Q3_K_M", FType::Q3_K_M, id(G::Q3_K), "about 3.9 bpw"},
     {"Q3_K_L", FType::Q3_K_L, id(G::Q3_K), "about 4.3 bpw"},
     {"Q3_HIFI", FType::Q3_HIFI, id(G::Q3_HIFI), "4.19 bpw, Q3_K + 8 f16 outliers per 256 (imq only)"},
-    {"Q3_HIFI_M", FType::Q3_HIFI_M, id(G::Q3_K), "Q3_K_M with Q3_HIFI where outliers pay (imq only)"},
+    {"Q3_HIFI_M", FType::Q3_HIFI_M, id(G::Q3_K), "Q3_K_M with Q3_HIFI attention and late ffn_down (imq only)"},
     {"IQ4_NL", FType::IQ4_NL, id(G::IQ4_NL), "4.5 bpw, non-linear"},
     {"IQ4_XS", FType::IQ4_XS, id(G::IQ4_XS), "4.25 bpw, non-linear"},
     {"Q4_K", FType::Q4_K_M, id(G::Q4_K), "alias for Q4_K_M"},

@@ -136,8 +136,8 @@ TEST(Q3HifiFile, WithoutImatrixWarnsOnce) {
   EXPECT_EQ(test::run_imq("info " + out).rc, 0);
 }
 
-// Q3_HIFI_M spends outliers on attn_v and the first third of ffn_down, and is smaller than
-// Q3_K_M.
+// Q3_HIFI_M: Q3_K_M's mix with Q3_HIFI for the attention matrices and the second half of
+// ffn_down, and no larger than Q3_K_M.
 TEST(Q3HifiFile, MixRouting) {
   IMQ_NEED_SHARED(model, kModel);
   IMQ_NEED_SHARED(imatrix, kImatrix);
@@ -150,11 +150,14 @@ TEST(Q3HifiFile, MixRouting) {
   EXPECT_EQ(q.find("general.file_type")->as_int(), 2001);
   ASSERT_TRUE(q.find(std::string(kQ3HifiVersionKey)));
   const auto type = [&](const std::string& name) { return q.tensor(name).type; };
-  for (int l = 0; l < 4; ++l)
-    EXPECT_EQ(type("blk." + std::to_string(l) + ".attn_v.weight"), uint32_t(GgmlType::Q3_HIFI)) << l;
-  EXPECT_EQ(type("blk.0.ffn_down.weight"), uint32_t(GgmlType::Q3_HIFI));
-  EXPECT_EQ(type("blk.3.ffn_down.weight"), uint32_t(GgmlType::Q4_K));
-  EXPECT_EQ(type("blk.0.ffn_up.weight"), uint32_t(GgmlType::Q3_K));
+  for (int l = 0; l < 4; ++l) {
+    const std::string b = "blk." + std::to_string(l) + ".";
+    for (const char* t : {"attn_q", "attn_k", "attn_v", "attn_output"})
+      EXPECT_EQ(type(b + t + ".weight"), uint32_t(GgmlType::Q3_HIFI)) << b << t;
+    EXPECT_EQ(type(b + "ffn_down.weight"), uint32_t(l < 2 ? GgmlType::Q4_K : GgmlType::Q3_HIFI)) << l;
+    EXPECT_EQ(type(b + "ffn_up.weight"), uint32_t(GgmlType::Q3_K)) << l;
+  }
+  EXPECT_EQ(type("token_embd.weight"), uint32_t(GgmlType::Q3_K));
   EXPECT_EQ(type("output.weight"), uint32_t(GgmlType::Q6_K));
   const std::string k_m = quantize_model(d, model, "Q3_K_M", imatrix);
   EXPECT_LE(std::filesystem::file_size(out), std::filesystem::file_size(k_m));
