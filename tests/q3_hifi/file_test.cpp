@@ -163,6 +163,28 @@ TEST(Q3HifiFile, MixRouting) {
   EXPECT_LE(std::filesystem::file_size(out), std::filesystem::file_size(k_m));
 }
 
+// The file size `imq quantize --dry-run` announces, or 0.
+uint64_t dry_run_size(const std::string& args) {
+  const auto r = test::run_imq("quantize --dry-run " + args);
+  EXPECT_EQ(r.rc, 0) << r.err;
+  const std::string all = r.out + r.err, key = "output file size = ";
+  const size_t p = all.rfind(key);
+  EXPECT_NE(p, std::string::npos) << all;
+  return p == std::string::npos ? 0 : std::stoull(all.substr(p + key.size()));
+}
+
+// On the MoE model too, Q3_HIFI_M is no larger than Q3_K_M (measured: 4818272 vs 4845888).
+TEST(Q3HifiFile, MixNoLargerThanQ3KMOnMoe) {
+  IMQ_NEED_SHARED(model, "models/moe-gpt2bpe-f32.gguf");
+  IMQ_NEED_SHARED(imatrix, "reference/moe-gpt2bpe/imatrix-calib-c256.gguf");
+  test::TempDir d;
+  const std::string args = "--imatrix " + imatrix + " " + model + " " + d.file("x.gguf") + " ";
+  const uint64_t hifi_m = dry_run_size(args + "Q3_HIFI_M"), k_m = dry_run_size(args + "Q3_K_M");
+  EXPECT_GT(hifi_m, 0u);
+  EXPECT_LE(hifi_m, k_m);
+  EXPECT_GT(hifi_m, k_m * 95 / 100) << "the mix spends about what Q3_K_M spends";
+}
+
 // The engine runs a Q3_HIFI model: perplexity close to the F32 model's (measured: within 5%
 // on these two chunks), KL divergence against the F32 model small and below that of the same
 // model in plain Q3_K (same imatrix), and greedy generation.
