@@ -19,6 +19,11 @@ enum class GgmlType : uint32_t {
 
 inline constexpr uint32_t kGgmlTypeCount = 43;
 
+// A file with Q3_HIFI tensors carries this key (UINT32 kQ3HifiVersion); the reader refuses
+// Q3_HIFI tensors without it, in case another tool uses the same id for something else.
+inline constexpr std::string_view kQ3HifiVersionKey = "imq.q3_hifi.version";
+inline constexpr uint32_t kQ3HifiVersion = 1;
+
 struct GgmlTypeInfo {
   std::string_view name;  // ggml's lower-case name, e.g. "q4_K"
   uint32_t block_size;    // elements per block (0: id not valid)

@@ -1,5 +1,6 @@
 // GGUF reader: parses and validates the whole header at open(); tensor data stays mapped.
 // Every count and length is checked against the bytes left before anything is allocated.
+#include <algorithm>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -101,6 +102,29 @@ struct File::Impl {
   explicit Impl(const std::string& path) : map(path) {}
 };
 
+namespace {
+
+// Q3_HIFI's id lies outside ggml's range, but nothing stops another tool from using it for a
+// different layout: a file must say that imq's Q3_HIFI is meant (ggml_types.h).
+void check_q3_hifi_version(const std::vector<TensorInfo>& tensors, const Value* version,
+                           const std::string& path) {
+  auto t = std::find_if(tensors.begin(), tensors.end(), [](const TensorInfo& ti) {
+    return ti.type == uint32_t(GgmlType::Q3_HIFI);
+  });
+  if (t == tensors.end()) return;
+  if (!version)
+    throw_error("{}: tensor {} has type id {:#x} (imq Q3_HIFI) but the file lacks {}: written by "
+                "another tool?", path, t->name, t->type, kQ3HifiVersionKey);
+  const Value& v = *version;
+  if (v.type != ValueType::UINT32 || std::get<uint32_t>(v.data) != kQ3HifiVersion)
+    throw_error("{}: {} is {} {}, this imq reads Q3_HIFI version {} (UINT32)", path,
+                kQ3HifiVersionKey, value_type_name(v.type),
+                v.type == ValueType::UINT32 ? std::to_string(std::get<uint32_t>(v.data)) : "",
+                kQ3HifiVersion);
+}
+
+}  // namespace
+
 File::File(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 File::~File() = default;
 File::File(File&&) noexcept = default;
@@ -196,6 +220,11 @@ File File::open(const std::string& path) {
     impl->tensor_index.emplace(t.name, impl->tensors.size());
     impl->tensors.push_back(std::move(t));
   }
+
+  auto q3_hifi = impl->kv_index.find(std::string(kQ3HifiVersionKey));
+  check_q3_hifi_version(impl->tensors,
+                        q3_hifi == impl->kv_index.end() ? nullptr : &impl->kvs[q3_hifi->second].value,
+                        path);
 
   const uint64_t a = impl->alignment;
   impl->data_offset = (r.offset() + a - 1) / a * a;

@@ -4,16 +4,18 @@
 //   kinds[], layers[]  heatmap columns (canonical order) and rows (-1 = outside any block)
 //   tensors[]   {name, layer, kind, ne0, slots, counts, nonfinite, zero_slots, stats|null,
 //                maxmean, hist {lo, hi, counts, nonpos}, curve {n, rank[], value[]}, top[]}
-// The statistics are imatrix::compute_statistics' (ZD as a percentage); stats is null for an
-// entry without data (every count 0).
 //   experts     {n_expert, layers[] {layer, tensor, counts[]}} or null
 //   compare     {name, rows[] {name, layer, kind, cos, ratio, mean_a, mean_b}, only_a, only_b}
+// The statistics are imatrix::compute_statistics' (ZD as a percentage); stats is null for an
+// entry without data (every count 0). Only the presentation is computed here: histograms,
+// downsampled sorted curves, top columns, and the cosine between two files.
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
+#include <map>
 #include <numeric>
 #include <set>
 

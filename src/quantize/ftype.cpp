@@ -27,6 +27,8 @@ constexpr FTypeInfo kFTypes[] = {
     {"Q3_K_S", FType::Q3_K_S, id(G::Q3_K), "about 3.4 bpw"},
     {"Q3_K_M", FType::Q3_K_M, id(G::Q3_K), "about 3.9 bpw"},
     {"Q3_K_L", FType::Q3_K_L, id(G::Q3_K), "about 4.3 bpw"},
+    {"Q3_HIFI", FType::Q3_HIFI, id(G::Q3_HIFI), "4.19 bpw, Q3_K + 8 f16 outliers per 256 (imq only)"},
+    {"Q3_HIFI_M", FType::Q3_HIFI_M, id(G::Q3_K), "Q3_K_M with Q3_HIFI attention and late ffn_down (imq only)"},
     {"IQ4_NL", FType::IQ4_NL, id(G::IQ4_NL), "4.5 bpw, non-linear"},
     {"IQ4_XS", FType::IQ4_XS, id(G::IQ4_XS), "4.25 bpw, non-linear"},
     {"Q4_K", FType::Q4_K_M, id(G::Q4_K), "alias for Q4_K_M"},
@@ -45,7 +47,7 @@ constexpr FTypeInfo kFTypes[] = {
 // Tensor types imq can write (a codec exists for each once the codec families have landed).
 constexpr G kWritableTypes[] = {G::F32,  G::F16,  G::BF16, G::Q4_0, G::Q4_1,   G::Q5_0,
                                 G::Q5_1, G::Q8_0, G::Q2_K, G::Q3_K, G::Q4_K,   G::Q5_K,
-                                G::Q6_K, G::IQ4_NL, G::IQ4_XS};
+                                G::Q6_K, G::IQ4_NL, G::IQ4_XS, G::Q3_HIFI};
 
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {

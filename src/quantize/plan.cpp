@@ -94,6 +94,25 @@ void attach_importance(TensorPlan& tp, const ImportanceData& imp, const std::str
   tp.importance = it->second;
 }
 
+// Q3_HIFI picks its outliers by importance; say once when some or all of them cannot.
+void note_q3_hifi_importance(Plan& plan, bool has_imatrix) {
+  size_t n = 0;
+  const TensorPlan* first = nullptr;
+  for (const auto& tp : plan.tensors) {
+    if (!tp.quantize || tp.dst_type != uint32_t(G::Q3_HIFI)) continue;
+    if (tp.importance_use == ImportanceUse::kUsed) continue;
+    if (!first) first = &tp;
+    ++n;
+  }
+  if (n == 0) return;
+  if (!has_imatrix)
+    plan.warnings.push_back("Q3_HIFI without an imatrix: outliers are chosen by weight magnitude "
+                            "and plain squared error, not by importance (use --imatrix)");
+  else
+    plan.warnings.push_back(fmt::format("Q3_HIFI: {} tensor(s) without imatrix data (first: {}) "
+                                        "get outliers chosen without importance", n, first->name));
+}
+
 }  // namespace
 
 std::vector<size_t> output_order(const gguf::File& model) {
@@ -169,10 +188,17 @@ Plan make_plan(const gguf::File& model, const Options& opt) {
     plan.tensors.push_back(std::move(tp));
   }
 
+  note_q3_hifi_importance(plan, has_imatrix);
+
   // Metadata: every input key, then the quantization keys (set = remove and append).
   plan.kvs = model.kvs();
   set_kv(plan.kvs, "general.quantization_version", gguf::Value::u32(2));
   set_kv(plan.kvs, "general.file_type", gguf::Value::u32(uint32_t(opt.ftype)));
+  // imq's own tensor type: readers refuse Q3_HIFI tensors in a file without this key.
+  if (std::any_of(plan.tensors.begin(), plan.tensors.end(), [](const TensorPlan& tp) {
+        return tp.dst_type == uint32_t(G::Q3_HIFI);
+      }))
+    set_kv(plan.kvs, std::string(kQ3HifiVersionKey), gguf::Value::u32(kQ3HifiVersion));
   for (auto k : {"split.no", "split.count", "split.tensors.count"}) remove_kv(plan.kvs, k);
   if (has_imatrix) {
     // llama-quantize passes these as fixed 128-byte override strings.

@@ -111,7 +111,7 @@ int cmd_quantize(int argc, char** argv) {
   CLI::App app{"Quantize a GGUF model like llama-quantize.\n"
                "usage: imq quantize [options] INPUT.gguf [OUTPUT.gguf] TYPE [NTHREADS]\n"
                "TYPE: Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q2_K_S Q3_K_S Q3_K_M Q3_K_L IQ4_NL IQ4_XS Q4_K_S "
-               "Q4_K_M Q5_K_S Q5_K_M Q6_K Q8_0 F16 BF16 F32 (or a numeric ftype)",
+               "Q4_K_M Q5_K_S Q5_K_M Q6_K Q8_0 F16 BF16 F32, imq's Q3_HIFI Q3_HIFI_M (or a numeric ftype)",
                "imq quantize"};
   std::vector<std::string> positional;
   std::string imatrix, output_type, embd_type, search = "reference";

@@ -15,7 +15,7 @@
 #include "core/fp16.h"
 #include "quant/block_io.h"
 #include "quant/legacy/codecs.h"
-#include "quant/legacy/search.h"
+#include "quant/legacy/fit.h"
 
 namespace imq::quant {
 namespace {
@@ -56,50 +56,17 @@ void dequantize(const void* src, float* dst, int64_t n) {
   }
 }
 
-BlockQ5_0 quantize_block_plain(const float* x) {
-  float amax = 0, max = 0;
-  for (int j = 0; j < kQK; ++j) {
-    if (amax < std::fabs(x[j])) {
-      amax = std::fabs(x[j]);
-      max = x[j];
-    }
-  }
-  const float d = max / -16.0f;
-  const float id = d != 0 ? 1.0f / d : 0.0f;
+BlockQ5_0 quantize_block(const float* x, const float* qw, float sigma2) {
   uint8_t q[kQK];
-  for (int j = 0; j < kQK; ++j)
-    q[j] = uint8_t(std::min(31, int(int8_t(int(x[j] * id + 16.5f)))));
   BlockQ5_0 b;
-  b.d = f32_to_f16(d);
-  pack(q, b);
-  return b;
-}
-
-BlockQ5_0 quantize_block_importance(const float* x, const float* qw, float sigma2) {
-  float w[kQK];
-  importance_weights(x, qw, sigma2, kQK, w);
-  uint8_t q[kQK];
-  const float d = sym_scale_search(kQK, 16, x, w, q);
-  BlockQ5_0 b;
-  b.d = f32_to_f16(d);
+  b.d = f32_to_f16(qw ? importance_sym_fit(x, qw, sigma2, kQK, 16, q) : plain_sym_fit(x, kQK, 16, q));
   pack(q, b);
   return b;
 }
 
 size_t quantize(const float* src, void* dst, int64_t nrows, int64_t n_per_row,
                 const float* importance) {
-  const int64_t nb = n_per_row / kQK;
-  for (int64_t r = 0; r < nrows; ++r) {
-    const float* x = src + r * n_per_row;
-    const float sigma2 = importance ? row_sigma2(x, n_per_row) : 0.0f;
-    for (int64_t i = 0; i < nb; ++i) {
-      const BlockQ5_0 b = importance
-                              ? quantize_block_importance(x + i * kQK, importance + i * kQK, sigma2)
-                              : quantize_block_plain(x + i * kQK);
-      store_block(dst, r * nb + i, b);
-    }
-  }
-  return size_t(nrows * nb) * sizeof(BlockQ5_0);
+  return quantize_rows<BlockQ5_0, kQK>(src, dst, nrows, n_per_row, importance, quantize_block);
 }
 
 }  // namespace

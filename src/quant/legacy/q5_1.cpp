@@ -15,7 +15,7 @@
 #include "core/fp16.h"
 #include "quant/block_io.h"
 #include "quant/legacy/codecs.h"
-#include "quant/legacy/search.h"
+#include "quant/legacy/fit.h"
 
 namespace imq::quant {
 namespace {
@@ -58,16 +58,10 @@ void dequantize(const void* src, float* dst, int64_t n) {
   }
 }
 
-BlockQ5_1 quantize_block_plain(const float* x) {
-  float min = FLT_MAX, max = -FLT_MAX;
-  for (int j = 0; j < kQK; ++j) {
-    if (x[j] < min) min = x[j];
-    if (x[j] > max) max = x[j];
-  }
-  const float d = (max - min) / 31.0f;
-  const float id = d != 0 ? 1.0f / d : 0.0f;
+BlockQ5_1 quantize_block(const float* x, const float* qw, float sigma2) {
   uint8_t q[kQK];
-  for (int j = 0; j < kQK; ++j) q[j] = uint8_t(int((x[j] - min) * id + 0.5f));
+  float min = 0;
+  const float d = qw ? importance_asym_fit(x, qw, sigma2, kQK, 31, q, &min) : plain_asym_fit(x, kQK, 31, q, &min);
   BlockQ5_1 b;
   b.d = f32_to_f16(d);
   b.m = f32_to_f16(min);
@@ -75,33 +69,9 @@ BlockQ5_1 quantize_block_plain(const float* x) {
   return b;
 }
 
-BlockQ5_1 quantize_block_importance(const float* x, const float* qw, float sigma2) {
-  float w[kQK];
-  importance_weights(x, qw, sigma2, kQK, w);
-  uint8_t q[kQK];
-  float neg_min = 0;
-  const float d = asym_scale_search_im(kQK, 31, x, w, q, &neg_min, -0.9f, 0.05f, 36, false);
-  BlockQ5_1 b;
-  b.d = f32_to_f16(d);
-  b.m = f32_to_f16(-neg_min);
-  pack(q, b);
-  return b;
-}
-
 size_t quantize(const float* src, void* dst, int64_t nrows, int64_t n_per_row,
                 const float* importance) {
-  const int64_t nb = n_per_row / kQK;
-  for (int64_t r = 0; r < nrows; ++r) {
-    const float* x = src + r * n_per_row;
-    const float sigma2 = importance ? row_sigma2(x, n_per_row) : 0.0f;
-    for (int64_t i = 0; i < nb; ++i) {
-      const BlockQ5_1 b = importance
-                              ? quantize_block_importance(x + i * kQK, importance + i * kQK, sigma2)
-                              : quantize_block_plain(x + i * kQK);
-      store_block(dst, r * nb + i, b);
-    }
-  }
-  return size_t(nrows * nb) * sizeof(BlockQ5_1);
+  return quantize_rows<BlockQ5_1, kQK>(src, dst, nrows, n_per_row, importance, quantize_block);
 }
 
 }  // namespace

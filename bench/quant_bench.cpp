@@ -1,7 +1,7 @@
-// Single-thread throughput of the K-quant codecs, in bytes of F32 input per second: quantize
-// without importance (llama-quantize without an imatrix), with importance, and dequantize.
-// Run: build with -DIMQ_BUILD_BENCH=ON -DCMAKE_BUILD_TYPE=Release, then
-// ./build/quant_bench_kquants.
+// Single-thread throughput of every block codec (float, legacy, IQ4, K-quants), in bytes of F32
+// data per second: quantize without importance (llama-quantize without an imatrix), with
+// importance, and dequantize. Run: build with -DIMQ_BUILD_BENCH=ON -DCMAKE_BUILD_TYPE=Release,
+// then ./build/quant_bench [--benchmark_filter=Q4_K].
 #include <benchmark/benchmark.h>
 
 #include <cmath>
@@ -22,7 +22,7 @@ const Input& input() {
   static const Input in = [] {
     Input in;
     std::mt19937 rng(1);
-    std::normal_distribution<float> normal(0, 0.02f);  // typical weight magnitude
+    std::normal_distribution<float> normal(0, 0.02f);
     std::uniform_real_distribution<float> uniform(0, 1);
     in.x.resize(size_t(kRows * kCols));
     for (auto& v : in.x) v = normal(rng);
@@ -60,16 +60,25 @@ void dequantize(benchmark::State& state, imq::GgmlType type) {
   state.SetBytesProcessed(state.iterations() * kRows * kCols * int64_t(sizeof(float)));
 }
 
-#define IMQ_KQUANT_BENCH(T)                                                             \
+#define IMQ_CODEC_BENCH(T)                                                              \
   BENCHMARK_CAPTURE(quantize, T##_plain, imq::GgmlType::T, false);                      \
   BENCHMARK_CAPTURE(quantize, T##_importance, imq::GgmlType::T, true);                  \
   BENCHMARK_CAPTURE(dequantize, T, imq::GgmlType::T)
 
-IMQ_KQUANT_BENCH(Q2_K);
-IMQ_KQUANT_BENCH(Q3_K);
-IMQ_KQUANT_BENCH(Q4_K);
-IMQ_KQUANT_BENCH(Q5_K);
-IMQ_KQUANT_BENCH(Q6_K);
-IMQ_KQUANT_BENCH(Q8_K);
+IMQ_CODEC_BENCH(F16);
+IMQ_CODEC_BENCH(BF16);
+IMQ_CODEC_BENCH(Q4_0);
+IMQ_CODEC_BENCH(Q4_1);
+IMQ_CODEC_BENCH(Q5_0);
+IMQ_CODEC_BENCH(Q5_1);
+IMQ_CODEC_BENCH(Q8_0);
+IMQ_CODEC_BENCH(IQ4_NL);
+IMQ_CODEC_BENCH(IQ4_XS);
+IMQ_CODEC_BENCH(Q2_K);
+IMQ_CODEC_BENCH(Q3_K);
+IMQ_CODEC_BENCH(Q4_K);
+IMQ_CODEC_BENCH(Q5_K);
+IMQ_CODEC_BENCH(Q6_K);
+IMQ_CODEC_BENCH(Q8_K);
 
 }  // namespace
