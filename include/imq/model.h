@@ -67,6 +67,13 @@ struct SessionOptions {
   int64_t n_ctx = 512;     // KV cache capacity in tokens
   int64_t n_ubatch = 512;  // most tokens per forward pass (micro-batch); longer inputs are split
   int n_threads = 0;       // <= 0: hardware concurrency
+  // Round as llama.cpp's CPU backend does, so that its perplexity, KL divergence and imatrix
+  // values are reproduced: matmul activations converted to the weight type's vec_dot format
+  // (Q8_0, Q8_K, F16, BF16; kernels/activations.h) and keys/values rounded to half as they
+  // enter the cache (llama.cpp's default F16 cache; its prompt-processing flash attention
+  // then works in float, as imq does). false: float throughout (tests of the engine's own
+  // invariances: thread counts, micro-batches, a naive reference).
+  bool ggml_rounding = true;
 };
 
 // One sequence's evaluation state. Not thread-safe; it runs its own thread pool.

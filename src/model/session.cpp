@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "imq/error.h"
+#include "kernels/activations.h"
 #include "model/session_impl.h"
 
 namespace imq::model {
@@ -38,6 +39,7 @@ Session::Impl::Impl(const Model& m, const SessionOptions& o)
   proj = buffer<float>(nu, c.n_embd);
   gate = buffer<float>(nu, c.n_ff);
   up = buffer<float>(nu, c.n_ff);
+  act = buffer<float>(nu, max_row_length(c));
   attn_scratch.resize(size_t(pool.size()));
   for (auto& s : attn_scratch) s.resize(size_t(attention_scratch_floats(opt.n_ctx)));
   if (c.is_moe()) {
@@ -58,6 +60,12 @@ void Session::Impl::matmul(const WeightView& wt, const float* in, int64_t n, flo
   if (observer) [[unlikely]] {
     MatmulEvent e{wt.name, wt.ne0, n, in, expert, expert >= 0 ? int32_t(c.n_expert) : 0};
     observer->on_matmul(e);
+  }
+  // The observer sees the float activations (as llama-imatrix does); the product uses them
+  // rounded as ggml's CPU backend rounds them for this weight type.
+  if (const auto f = kernels::activation_format(wt.type); opt.ggml_rounding && f != kernels::ActFormat::F32) {
+    kernels::round_activations(f, in, n, wt.ne0, act.data());
+    in = act.data();
   }
   if (expert >= 0)
     kernels::matmul(wt.expert(expert), in, n, y, mm_ctx);
@@ -120,6 +128,10 @@ void Session::Impl::attention_block(const LayerWeights& L, int64_t il, int64_t n
   add_bias(v_new, n, L.bv);
   rope.apply(q.data(), n, c.n_head, n_q);
   rope.apply(k_new, n, c.n_head_kv, n_kv);
+  if (opt.ggml_rounding) {
+    kernels::round_activations(kernels::ActFormat::F16, k_new, n, n_kv, k_new);
+    kernels::round_activations(kernels::ActFormat::F16, v_new, n, n_kv, v_new);
+  }
   model::attention(c, q.data(), kc, vc, n_past, n, attn.data(), pool, attn_scratch);
   matmul(L.wo, attn.data(), n, proj.data());
   add_bias(proj.data(), n, L.bo);

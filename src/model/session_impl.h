@@ -52,6 +52,7 @@ struct Session::Impl {
   std::vector<float> proj;    // [nu, n_embd] block output (wo or FFN down)
   std::vector<float> gate;    // [nu, n_ff]
   std::vector<float> up;      // [nu, n_ff]
+  std::vector<float> act;     // [nu, longest row] activations rounded for the weight type
   std::vector<std::vector<float>> attn_scratch;  // per thread
   MoeBuffers moe;
 

@@ -95,7 +95,10 @@ TEST_F(CollectRun, ThreadsAndMicroBatchesChangeNothingBeyondRounding) {
   ASSERT_EQ(run_imq(collect_args(s(), "--chunks 2 -o " + d_.file("b.gguf"))).rc, 0);
   EXPECT_EQ(file_bytes(d_.file("a.gguf")), file_bytes(d_.file("b.gguf")));  // deterministic
   ASSERT_EQ(run_imq(collect_args(s(), "--chunks 2 -t 1 -ub 32 -b 64 -o " + d_.file("c.gguf"))).rc, 0);
-  expect_same_entries(read_gguf(d_.file("c.gguf")), read_gguf(d_.file("a.gguf")), 1e-5);
+  // Keys and values are rounded to half as llama.cpp's F16 cache rounds them: a last-bit float
+  // difference (other summation order with other threads and micro-batches) can flip one
+  // half rounding (5e-4 relative on that value); over a tensor that stays below 3e-4 (L2).
+  expect_same_entries(read_gguf(d_.file("c.gguf")), read_gguf(d_.file("a.gguf")), 3e-4);
 }
 
 TEST_F(CollectRun, SnapshotsAndFormats) {

@@ -25,9 +25,10 @@ std::vector<int32_t> random_tokens(size_t n, int64_t n_vocab, uint32_t seed) {
 }
 
 std::vector<float> run(const model::Model& m, const std::vector<int32_t>& tokens, int64_t ubatch,
-                       int threads, int64_t first_output = 0, MatmulObserver* obs = nullptr) {
+                       int threads, int64_t first_output = 0, MatmulObserver* obs = nullptr,
+                       bool ggml_rounding = false) {
   model::SessionOptions so;
-  so.n_ctx = 64, so.n_ubatch = ubatch, so.n_threads = threads;
+  so.n_ctx = 64, so.n_ubatch = ubatch, so.n_threads = threads, so.ggml_rounding = ggml_rounding;
   model::Session s(m, so);
   s.set_observer(obs);
   std::vector<float> logits(size_t((int64_t(tokens.size()) - first_output) * m.config().n_vocab));
@@ -72,7 +73,7 @@ TEST_P(SynthForward, MatchesNaiveReference) {
 TEST_P(SynthForward, IncrementalDecodingEqualsBatch) {
   const auto batch = run(*model_, tokens_, 64, 2);
   model::SessionOptions so;
-  so.n_ctx = 64, so.n_ubatch = 64, so.n_threads = 2;
+  so.n_ctx = 64, so.n_ubatch = 64, so.n_threads = 2, so.ggml_rounding = false;
   model::Session s(*model_, so);
   const size_t V = size_t(model_->config().n_vocab);
   std::vector<float> one(V), inc;
@@ -95,6 +96,18 @@ TEST_P(SynthForward, MicroBatchesAndOutputRows) {
   const size_t V = size_t(model_->config().n_vocab);
   const auto tail = run(*model_, tokens_, 16, 2, 30);  // logits of positions 30..39 only
   EXPECT_LT(max_abs_diff(tail, std::vector<float>(whole.begin() + ptrdiff_t(30 * V), whole.end())), 1e-4);
+}
+
+// llama.cpp's rounding (on by default) moves the logits by about what half precision costs,
+// never more: the float engine above is what it rounds.
+TEST_P(SynthForward, GgmlRoundingIsSmallButApplied) {
+  const auto exact = run(*model_, tokens_, 64, 2);
+  const auto rounded = run(*model_, tokens_, 64, 2, 0, nullptr, true);
+  double scale = 0;
+  for (float v : exact) scale = std::max(scale, double(std::abs(v)));
+  const double diff = max_abs_diff(exact, rounded);
+  EXPECT_GT(diff, 0.0);
+  EXPECT_LT(diff, 1e-2 * std::max(1.0, scale));
 }
 
 TEST_P(SynthForward, ThreadCountDoesNotChangeResults) {

@@ -1,0 +1,83 @@
+// Activation rounding (kernels/activations.h): the values equal a round trip through ggml's
+// vec_dot formats as imq's own codecs write them, and each weight type picks ggml's format.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "core/fp16.h"
+#include "imq/ggml_types.h"
+#include "imq/quant.h"
+#include "kernels/activations.h"
+
+namespace imq {
+namespace {
+
+using kernels::ActFormat;
+
+std::vector<float> activations(size_t n, uint32_t seed) {
+  std::mt19937 g(seed);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(g) * (g() % 7 == 0 ? 20.0f : 1.0f);  // some outliers, as in real rows
+  for (size_t i = 0; i < 32; ++i) v[512 + i] = 0.0f;            // an all-zero block
+  return v;
+}
+
+std::vector<float> codec_round_trip(GgmlType t, const std::vector<float>& x, int64_t ne0) {
+  const quant::Codec& c = quant::codec(uint32_t(t));
+  const int64_t rows = int64_t(x.size()) / ne0;
+  std::vector<uint8_t> blocks(quant::row_size(c, ne0) * size_t(rows));
+  c.quantize(x.data(), blocks.data(), rows, ne0, nullptr);
+  std::vector<float> out(x.size());
+  c.dequantize(blocks.data(), out.data(), int64_t(x.size()));
+  return out;
+}
+
+TEST(Activations, Q8_0AndQ8_KEqualTheCodecRoundTrip) {
+  const int64_t ne0 = 1024, rows = 3;
+  const auto x = activations(size_t(ne0 * rows), 7);
+  for (auto [f, t] : {std::pair{ActFormat::Q8_0, GgmlType::Q8_0}, std::pair{ActFormat::Q8_K, GgmlType::Q8_K}}) {
+    std::vector<float> got(x.size());
+    kernels::round_activations(f, x.data(), rows, ne0, got.data());
+    const auto want = codec_round_trip(t, x, ne0);
+    size_t changed = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      ASSERT_EQ(got[i], want[i]) << ggml_type_display_name(uint32_t(t)) << " at " << i << " x=" << x[i];
+      changed += got[i] != x[i];
+    }
+    EXPECT_GT(changed, x.size() / 2) << "rounding must change most values";
+  }
+}
+
+TEST(Activations, HalfFormatsAndInPlace) {
+  auto x = activations(256, 3);
+  std::vector<float> h(x.size()), b(x.size());
+  kernels::round_activations(ActFormat::F16, x.data(), 1, 256, h.data());
+  kernels::round_activations(ActFormat::BF16, x.data(), 1, 256, b.data());
+  for (size_t i = 0; i < x.size(); ++i) {
+    EXPECT_EQ(h[i], f16_to_f32(f32_to_f16(x[i])));
+    EXPECT_EQ(b[i], bf16_to_f32(f32_to_bf16(x[i])));
+  }
+  kernels::round_activations(ActFormat::F16, x.data(), 1, 256, x.data());
+  EXPECT_EQ(x, h);
+  std::vector<float> y(256);
+  kernels::round_activations(ActFormat::F32, h.data(), 1, 256, y.data());
+  EXPECT_EQ(y, h);
+}
+
+TEST(Activations, FormatPerWeightTypeAndBadRows) {
+  EXPECT_EQ(kernels::activation_format(uint32_t(GgmlType::F32)), ActFormat::F32);
+  EXPECT_EQ(kernels::activation_format(uint32_t(GgmlType::F16)), ActFormat::F16);
+  EXPECT_EQ(kernels::activation_format(uint32_t(GgmlType::BF16)), ActFormat::BF16);
+  for (auto t : {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::IQ4_NL})
+    EXPECT_EQ(kernels::activation_format(uint32_t(t)), ActFormat::Q8_0) << ggml_type_display_name(uint32_t(t));
+  for (auto t : {GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K,
+                 GgmlType::IQ4_XS, GgmlType::Q3_HIFI})
+    EXPECT_EQ(kernels::activation_format(uint32_t(t)), ActFormat::Q8_K) << ggml_type_display_name(uint32_t(t));
+  std::vector<float> x(96, 1.0f);
+  EXPECT_ANY_THROW(kernels::round_activations(ActFormat::Q8_0, x.data(), 2, 48, x.data()));
+  EXPECT_ANY_THROW(kernels::round_activations(ActFormat::Q8_K, x.data(), 1, 96, x.data()));
+}
+
+}  // namespace
+}  // namespace imq
