@@ -74,6 +74,9 @@ struct SessionOptions {
   // then works in float, as imq does). false: float throughout (tests of the engine's own
   // invariances: thread counts, micro-batches, a naive reference).
   bool ggml_rounding = true;
+  // Every position goes through the last layer even when decode asks for the logits of later
+  // positions only (llama-imatrix's activations; only the output projection is skipped).
+  bool full_last_layer = false;
 };
 
 // One sequence's evaluation state. Not thread-safe; it runs its own thread pool.

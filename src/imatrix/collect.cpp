@@ -39,7 +39,9 @@ CollectResult collect(const model::Model& model, std::span<const int32_t> tokens
   eval::ChunkOptions co;
   co.n_ctx = n_ctx;
   co.n_chunks = opt.n_chunks;
-  co.all_logits = true;  // every position's logits, so the last FFN sees every token
+  // Logits of every position only where output.weight is collected (llama-imatrix's output
+  // projection sees every token); the last layer sees every token anyway (full_last_layer).
+  co.all_logits = opt.process_output;
   co.bos = bos;
   const int64_t n_chunks = eval::chunk_count(int64_t(rest.size()), co);
 
@@ -52,6 +54,7 @@ CollectResult collect(const model::Model& model, std::span<const int32_t> tokens
   so.n_ctx = n_ctx;
   so.n_ubatch = std::clamp<int64_t>(opt.n_ubatch, 1, n_ctx);
   so.n_threads = opt.n_threads;
+  so.full_last_layer = true;
   model::Session session(model, so);
   session.set_observer(&col);
 

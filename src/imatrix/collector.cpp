@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "kernels/vec.h"
+
 namespace imq::imatrix {
 
 namespace {
@@ -38,10 +40,7 @@ void Collector::on_matmul(const MatmulEvent& e) {
   if (slot >= n_slots) throw_error("{}: expert {} of {}", e.weight, slot, n_slots);
   double* s = a.sums.data() + slot * a.ne0;
   const int64_t ne0 = a.ne0;
-  for (int64_t r = 0; r < e.n_rows; ++r) {
-    const float* x = e.x + r * ne0;
-    for (int64_t j = 0; j < ne0; ++j) s[j] += double(x[j]) * double(x[j]);
-  }
+  kernels::add_squares(e.x, e.n_rows, ne0, s);
   a.counts[size_t(slot)] += e.n_rows;
   a.touched = true;
   for (int64_t j = 0; j < ne0; ++j)

@@ -13,6 +13,9 @@ float dot_f32(const float* a, const float* b, int64_t n);
 // Same with `a` in IEEE half / bfloat16 (raw bits), `b` in float.
 float dot_f16(const uint16_t* a, const float* b, int64_t n);
 float dot_bf16(const uint16_t* a, const float* b, int64_t n);
+// s[j] += Σ_r x[r*ne0 + j]² for n_rows rows, in double: float squares are exact in double, so
+// every target gives the bits of the scalar loop (rows summed in order).
+void add_squares(const float* x, int64_t n_rows, int64_t ne0, double* s);
 // Largest of n >= 1 values.
 float max_f32(const float* x, int64_t n);
 // x[i] = e^(x[i] − m) for i < n; returns Σ x[i] (float lanes, summed in double at the end).
@@ -36,6 +39,7 @@ float dot_f32(const float* a, const float* b, int64_t n);
 float dot_f16(const uint16_t* a, const float* b, int64_t n);
 float dot_bf16(const uint16_t* a, const float* b, int64_t n);
 double exp_sub_sum(float* x, int64_t n, float m);
+void add_squares(const float* x, int64_t n_rows, int64_t ne0, double* s);
 }  // namespace vec_ref
 
 }  // namespace imq::kernels

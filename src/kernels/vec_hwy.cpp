@@ -119,6 +119,21 @@ void ScaleF32(float* x, int64_t n, float s) {
   for (; i < n; ++i) x[i] *= s;
 }
 
+void AddSquares(const float* x, int64_t n_rows, int64_t ne0, double* s) {
+  const hn::ScalableTag<double> dd;
+  const hn::Rebind<float, decltype(dd)> df;  // half as many floats as a full float vector
+  const int64_t N = int64_t(hn::Lanes(dd));
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const float* xr = x + r * ne0;
+    int64_t j = 0;
+    for (; j + N <= ne0; j += N) {
+      const auto v = hn::PromoteTo(dd, hn::LoadU(df, xr + j));
+      hn::StoreU(hn::MulAdd(v, v, hn::LoadU(dd, s + j)), dd, s + j);
+    }
+    for (; j < ne0; ++j) s[j] += double(xr[j]) * double(xr[j]);
+  }
+}
+
 void F16ToF32(const uint16_t* src, float* dst, int64_t n) {
   const DF d;
   const int64_t N = int64_t(hn::Lanes(d));
@@ -153,6 +168,7 @@ HWY_EXPORT(ScaleF32);
 HWY_EXPORT(F16ToF32);
 HWY_EXPORT(BF16ToF32);
 HWY_EXPORT(TargetName);
+HWY_EXPORT(AddSquares);
 
 float dot_f32(const float* a, const float* b, int64_t n) { return HWY_DYNAMIC_DISPATCH(DotF32)(a, b, n); }
 float dot_f16(const uint16_t* a, const float* b, int64_t n) { return HWY_DYNAMIC_DISPATCH(DotF16)(a, b, n); }
@@ -162,6 +178,9 @@ double exp_sub_sum(float* x, int64_t n, float m) { return HWY_DYNAMIC_DISPATCH(E
 void scale_f32(float* x, int64_t n, float s) { HWY_DYNAMIC_DISPATCH(ScaleF32)(x, n, s); }
 void f16_to_f32_row(const uint16_t* src, float* dst, int64_t n) { HWY_DYNAMIC_DISPATCH(F16ToF32)(src, dst, n); }
 void bf16_to_f32_row(const uint16_t* src, float* dst, int64_t n) { HWY_DYNAMIC_DISPATCH(BF16ToF32)(src, dst, n); }
+void add_squares(const float* x, int64_t n_rows, int64_t ne0, double* s) {
+  HWY_DYNAMIC_DISPATCH(AddSquares)(x, n_rows, ne0, s);
+}
 const char* simd_target_name() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }
 std::vector<int64_t> simd_targets() { return hwy::SupportedAndGeneratedTargets(); }
 void use_simd_target(int64_t target) { hwy::SetSupportedTargetsForTest(target); }

@@ -30,4 +30,9 @@ double exp_sub_sum(float* x, int64_t n, float m) {
   return s;
 }
 
+void add_squares(const float* x, int64_t n_rows, int64_t ne0, double* s) {
+  for (int64_t r = 0; r < n_rows; ++r)
+    for (int64_t j = 0; j < ne0; ++j) s[j] += double(x[r * ne0 + j]) * double(x[r * ne0 + j]);
+}
+
 }  // namespace imq::kernels::vec_ref

@@ -89,7 +89,7 @@ void Session::Impl::forward(const int32_t* tokens, int64_t n, int64_t out_from, 
   for (int64_t il = 0; il < c.n_layer; ++il) {
     const LayerWeights& L = w.layers[size_t(il)];
     attention_block(L, il, n);  // x += wo · attention(norm(x))
-    if (il == c.n_layer - 1 && out_from > 0) {
+    if (il == c.n_layer - 1 && out_from > 0 && !opt.full_last_layer) {
       // Only the rows that produce logits go through the last FFN (as llama.cpp does).
       rows = n - out_from;
       if (rows > 0) std::memmove(x.data(), x.data() + out_from * d, size_t(rows * d) * sizeof(float));
@@ -103,6 +103,10 @@ void Session::Impl::forward(const int32_t* tokens, int64_t n, int64_t out_from, 
     for (int64_t i = 0; i < rows * d; ++i) x[size_t(i)] += proj[size_t(i)];
   }
   n_past += n;
+  if (opt.full_last_layer && out_from > 0) {
+    rows = n - out_from;
+    if (rows > 0) std::memmove(x.data(), x.data() + out_from * d, size_t(rows * d) * sizeof(float));
+  }
   if (rows <= 0) return;
   rmsnorm(x.data(), w.output_norm.data, rows, d, c.rms_eps, xn.data());
   matmul(w.output, xn.data(), rows, logits);

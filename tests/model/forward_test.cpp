@@ -98,6 +98,39 @@ TEST_P(SynthForward, MicroBatchesAndOutputRows) {
   EXPECT_LT(max_abs_diff(tail, std::vector<float>(whole.begin() + ptrdiff_t(30 * V), whole.end())), 1e-4);
 }
 
+// full_last_layer runs every row through the last layer (the observer sees them all) and
+// gives the same logits for the rows asked for.
+TEST_P(SynthForward, FullLastLayerSameLogitsMoreRows) {
+  const int64_t V = model_->config().n_vocab, from = 30;
+  const std::string last = "blk." + std::to_string(model_->config().n_layer - 1) + ".ffn_";
+  struct Rows : MatmulObserver {
+    std::string prefix;
+    int64_t rows = 0;
+    void on_matmul(const MatmulEvent& e) override {
+      if (std::string(e.weight).rfind(prefix, 0) == 0 && e.expert < 0) rows += e.n_rows;
+    }
+  };
+  std::vector<float> got[2];
+  int64_t rows[2];
+  for (int full = 0; full < 2; ++full) {
+    model::SessionOptions so;
+    so.n_ctx = 64, so.n_ubatch = 64, so.n_threads = 2, so.ggml_rounding = false;
+    so.full_last_layer = full == 1;
+    model::Session s(*model_, so);
+    Rows obs;
+    obs.prefix = last;
+    s.set_observer(&obs);
+    got[full].resize(size_t((int64_t(tokens_.size()) - from) * V));
+    s.decode(tokens_, from, got[full]);
+    rows[full] = obs.rows;
+  }
+  EXPECT_LT(max_abs_diff(got[0], got[1]), 1e-5);
+  if (!model_->config().is_moe()) {  // dense: gate, up and down each see the rows
+    EXPECT_EQ(rows[0], 3 * (int64_t(tokens_.size()) - from));
+    EXPECT_EQ(rows[1], 3 * int64_t(tokens_.size()));
+  }
+}
+
 // llama.cpp's rounding (on by default) moves the logits by about what half precision costs,
 // never more: the float engine above is what it rounds.
 TEST_P(SynthForward, GgmlRoundingIsSmallButApplied) {

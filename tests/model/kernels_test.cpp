@@ -53,6 +53,12 @@ TEST(VecKernels, EverySimdTargetMatchesTheReference) {
       for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(out[i], f16_to_f32(h[i])) << i;
       kernels::bf16_to_f32_row(bh.data(), out.data(), n);
       for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(out[i], bf16_to_f32(bh[i])) << i;
+      // Three rows of n: bit-identical to the scalar loop (float squares are exact in double).
+      const auto rows = randn(size_t(3 * n), 3, 10.0f);
+      std::vector<double> sq(size_t(n), 0.5), sq_ref(size_t(n), 0.5);
+      kernels::add_squares(rows.data(), 3, n, sq.data());
+      kernels::vec_ref::add_squares(rows.data(), 3, n, sq_ref.data());
+      EXPECT_EQ(sq, sq_ref);
     }
   }
   kernels::use_simd_target(0);
