@@ -5,10 +5,9 @@
 // Run: build with -DIMQ_BUILD_BENCH=ON -DCMAKE_BUILD_TYPE=Release, then ./build/q3_hifi_bench.
 #include <benchmark/benchmark.h>
 
-#include <cmath>
-#include <random>
 #include <vector>
 
+#include "common/random_rows.h"
 #include "imq/quant.h"
 #include "quant/q3_hifi.h"
 
@@ -20,24 +19,10 @@ using imq::quant::q3_hifi::Selection;
 
 constexpr int64_t kRows = 16, kCols = 4096;  // 256 KiB of F32 per iteration
 
-struct Input {
-  std::vector<float> x, importance;
-};
-
 // Normal weights with a Student-t tail on one in 16, importance spread over e^0 .. e^4.
-const Input& input() {
-  static const Input in = [] {
-    Input in;
-    std::mt19937 rng(1);
-    std::normal_distribution<float> normal(0, 0.02f);
-    std::student_t_distribution<float> tail(3);
-    std::uniform_real_distribution<float> uniform(0, 1);
-    in.x.resize(size_t(kRows * kCols));
-    for (auto& v : in.x) v = uniform(rng) < 1.0f / 16 ? 0.06f * tail(rng) : normal(rng);
-    in.importance.resize(size_t(kCols));
-    for (auto& v : in.importance) v = std::exp(4 * uniform(rng));
-    return in;
-  }();
+const imq::test::RandomRows& input() {
+  static const imq::test::RandomRows in = imq::test::random_rows(
+      {.seed = 1, .rows = kRows, .cols = kCols, .sigma = 0.02f, .tail_scale = 0.06f});
   return in;
 }
 

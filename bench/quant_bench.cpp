@@ -4,32 +4,19 @@
 // then ./build/quant_bench [--benchmark_filter=Q4_K].
 #include <benchmark/benchmark.h>
 
-#include <cmath>
-#include <random>
 #include <vector>
 
+#include "common/random_rows.h"
 #include "imq/quant.h"
 
 namespace {
 
 constexpr int64_t kRows = 16, kCols = 4096;  // 256 KiB of F32 per iteration
 
-struct Input {
-  std::vector<float> x, importance;
-};
-
-const Input& input() {
-  static const Input in = [] {
-    Input in;
-    std::mt19937 rng(1);
-    std::normal_distribution<float> normal(0, 0.02f);
-    std::uniform_real_distribution<float> uniform(0, 1);
-    in.x.resize(size_t(kRows * kCols));
-    for (auto& v : in.x) v = normal(rng);
-    in.importance.resize(size_t(kCols));
-    for (auto& v : in.importance) v = std::exp(4 * uniform(rng));
-    return in;
-  }();
+// N(0, 0.02) weights (a trained layer's scale), importance spread over e^0 .. e^4.
+const imq::test::RandomRows& input() {
+  static const imq::test::RandomRows in =
+      imq::test::random_rows({.seed = 1, .rows = kRows, .cols = kCols, .sigma = 0.02f});
   return in;
 }
 

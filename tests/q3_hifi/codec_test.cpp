@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "common/random_rows.h"
 #include "core/fp16.h"
 #include "imq/ggml_types.h"
 #include "imq/quant.h"
@@ -25,23 +26,10 @@ constexpr int64_t kRows = 32, kCols = 512;  // 64 blocks
 
 // Weights like a trained layer's: mostly normal, with a heavy tail (a Student-t with 3 degrees
 // of freedom for one weight in 16), and column importance spread over e^0 .. e^4.
-struct Data {
-  std::vector<float> x, importance;
-};
+using Data = test::RandomRows;
 
 const Data& data() {
-  static const Data d = [] {
-    Data d;
-    std::mt19937 rng(7);
-    std::normal_distribution<float> normal(0, 1);
-    std::student_t_distribution<float> tail(3);
-    std::uniform_real_distribution<float> uniform(0, 1);
-    d.x.resize(size_t(kRows * kCols));
-    for (auto& v : d.x) v = uniform(rng) < 1.0f / 16 ? 3 * tail(rng) : normal(rng);
-    d.importance.resize(size_t(kCols));
-    for (auto& v : d.importance) v = std::exp(4 * uniform(rng));
-    return d;
-  }();
+  static const Data d = test::random_rows({.seed = 7, .rows = kRows, .cols = kCols, .tail_scale = 3});
   return d;
 }
 

@@ -3,25 +3,23 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
 #include <vector>
 
+#include "common/codec_round_trip.h"
+#include "common/random_rows.h"
 #include "imq/quant.h"
 #include "kquant_test_util.h"
 
 namespace imq {
 namespace {
 
+using test::Bound;
+using test::round_trip;
+using test::RoundTrip;
+
 // Bounds on N(0,1) data (64 rows x 1024, seed 42), about 10% above the measured values of the
 // worse of the two paths (with / without importance):
 // nrmse = sqrt(sum (x - y)^2 / sum x^2); max_err = largest |x - y| / max|x| of its super-block.
-struct Bound {
-  GgmlType type;
-  double nrmse;
-  double max_err;
-  bool uses_importance;  // llama-quantize's result depends on the imatrix
-};
-
 const Bound kBounds[] = {
     {GgmlType::Q2_K, 0.33, 0.70, true},    // measured 0.298 / 0.639
     {GgmlType::Q3_K, 0.17, 0.32, true},    // 0.152 / 0.290
@@ -31,42 +29,11 @@ const Bound kBounds[] = {
     {GgmlType::Q8_K, 0.0077, 0.0040, false},  // half a step: amax / 254 = 0.003937
 };
 
-void PrintTo(const Bound& b, std::ostream* os) { *os << ggml_type_display_name(uint32_t(b.type)); }
-
 constexpr int64_t kRows = 64, kCols = 1024;
 
-struct Data {
-  std::vector<float> x, importance;
-};
-
-const Data& data() {
-  static const Data d = [] {
-    Data d;
-    std::mt19937 rng(42);
-    std::normal_distribution<float> normal(0, 1);
-    std::uniform_real_distribution<float> uniform(0, 1);
-    d.x.resize(size_t(kRows * kCols));
-    for (auto& v : d.x) v = normal(rng);
-    d.importance.resize(size_t(kCols));
-    for (auto& v : d.importance) v = std::exp(4 * uniform(rng));  // spread over e^0 .. e^4
-    return d;
-  }();
+const test::RandomRows& data() {
+  static const test::RandomRows d = test::random_rows({.seed = 42, .rows = kRows, .cols = kCols});
   return d;
-}
-
-struct RoundTrip {
-  std::vector<uint8_t> bytes;
-  std::vector<float> y;
-};
-
-RoundTrip round_trip(const quant::Codec& c, const std::vector<float>& x, int64_t rows, int64_t cols,
-                     const float* importance) {
-  RoundTrip r;
-  r.bytes.assign(quant::row_size(c, cols) * size_t(rows), 0xa5);
-  EXPECT_EQ(c.quantize(x.data(), r.bytes.data(), rows, cols, importance), r.bytes.size());
-  r.y.resize(x.size());
-  c.dequantize(r.bytes.data(), r.y.data(), rows * cols);
-  return r;
 }
 
 // sqrt(sum v (x - y)^2 / sum v x^2) with per-column weights v (null: 1).

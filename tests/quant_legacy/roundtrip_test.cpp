@@ -6,6 +6,8 @@
 #include <random>
 #include <vector>
 
+#include "common/codec_round_trip.h"
+#include "common/random_rows.h"
 #include "imq/quant.h"
 #include "quant/iq4/iq4_search.h"
 #include "quant/legacy/search.h"
@@ -14,15 +16,12 @@
 namespace imq {
 namespace {
 
+using test::Bound;
+using test::round_trip;
+using test::RoundTrip;
+
 // Bounds on N(0,1) data (64 rows x 256, seed 42), measured values about 10% below:
 // nrmse = sqrt(sum (x - y)^2 / sum x^2); max_err = largest |x - y| / max|x| of its 32-block.
-struct Bound {
-  GgmlType type;
-  double nrmse;
-  double max_err;
-  bool uses_importance;  // llama-quantize's result depends on the imatrix
-};
-
 const Bound kBounds[] = {
     {GgmlType::F32, 0.0, 0.0, false},
     {GgmlType::F16, 0.0003, 0.00049, false},  // half an f16 step: 2^-11 relative
@@ -36,42 +35,11 @@ const Bound kBounds[] = {
     {GgmlType::IQ4_XS, 0.085, 0.17, true},
 };
 
-void PrintTo(const Bound& b, std::ostream* os) { *os << ggml_type_display_name(uint32_t(b.type)); }
-
 constexpr int64_t kRows = 64, kCols = 256;
 
-struct Data {
-  std::vector<float> x, importance;
-};
-
-const Data& data() {
-  static const Data d = [] {
-    Data d;
-    std::mt19937 rng(42);
-    std::normal_distribution<float> normal(0, 1);
-    std::uniform_real_distribution<float> uniform(0, 1);
-    d.x.resize(size_t(kRows * kCols));
-    for (auto& v : d.x) v = normal(rng);
-    d.importance.resize(size_t(kCols));
-    for (auto& v : d.importance) v = std::exp(4 * uniform(rng));  // spread over e^0 .. e^4
-    return d;
-  }();
+const test::RandomRows& data() {
+  static const test::RandomRows d = test::random_rows({.seed = 42, .rows = kRows, .cols = kCols});
   return d;
-}
-
-struct RoundTrip {
-  std::vector<uint8_t> bytes;
-  std::vector<float> y;
-};
-
-RoundTrip round_trip(const quant::Codec& c, const std::vector<float>& x, int64_t rows, int64_t cols,
-                     const float* importance) {
-  RoundTrip r;
-  r.bytes.assign(quant::row_size(c, cols) * size_t(rows), 0xa5);
-  EXPECT_EQ(c.quantize(x.data(), r.bytes.data(), rows, cols, importance), r.bytes.size());
-  r.y.resize(x.size());
-  c.dequantize(r.bytes.data(), r.y.data(), rows * cols);
-  return r;
 }
 
 class Codecs : public ::testing::TestWithParam<Bound> {};
