@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "quant/legacy/search.h"
+#include "quant/signed_absmax.h"
 
 namespace imq::quant::iq4 {
 
@@ -29,15 +30,8 @@ void block_weights(const float* x, const float* qw, float sigma2, float* w) {
 }
 
 float search_block_scale(const float* x, const float* w) {
-  float amax = 0, max = 0;  // max: the signed value of largest magnitude (first on ties)
-  for (int j = 0; j < kBlock; ++j) {
-    const float ax = std::fabs(x[j]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[j];
-    }
-  }
-  if (amax < kGroupMaxEps) return 0.0f;
+  const float max = signed_absmax(x, kBlock);
+  if (std::fabs(max) < kGroupMaxEps) return 0.0f;
 
   // Weighted sums of the codes chosen for x * id.
   auto sums = [&](float id, float& sumqx, float& sumq2) {

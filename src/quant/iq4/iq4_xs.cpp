@@ -20,6 +20,7 @@
 #include "quant/iq4/codecs.h"
 #include "quant/iq4/iq4_search.h"
 #include "quant/legacy/search.h"
+#include "quant/signed_absmax.h"
 
 namespace imq::quant {
 namespace {
@@ -60,16 +61,12 @@ BlockIq4Xs quantize_block(const float* x, const float* qw) {
   sigma2 *= 2.0f / float(kSuper);
 
   float scales[kSubBlocks];
-  float max_scale = 0, amax_scale = 0;  // the signed sub-block scale of largest magnitude
   for (int ib = 0; ib < kSubBlocks; ++ib) {
     float w[kBlock];
     iq4::block_weights(x + ib * kBlock, qw ? qw + ib * kBlock : nullptr, sigma2, w);
     scales[ib] = iq4::search_block_scale(x + ib * kBlock, w);
-    if (std::fabs(scales[ib]) > amax_scale) {
-      amax_scale = std::fabs(scales[ib]);
-      max_scale = scales[ib];
-    }
   }
+  const float max_scale = signed_absmax(scales, kSubBlocks);
 
   BlockIq4Xs b{};
   const float d = -max_scale / 32.0f;

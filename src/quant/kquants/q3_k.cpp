@@ -23,6 +23,7 @@
 
 #include "core/fp16.h"
 #include "quant/kquants/kquants.h"
+#include "quant/signed_absmax.h"
 
 namespace imq::quant {
 namespace {
@@ -32,15 +33,9 @@ constexpr int kSub = 16, kNumSub = kQK_K / kSub;
 // Chooses the scale codes and d without importance; L gets the search codes (0..7).
 void choose_scales_ref(const float* x, uint8_t* L, BlockQ3K* y) {
   float sub_scale[kNumSub];
-  float max_scale = 0, amax = 0;
-  for (int j = 0; j < kNumSub; ++j) {
+  for (int j = 0; j < kNumSub; ++j)
     sub_scale[j] = q3_ref_scale_search(kSub, 4, x + kSub * j, L + kSub * j);
-    const float a = std::fabs(sub_scale[j]);
-    if (a > amax) {
-      amax = a;
-      max_scale = sub_scale[j];
-    }
-  }
+  const float max_scale = signed_absmax(sub_scale, kNumSub);
   if (max_scale != 0) {
     const float iscale = -32.f / max_scale;
     uint8_t codes[kNumSub];

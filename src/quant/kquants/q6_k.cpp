@@ -21,6 +21,7 @@
 
 #include "core/fp16.h"
 #include "quant/kquants/kquants.h"
+#include "quant/signed_absmax.h"
 
 namespace imq::quant {
 namespace {
@@ -32,17 +33,11 @@ constexpr int kSub = 16, kNumSub = kQK_K / kSub;
 void quantize_block_q6_k(const float* x, const float* qw, BlockQ6K* y) {
   uint8_t L[kQK_K];
   float sub_scale[kNumSub];
-  float max_scale = 0, max_abs_scale = 0;
-  for (int j = 0; j < kNumSub; ++j) {
+  for (int j = 0; j < kNumSub; ++j)
     sub_scale[j] =
         sym_scale_search(kSub, 32, x + kSub * j, qw ? qw + kSub * j : nullptr, L + kSub * j);
-    const float a = std::fabs(sub_scale[j]);
-    if (a > max_abs_scale) {
-      max_abs_scale = a;
-      max_scale = sub_scale[j];
-    }
-  }
-  if (max_abs_scale < kGroupMaxEps) {
+  const float max_scale = signed_absmax(sub_scale, kNumSub);
+  if (std::fabs(max_scale) < kGroupMaxEps) {
     std::memset(y, 0, sizeof *y);
     y->d = f32_to_f16(0.f);
     return;

@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "quant/kquants/kquants.h"
+#include "quant/signed_absmax.h"
 
 namespace imq::quant {
 namespace {
@@ -26,15 +27,8 @@ void quantize_block_q8_k_ignoring_importance(const float* x, const float*, Block
 }  // namespace
 
 void quantize_block_q8_k(const float* x, BlockQ8K* y) {
-  float max = 0, amax = 0;
-  for (int j = 0; j < kQK_K; ++j) {
-    const float ax = std::fabs(x[j]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[j];
-    }
-  }
-  if (amax == 0) {
+  const float max = signed_absmax(x, kQK_K);
+  if (max == 0) {
     std::memset(y, 0, sizeof *y);
     return;
   }

@@ -9,6 +9,7 @@
 
 #include "core/fp16.h"
 #include "quant/kquants/kquants.h"
+#include "quant/signed_absmax.h"
 
 namespace imq::quant {
 
@@ -86,15 +87,8 @@ float pos_scale_search(int n, int nmax, const float* x, const float* w, uint8_t*
 }
 
 float q3_ref_scale_search(int n, int nmax, const float* x, uint8_t* codes) {
-  float max = 0, amax = 0;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
-  }
-  if (amax < kGroupMaxEps) {
+  const float max = signed_absmax(x, n);
+  if (std::fabs(max) < kGroupMaxEps) {
     std::memset(codes, 0, size_t(n));
     return 0.0f;
   }

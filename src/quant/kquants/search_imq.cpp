@@ -21,6 +21,7 @@
 #include <cstring>
 
 #include "core/fp16.h"
+#include "quant/signed_absmax.h"
 
 namespace imq::quant {
 namespace {
@@ -192,15 +193,8 @@ class Engine {
     }
     if (den > 0) bases[nb++] = float(num / den);
     // The largest sub-block value on the last code.
-    float amax = 0, vmax = 0;
-    for (int j = 0; j < s_.n_sub; ++j) {
-      const float v = which == 0 ? f.a[j] : f.b[j];
-      if (std::fabs(v) > amax) {
-        amax = std::fabs(v);
-        vmax = v;
-      }
-    }
-    if (amax > 0) {
+    const float vmax = signed_absmax(which == 0 ? f.a : f.b, s_.n_sub);
+    if (vmax != 0) {
       if (which == 1) {
         bases[nb++] = vmax / float(s_.mmax);
       } else if (s_.mmax) {

@@ -4,16 +4,12 @@
 #include <cfloat>
 #include <cmath>
 
+#include "quant/signed_absmax.h"
+
 namespace imq::quant {
 
 float plain_sym_fit(const float* x, int n, int nhalf, uint8_t* q) {
-  float amax = 0, max = 0;
-  for (int j = 0; j < n; ++j) {
-    if (amax < std::fabs(x[j])) {
-      amax = std::fabs(x[j]);
-      max = x[j];
-    }
-  }
+  const float max = signed_absmax(x, n);
   const float d = max / -float(nhalf);
   const float id = d != 0 ? 1.0f / d : 0.0f;
   const float bias = float(nhalf) + 0.5f;  // 8.5f, 16.5f: exact

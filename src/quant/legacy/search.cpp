@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "quant/signed_absmax.h"
+
 namespace imq::quant {
 
 namespace {
@@ -38,16 +40,8 @@ void sym_codes(int n, int nmax, const float* x, float iscale, uint8_t* codes) {
 }  // namespace
 
 float sym_scale_search(int n, int nmax, const float* x, const float* w, uint8_t* codes) {
-  // The signed value of largest magnitude (the first one on ties).
-  float amax = 0, max = 0;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
-  }
-  if (amax < kGroupMaxEps) {
+  const float max = signed_absmax(x, n);
+  if (std::fabs(max) < kGroupMaxEps) {
     std::memset(codes, 0, size_t(n));
     return 0.0f;
   }
