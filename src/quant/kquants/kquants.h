@@ -124,6 +124,14 @@ float pos_scale_search(int n, int nmax, const float* x, const float* w, uint8_t*
 // Q3-REF ("make_q3_quants" with rmse): symmetric codes with w = x^2, start at -nmax/max,
 // up to 5 coordinate-descent passes; writes codes + nmax (0..2*nmax-1), returns the scale.
 float q3_ref_scale_search(int n, int nmax, const float* x, uint8_t* codes);
+// Imatrix weights of one sub-block of n values, w = qw * sqrt(sigma2 + x^2) (sigma2 from the
+// whole super-block); returns their sum, added in order as ggml does (the POS weight).
+inline float sub_block_weights(const float* x, const float* qw, float sigma2, int n, float* w) {
+  importance_weights(x, qw, sigma2, n, w);
+  float sum = 0;
+  for (int l = 0; l < n; ++l) sum += w[l];
+  return sum;
+}
 
 // ---- row loops shared by the codec rows ---------------------------------------------------
 // Quantizes nrows rows (n_per_row a multiple of 256); every row uses the same importance.

@@ -65,10 +65,7 @@ void choose_scales_im(const float* x, const float* qw, uint8_t* L, BlockQ2K* y) 
   const float sigma2 = sum_x2 / float(kQK_K);
   for (int j = 0; j < kNumSub; ++j) {
     const float* xs = x + kSub * j;
-    const float* qs = qw + kSub * j;
-    for (int l = 0; l < kSub; ++l) w[l] = qs[l] * std::sqrt(sigma2 + xs[l] * xs[l]);
-    sw[j] = 0;
-    for (int l = 0; l < kSub; ++l) sw[j] += w[l];
+    sw[j] = sub_block_weights(xs, qw + kSub * j, sigma2, kSub, w);
     sub_scale[j] = asym_scale_search_im(kSub, 3, xs, w, L + kSub * j, &sub_min[j], -0.9f, 0.05f,
                                         36, false);
   }

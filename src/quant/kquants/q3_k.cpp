@@ -60,11 +60,7 @@ void choose_scales_im(const float* x, const float* qw, uint8_t* L, BlockQ3K* y) 
   const float sigma2 = 2 * sum_x2 / float(kQK_K);
   for (int j = 0; j < kNumSub; ++j) {
     const float* xs = x + kSub * j;
-    const float* qs = qw + kSub * j;
-    for (int l = 0; l < kSub; ++l) w[l] = qs[l] * std::sqrt(sigma2 + xs[l] * xs[l]);
-    float sumw = 0;
-    for (int l = 0; l < kSub; ++l) sumw += w[l];
-    sw[j] = sumw;
+    sw[j] = sub_block_weights(xs, qw + kSub * j, sigma2, kSub, w);
     sub_scale[j] = sym_scale_search(kSub, 4, xs, w, L + kSub * j);
   }
   uint8_t codes[kNumSub];

@@ -167,11 +167,7 @@ void k4_quantize_super_block(const float* x, const float* qw, int nmax, float re
     float sw[kNumSub];
     for (int j = 0; j < kNumSub; ++j) {
       const float* xs = x + kSub * j;
-      const float* qs = qw + kSub * j;
-      for (int l = 0; l < kSub; ++l) w[l] = qs[l] * std::sqrt(sigma2 + xs[l] * xs[l]);
-      float sumw = 0;
-      for (int l = 0; l < kSub; ++l) sumw += w[l];
-      sw[j] = sumw;
+      sw[j] = sub_block_weights(xs, qw + kSub * j, sigma2, kSub, w);
       sub_scale[j] = asym_scale_search_im(kSub, nmax, xs, w, L + kSub * j, &sub_min[j], -0.9f,
                                           0.05f, 36, false);
     }
