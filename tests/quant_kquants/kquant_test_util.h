@@ -66,12 +66,9 @@ inline float spec_decode_k(GgmlType type, const uint8_t* b, int e) {
   }
 }
 
+// Decodes n elements (whole super-blocks) with spec_decode_k.
 inline std::vector<float> spec_decode_k_all(GgmlType type, const uint8_t* data, int64_t n) {
-  const auto info = *ggml_type_info(uint32_t(type));
-  std::vector<float> out(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i)
-    out[size_t(i)] = spec_decode_k(type, data + (i / 256) * info.type_size, int(i % 256));
-  return out;
+  return decode_elements(type, data, n, spec_decode_k);
 }
 
 // Quantizes tensor `t` (F32 in `model`) to `codec` as llama-quantize does: every row of a

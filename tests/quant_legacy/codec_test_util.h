@@ -82,14 +82,20 @@ inline float spec_decode(GgmlType type, const uint8_t* b, int e) {
   }
 }
 
-// Decodes n elements (whole blocks) with spec_decode.
-inline std::vector<float> spec_decode_all(GgmlType type, const uint8_t* data, int64_t n) {
+// Decodes n elements (whole blocks of `type`) one at a time with decode(type, block, e); the
+// legacy and the K-quant spec decoders share it.
+inline std::vector<float> decode_elements(GgmlType type, const uint8_t* data, int64_t n,
+                                          float (*decode)(GgmlType, const uint8_t*, int)) {
   const auto info = *ggml_type_info(uint32_t(type));
   std::vector<float> out(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i)
-    out[size_t(i)] =
-        spec_decode(type, data + (i / info.block_size) * info.type_size, int(i % info.block_size));
+    out[size_t(i)] = decode(type, data + (i / info.block_size) * info.type_size, int(i % info.block_size));
   return out;
+}
+
+// Decodes n elements (whole blocks) with spec_decode.
+inline std::vector<float> spec_decode_all(GgmlType type, const uint8_t* data, int64_t n) {
+  return decode_elements(type, data, n, spec_decode);
 }
 
 }  // namespace imq::test
