@@ -6,6 +6,8 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 namespace imq::test {
@@ -18,6 +20,21 @@ inline std::filesystem::path shared_root() {
 inline bool shared_required() {
   const char* s = std::getenv("IMQ_REQUIRE_SHARED");
   return s && *s && std::string(s) != "0";
+}
+
+// `s` as a gtest test name: '-' (not allowed there) becomes '_'.
+inline std::string gtest_name(std::string s) {
+  for (char& c : s)
+    if (c == '-') c = '_';
+  return s;
+}
+
+// The whole file as bytes ("" when it cannot be read).
+inline std::string read_all(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
 }
 
 // Path of a file under ../shared, or "" when missing (the caller then uses IMQ_NEED_SHARED).

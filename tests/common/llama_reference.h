@@ -1,7 +1,6 @@
 // Reading llama.cpp's golden outputs in ../shared/reference: the command that made a file
 // (from reference/README.md) and the numbers printed in perplexity / KLD logs.
 #pragma once
-#include <fstream>
 #include <map>
 #include <regex>
 #include <sstream>
@@ -11,13 +10,6 @@
 #include "test_util.h"
 
 namespace imq::test {
-
-inline std::string read_all(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 // The README command line whose output is redirected to `rel_output` (e.g.
 // "reference/stories260K/ppl-f32-tinystories-c128.log"), split into words, without the

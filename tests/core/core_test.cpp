@@ -90,7 +90,7 @@ TEST(AtomicFile, UncommittedLeavesOldFileAndNoTemp) {
     AtomicFile f(p);
     f.write("new data", 8);
   }  // not committed
-  EXPECT_EQ(test::slurp(p), "old");
+  EXPECT_EQ(test::read_all(p), "old");
   EXPECT_EQ(std::distance(std::filesystem::directory_iterator(d.path()), {}), 1);
   {
     AtomicFile f(p);
@@ -98,7 +98,7 @@ TEST(AtomicFile, UncommittedLeavesOldFileAndNoTemp) {
     f.pwrite(0, "N", 1);
     f.commit();
   }
-  EXPECT_EQ(test::slurp(p), "New data");
+  EXPECT_EQ(test::read_all(p), "New data");
 }
 
 TEST(AtomicFile, MissingDirectoryIsAClearError) {

@@ -39,7 +39,7 @@ TEST_P(InfoDump, MatchesReferenceListing) {
   IMQ_NEED_SHARED(tsv, GetParam().tsv);
   auto r = test::run_imq("info --tsv " + model);
   ASSERT_EQ(r.rc, 0) << r.err;
-  EXPECT_EQ(r.out, test::slurp(tsv));
+  EXPECT_EQ(r.out, test::read_all(tsv));
 }
 
 TEST_P(InfoDump, JsonListsEveryTensor) {
@@ -77,7 +77,7 @@ TEST_P(InfoDump, RewriteIsByteIdentical) {
   }
   // llama.cpp pads the end of the file; converters may not, so compare the common prefix
   // and require every extra byte to be padding.
-  std::string x = test::slurp(model), y = test::slurp(out);
+  std::string x = test::read_all(model), y = test::read_all(out);
   size_t n = std::min(x.size(), y.size());
   EXPECT_TRUE(x.compare(0, n, y, 0, n) == 0);
 }
@@ -111,7 +111,7 @@ TEST(GgufWriter, PythonReferenceReaderAcceptsOurFile) {
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   auto r = test::run_imq("info --tsv " + d.file("x.gguf"));
   ASSERT_EQ(r.rc, 0);
-  EXPECT_EQ(r.out, test::slurp(d.file("py.tsv")));
+  EXPECT_EQ(r.out, test::read_all(d.file("py.tsv")));
 }
 
 }  // namespace

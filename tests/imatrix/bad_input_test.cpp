@@ -137,7 +137,7 @@ TEST(BadInput, TruncationsAndFlipsOfReferenceFiles) {
   IMQ_NEED_SHARED(dat_path, "reference/stories260K/imatrix-calib-c128.dat");
   TempDir d;
   for (const auto& src : {gguf_path, dat_path}) {
-    const std::string bytes = file_bytes(src);
+    const std::string bytes = read_all(src);
     const std::string p = d.file(src == gguf_path ? "t.gguf" : "t.dat");
     size_t n_errors = 0;
     for (size_t cut = 0; cut < bytes.size(); cut += (cut < 160 ? 1 : 97)) {

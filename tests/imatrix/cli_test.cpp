@@ -27,7 +27,7 @@ void expect_one_line_error(const RunResult& r, const std::string& needle) {
 }
 
 void expect_same_file(const std::string& got, const std::string& want) {
-  const std::string a = file_bytes(got), b = file_bytes(want);
+  const std::string a = read_all(got), b = read_all(want);
   EXPECT_FALSE(a.empty()) << got;
   EXPECT_EQ(first_difference(a, b), -1) << got << " vs " << want;
 }
@@ -85,7 +85,7 @@ TEST(Cli, StatisticsBothSpellingsAndJson) {
   // The reference table without its log prefixes, and with our path in the title line.
   std::string want;
   {
-    std::istringstream s(file_bytes(stats));
+    std::istringstream s(read_all(stats));
     std::string line;
     while (std::getline(s, line)) {
       const size_t p = line.find(" I ");
@@ -132,7 +132,7 @@ TEST(Cli, CoverageWarningsAndNan) {
   EXPECT_EQ(read_dat(d.file("p.dat"), ro).entries.size(), 1u);
 
   // A NaN written by some other tool: statistics warn, merging refuses.
-  std::string bytes = file_bytes(d.file("partial.gguf"));
+  std::string bytes = read_all(d.file("partial.gguf"));
   const float one = 1.0f, nan = NAN;
   const size_t at = bytes.rfind(std::string(reinterpret_cast<const char*>(&one), 4));
   ASSERT_NE(at, std::string::npos);
@@ -153,7 +153,7 @@ TEST(Cli, BadInputOneLineNoOutput) {
   TempDir d;
   const std::string out = d.file("out.gguf");
   write_bytes(d.file("empty.dat"), "");
-  write_bytes(d.file("trunc.gguf"), file_bytes(stories).substr(0, 1000));
+  write_bytes(d.file("trunc.gguf"), read_all(stories).substr(0, 1000));
   expect_one_line_error(run_imq("imatrix merge " + d.file("empty.dat") + " -o " + out), "empty file");
   expect_one_line_error(run_imq("imatrix merge " + stories + " " + d.file("trunc.gguf") + " -o " + out),
                         d.file("trunc.gguf"));

@@ -45,7 +45,7 @@ TEST_P(RefCollect, EqualsLlamaImatrix) {
     EXPECT_LT(rel_l2(g.sums, e.sums), kMaxRelL2) << name;
   }
 
-  const auto want = chunk_ppls(file_bytes(log_path)), have = chunk_ppls(run.out);
+  const auto want = chunk_ppls(read_all(log_path)), have = chunk_ppls(run.out);
   ASSERT_EQ(want.size(), size_t(r.n_chunks));
   ASSERT_EQ(have.size(), want.size()) << run.out;
   for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(have[i], want[i], 1e-3 * want[i]) << "chunk " << i + 1;
@@ -53,12 +53,7 @@ TEST_P(RefCollect, EqualsLlamaImatrix) {
   EXPECT_NE(run.err.find("coverage: "), std::string::npos) << run.err;
 }
 
-INSTANTIATE_TEST_SUITE_P(Reference, RefCollect, ::testing::ValuesIn(ref_imatrices()), [](const auto& info) {
-  std::string s = info.param.model;
-  for (char& c : s)
-    if (c == '-') c = '_';
-  return s;
-});
+INSTANTIATE_TEST_SUITE_P(Reference, RefCollect, ::testing::ValuesIn(ref_imatrices()), ref_imatrix_name);
 
 }  // namespace
 }  // namespace imq::test

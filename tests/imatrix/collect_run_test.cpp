@@ -93,7 +93,7 @@ TEST_F(CollectRun, ResumeIsExactAndShardsMergeToOneRun) {
 TEST_F(CollectRun, ThreadsAndMicroBatchesChangeNothingBeyondRounding) {
   ASSERT_EQ(run_imq(collect_args(s(), "--chunks 2 -o " + d_.file("a.gguf"))).rc, 0);
   ASSERT_EQ(run_imq(collect_args(s(), "--chunks 2 -o " + d_.file("b.gguf"))).rc, 0);
-  EXPECT_EQ(file_bytes(d_.file("a.gguf")), file_bytes(d_.file("b.gguf")));  // deterministic
+  EXPECT_EQ(read_all(d_.file("a.gguf")), read_all(d_.file("b.gguf")));  // deterministic
   ASSERT_EQ(run_imq(collect_args(s(), "--chunks 2 -t 1 -ub 32 -b 64 -o " + d_.file("c.gguf"))).rc, 0);
   // Keys and values are rounded to half as llama.cpp's F16 cache rounds them: a last-bit float
   // difference (other summation order with other threads and micro-batches) can flip one
@@ -174,7 +174,7 @@ TEST_F(CollectRun, KilledRunsResumeToTheSameResult) {
 TEST_F(CollectRun, NanStopsWithTheGoodChunksSaved) {
   gguf::File model = gguf::File::open(model_);
   auto tok = load_tokenizer(model);
-  std::string text = file_bytes(text_);
+  std::string text = read_all(text_);
   if (!text.empty() && text.back() == '\n') text.pop_back();
   const auto tokens = tok->encode(text, true, false);
   std::vector<int> first_chunk(size_t(tok->n_vocab()), -1);
@@ -185,7 +185,7 @@ TEST_F(CollectRun, NanStopsWithTheGoodChunksSaved) {
     if (first_chunk[t] == 2) bad = int32_t(t);
   ASSERT_GE(bad, 0) << "no token first seen in chunk 3";
 
-  std::string bytes = file_bytes(model_);
+  std::string bytes = read_all(model_);
   const gguf::TensorInfo& emb = model.tensor("token_embd.weight");
   ASSERT_EQ(emb.type, 0u);
   const size_t at = size_t(model.data_offset() + emb.offset) + size_t(bad) * size_t(emb.ne[0]) * 4;

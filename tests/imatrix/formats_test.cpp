@@ -27,7 +27,7 @@ TEST_P(RefFormats, GgufReadWriteIsByteIdentical) {
   }
   TempDir d;
   write_gguf(m, d.file("out.gguf"));
-  const std::string a = file_bytes(path), b = file_bytes(d.file("out.gguf"));
+  const std::string a = read_all(path), b = read_all(d.file("out.gguf"));
   EXPECT_EQ(first_difference(a, b), -1) << "sizes " << a.size() << " vs " << b.size();
 }
 
@@ -38,7 +38,7 @@ TEST_P(RefFormats, GgufToDatEqualsLlamaImatrixConversion) {
   TempDir d;
   auto skipped = write_dat(read_gguf(gguf_path), d.file("out.dat"), r.chunk_size);
   EXPECT_TRUE(skipped.empty());
-  const std::string a = file_bytes(dat_path), b = file_bytes(d.file("out.dat"));
+  const std::string a = read_all(dat_path), b = read_all(d.file("out.dat"));
   EXPECT_EQ(first_difference(a, b), -1) << "sizes " << a.size() << " vs " << b.size();
 }
 
@@ -54,7 +54,7 @@ TEST_P(RefFormats, DatToGgufToDatIsExact) {
   Imatrix g = read_gguf(d.file("a.gguf"));
   for (const auto& [name, e] : g.entries) EXPECT_EQ(e.counts.size(), 1u) << name;  // one ncall per entry
   write_dat(g, d.file("b.dat"), r.chunk_size);
-  const std::string a = file_bytes(dat_path), b = file_bytes(d.file("b.dat"));
+  const std::string a = read_all(dat_path), b = read_all(d.file("b.dat"));
   EXPECT_EQ(first_difference(a, b), -1) << "sizes " << a.size() << " vs " << b.size();
 }
 
@@ -91,17 +91,11 @@ TEST_P(RefFormats, MergeWithSelfEqualsLlamaImatrix) {
   EXPECT_EQ(merged.datasets.size(), 2u);
   TempDir d;
   write_gguf(merged, d.file("merged.gguf"));
-  const std::string a = file_bytes(merged_path), b = file_bytes(d.file("merged.gguf"));
+  const std::string a = read_all(merged_path), b = read_all(d.file("merged.gguf"));
   EXPECT_EQ(first_difference(a, b), -1) << "sizes " << a.size() << " vs " << b.size();
 }
 
-INSTANTIATE_TEST_SUITE_P(Reference, RefFormats, ::testing::ValuesIn(ref_imatrices()),
-                         [](const auto& info) {
-                           std::string s = info.param.model;
-                           for (char& c : s)
-                             if (c == '-') c = '_';
-                           return s;
-                         });
+INSTANTIATE_TEST_SUITE_P(Reference, RefFormats, ::testing::ValuesIn(ref_imatrices()), ref_imatrix_name);
 
 }  // namespace
 }  // namespace imq::test

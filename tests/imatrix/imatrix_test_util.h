@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstdint>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -30,11 +29,9 @@ inline const std::vector<RefImatrix>& ref_imatrices() {
   return v;
 }
 
-inline std::string file_bytes(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+// Test name of a reference imatrix (INSTANTIATE_TEST_SUITE_P): its model.
+inline std::string ref_imatrix_name(const ::testing::TestParamInfo<RefImatrix>& info) {
+  return gtest_name(info.param.model);
 }
 
 inline void write_bytes(const std::string& path, const std::string& bytes) {

@@ -51,7 +51,7 @@ TEST_P(RefStats, EqualLlamaImatrix) {
   const RefImatrix& r = GetParam();
   IMQ_NEED_SHARED(path, r.base() + ".gguf");
   IMQ_NEED_SHARED(ref_path, r.base() + ".stats.txt");
-  const std::string ref = strip_log_prefixes(file_bytes(ref_path));
+  const std::string ref = strip_log_prefixes(read_all(ref_path));
   Statistics s = compute_statistics(read_gguf(path));
 
   // Parse the reference tables: 13 columns per tensor row, 4 per layer row.
@@ -96,12 +96,7 @@ TEST_P(RefStats, EqualLlamaImatrix) {
   EXPECT_EQ(format_statistics(s, r.base() + ".gguf"), ref);
 }
 
-INSTANTIATE_TEST_SUITE_P(Reference, RefStats, ::testing::ValuesIn(ref_imatrices()), [](const auto& info) {
-  std::string s = info.param.model;
-  for (char& c : s)
-    if (c == '-') c = '_';
-  return s;
-});
+INSTANTIATE_TEST_SUITE_P(Reference, RefStats, ::testing::ValuesIn(ref_imatrices()), ref_imatrix_name);
 
 Imatrix partial_moe() {
   Imatrix m;

@@ -89,12 +89,12 @@ TEST(QuantizeCli, OutputEqualsInputIsRefused) {
   IMQ_NEED_SHARED(model, "models/codec256-f32.gguf");
   TempDir d;
   fs::copy_file(model, d.file("m.gguf"));
-  const std::string before = read_text(d.file("m.gguf"));
+  const std::string before = read_all(d.file("m.gguf"));
   expect_one_line_error(run_imq("quantize " + d.file("m.gguf") + " " + d.file("m.gguf") + " Q8_0"), "input");
   // The same file under another spelling.
   expect_one_line_error(run_imq("quantize " + d.file("m.gguf") + " " + (d.path() / "." / "m.gguf").string() + " Q8_0"),
                         "input");
-  EXPECT_TRUE(read_text(d.file("m.gguf")) == before);
+  EXPECT_TRUE(read_all(d.file("m.gguf")) == before);
   EXPECT_EQ(files_in(d.path()), 1u);
 }
 
@@ -139,8 +139,8 @@ TEST(QuantizeCli, FailedWriteLeavesNoFile) {
   const int st = std::system(("bash -c \"" + cmd + "\"").c_str());
   EXPECT_NE(st, 0);
   EXPECT_FALSE(fs::exists(out));
-  EXPECT_EQ(files_in(d.path()), 1u) << read_text(d.file("log"));  // only the log
-  EXPECT_NE(read_text(d.file("log")).find("write failed"), std::string::npos) << read_text(d.file("log"));
+  EXPECT_EQ(files_in(d.path()), 1u) << read_all(d.file("log"));  // only the log
+  EXPECT_NE(read_all(d.file("log")).find("write failed"), std::string::npos) << read_all(d.file("log"));
 }
 
 TEST(QuantizeCli, NamesNumbersAndDefaultOutputName) {
@@ -217,9 +217,9 @@ TEST(QuantizeCli, ProgressOnlyOnATerminal) {
   EXPECT_EQ(plain.err.find("ETA"), std::string::npos) << plain.err;
   const std::string cmd = std::string(IMQ_BINARY) + " quantize " + model + " " + d.file("b.gguf") + " Q8_0 2";
   const int st = std::system(("script -qec '" + cmd + "' /dev/null >" + d.file("tty.log") + " 2>&1").c_str());
-  ASSERT_EQ(st, 0) << read_text(d.file("tty.log"));
-  EXPECT_NE(read_text(d.file("tty.log")).find("ETA"), std::string::npos) << read_text(d.file("tty.log"));
-  EXPECT_TRUE(read_text(d.file("a.gguf")) == read_text(d.file("b.gguf")));
+  ASSERT_EQ(st, 0) << read_all(d.file("tty.log"));
+  EXPECT_NE(read_all(d.file("tty.log")).find("ETA"), std::string::npos) << read_all(d.file("tty.log"));
+  EXPECT_TRUE(read_all(d.file("a.gguf")) == read_all(d.file("b.gguf")));
 }
 
 }  // namespace

@@ -3,20 +3,13 @@
 // and `imq perplexity` loads and runs it.
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <algorithm>
-#include <iterator>
 
 #include "imq/gguf.h"
 #include "reference_cases.h"
 
 namespace imq::test {
 namespace {
-
-std::string read_all(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
 
 TEST(QuantizeSearchImq, SameLayoutThreadIndependentAndRuns) {
   IMQ_NEED_SHARED(model, "models/dense-spm4k-f32.gguf");

@@ -3,18 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
 
 #include "test_util.h"
 
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string slurp_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
 
 TEST(ReportCli, StatsReportOfOneFile) {
   IMQ_NEED_SHARED(moe, "reference/moe-gpt2bpe/imatrix-calib-c256.gguf");
@@ -24,7 +18,7 @@ TEST(ReportCli, StatsReportOfOneFile) {
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_TRUE(r.out.empty()) << r.out;  // the report replaces the tables
   EXPECT_NE(r.err.find("wrote the report to"), std::string::npos) << r.err;
-  std::string page = slurp_file(out);
+  std::string page = imq::test::read_all(out);
   EXPECT_EQ(page.rfind("<!DOCTYPE html>", 0), 0u);
   EXPECT_NE(page.find("id=\"imq-data\""), std::string::npos);
   EXPECT_NE(page.find("blk.3.ffn_down_exps.weight"), std::string::npos);
@@ -38,7 +32,7 @@ TEST(ReportCli, LegacyDatInput) {
   auto r = imq::test::run_imq("imatrix --in-file " + dat + " --report " + dir.file("r.html") + " -o " +
                               dir.file("combined.gguf"));
   ASSERT_EQ(r.rc, 0) << r.err;
-  EXPECT_NE(slurp_file(dir.file("r.html")).find("blk.0.ffn_down.weight"), std::string::npos);
+  EXPECT_NE(imq::test::read_all(dir.file("r.html")).find("blk.0.ffn_down.weight"), std::string::npos);
   EXPECT_FALSE(fs::exists(dir.file("combined.gguf")));  // a report, not a combine run
 }
 
@@ -52,7 +46,7 @@ TEST(ReportCli, TwoInputsAreCompared) {
     ASSERT_EQ(r.rc, 0) << args << "\n" << r.err;
   }
   for (const char* f : {"1.html", "2.html"}) {
-    std::string page = slurp_file(dir.file(f));
+    std::string page = imq::test::read_all(dir.file(f));
     EXPECT_NE(page.find("id=\"sec-compare\""), std::string::npos) << f;
     EXPECT_NE(page.find("merged-self.gguf"), std::string::npos) << f;
   }

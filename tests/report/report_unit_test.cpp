@@ -331,12 +331,12 @@ TEST(ReportUnit, WriteReportIsAtomic) {
   std::string path = dir.file("r.html");
   imq::imatrix::write_report(path, a, nullptr, {});
   std::string expect = imq::imatrix::render_report(a, nullptr, {});
-  EXPECT_EQ(imq::test::slurp(path), expect);
+  EXPECT_EQ(imq::test::read_all(path), expect);
   // A failed comparison leaves the old file untouched and no temporary behind.
   Imatrix other;
   other.entries["x.weight"] = imq::test::dense_entry(4, 1, 1, 0);
   EXPECT_THROW(imq::imatrix::write_report(path, a, &other, {}), imq::Error);
-  EXPECT_EQ(imq::test::slurp(path), expect);
+  EXPECT_EQ(imq::test::read_all(path), expect);
   EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path()), {}), 1);
   EXPECT_THROW(imq::imatrix::write_report(dir.file("no/such/dir/r.html"), a, nullptr, {}), imq::Error);
 }

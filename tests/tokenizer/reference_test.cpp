@@ -13,7 +13,7 @@
 namespace imq {
 namespace {
 
-using test::slurp;
+using test::read_all;
 
 std::unique_ptr<Tokenizer> open_tokenizer(const std::string& path) {
   const gguf::File f = gguf::File::open(path);
@@ -67,8 +67,8 @@ TEST_P(VocabVectors, EveryTestTextGivesTheExpectedIds) {
   IMQ_NEED_SHARED(inp, name + ".inp");
   IMQ_NEED_SHARED(out, name + ".out");
   const auto tok = open_tokenizer(model);
-  const auto texts = split_inp(slurp(inp));
-  const auto expected = split_out(slurp(out));
+  const auto texts = split_inp(read_all(inp));
+  const auto expected = split_out(read_all(out));
   ASSERT_EQ(texts.size(), 46u);
   ASSERT_EQ(texts.size(), expected.size());
   for (size_t i = 0; i < texts.size(); ++i) {
@@ -83,8 +83,8 @@ TEST_P(VocabVectors, Wiki100MatchesLlamaTokenize) {
   IMQ_NEED_SHARED(text, "data/wiki.test.head100.txt");
   IMQ_NEED_SHARED(ref, "reference/vocab/tokens-ggml-vocab-" + v + "-wiki100.txt");
   const auto tok = open_tokenizer(model);
-  const auto ids = tok->encode(slurp(text), tok->add_bos(), true);
-  const auto want = parse_id_list(slurp(ref));
+  const auto ids = tok->encode(read_all(text), tok->add_bos(), true);
+  const auto want = parse_id_list(read_all(ref));
   ASSERT_EQ(ids.size(), want.size());
   for (size_t i = 0; i < ids.size(); ++i) ASSERT_EQ(ids[i], want[i]) << "token " << i;
 }
@@ -149,12 +149,12 @@ TEST_P(ModelTokens, MatchLlamaTokenize) {
   IMQ_NEED_SHARED(text, std::string("data/") + p.data);
   IMQ_NEED_SHARED(ref, std::string("reference/") + p.model + "/tokens-" + p.key + ".txt");
   const auto tok = open_tokenizer(model);
-  const auto ids = tok->encode(slurp(text), tok->add_bos(), true);
-  const auto want = parse_id_list(slurp(ref));
+  const auto ids = tok->encode(read_all(text), tok->add_bos(), true);
+  const auto want = parse_id_list(read_all(ref));
   ASSERT_EQ(ids.size(), want.size());
   for (size_t i = 0; i < ids.size(); ++i) ASSERT_EQ(ids[i], want[i]) << "token " << i;
   // The reference texts hold no special-token text, so parse_special must not matter.
-  EXPECT_EQ(tok->encode(slurp(text), tok->add_bos(), false), ids);
+  EXPECT_EQ(tok->encode(read_all(text), tok->add_bos(), false), ids);
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -183,7 +183,7 @@ TEST(TokenizeCli, IdsOutputIsByteIdentical) {
     IMQ_NEED_SHARED(ref, std::string("reference/") + m + "/tokens-calib200.txt");
     const auto r = test::run_imq("tokenize -m " + model + " -f " + text + " --ids --log-disable");
     ASSERT_EQ(r.rc, 0) << r.err;
-    EXPECT_EQ(r.out, slurp(ref)) << m;
+    EXPECT_EQ(r.out, read_all(ref)) << m;
   }
 }
 
