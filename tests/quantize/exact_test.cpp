@@ -5,7 +5,7 @@
 
 #include "imq/quantize.h"
 #include "reference_cases.h"
-#include "sha256.h"
+#include "common/sha256.h"
 
 namespace imq::test {
 namespace {
@@ -24,19 +24,10 @@ std::string listing(const std::string& path) {
   return s;
 }
 
-void expect_same_lines(const std::string& got, const std::string& want, const std::string& what) {
-  auto g = split_lines(got), w = split_lines(want);
-  for (size_t i = 0; i < std::min(g.size(), w.size()); ++i) EXPECT_EQ(g[i], w[i]) << what << ": line " << i + 1;
-  EXPECT_EQ(g.size(), w.size()) << what << ": line count";
-}
-
-void quantize_case(const RefCase& c, const std::string& out, int n_threads) {
+// Quantizes case `c` to `out`; `imatrix` as in options_for.
+void quantize_case(const RefCase& c, const std::string& out, int n_threads, const std::string& imatrix = {}) {
   gguf::File model = gguf::File::open(c.input());
-  Options opt;
-  opt.ftype = parse_ftype(c.mix).ftype;
-  if (c.imat) opt.imatrix_path = c.imatrix();
-  opt.pure = c.pure;
-  Plan plan = make_plan(model, opt);
+  Plan plan = make_plan(model, options_for(c, imatrix));
   write_quantized(model, plan, out, n_threads);
   ASSERT_EQ(std::filesystem::file_size(out), plan.file_size);
 }
@@ -51,14 +42,14 @@ TEST_P(ExactReference, TensorDataEqualsLlamaQuantize) {
   TempDir dir;
   const std::string out = dir.file("q.gguf");
   quantize_case(c, out, 2);
-  expect_same_lines(listing(out), read_text(c.stem() + ".tensors.tsv"), c.stem() + ".tensors.tsv");
+  expect_same_lines(listing(out), read_all(c.stem() + ".tensors.tsv"), c.stem() + ".tensors.tsv");
   if (c.has_info) {
     RunResult r = run_imq("info --tsv " + out);
     ASSERT_EQ(r.rc, 0) << r.err;
-    expect_same_lines(r.out, read_text(c.stem() + ".info.tsv"), c.stem() + ".info.tsv");
+    expect_same_lines(r.out, read_all(c.stem() + ".info.tsv"), c.stem() + ".info.tsv");
   }
   if (c.has_gguf) {
-    EXPECT_TRUE(read_text(out) == read_text(c.stem() + ".gguf")) << "whole file differs";
+    EXPECT_TRUE(read_all(out) == read_all(c.stem() + ".gguf")) << "whole file differs";
   }
 }
 
@@ -74,25 +65,20 @@ TEST(ExactThreads, OutputIndependentOfThreadCount) {
     TempDir dir;
     quantize_case(c, dir.file("t1.gguf"), 1);
     quantize_case(c, dir.file("t3.gguf"), 3);
-    EXPECT_TRUE(read_text(dir.file("t1.gguf")) == read_text(dir.file("t3.gguf"))) << c.mix;
+    EXPECT_TRUE(read_all(dir.file("t1.gguf")) == read_all(dir.file("t3.gguf"))) << c.mix;
   }
 }
 
 // A legacy .dat imatrix gives the same bytes as the GGUF it was converted from (dense counts
 // and ncall 8 make the means exact); only the recorded file name differs.
 TEST(ExactImatrix, LegacyDatGivesSameTensors) {
-  IMQ_NEED_SHARED(ref, "reference/dense-spm4k/q-Q4_K_M-imat.tensors.tsv");
-  IMQ_NEED_SHARED(dat, "reference/dense-spm4k/imatrix-calib-c256.dat");
+  const RefCase c{"dense-spm4k", "Q4_K_M", true, false, true, true};
+  IMQ_NEED_SHARED(ref, c.stem() + ".tensors.tsv");
+  IMQ_NEED_SHARED(dat, c.imatrix_dat());
   InShared cwd;
-  gguf::File model = gguf::File::open("models/dense-spm4k-f32.gguf");
-  Options opt;
-  opt.ftype = FType::Q4_K_M;
-  opt.imatrix_path = "reference/dense-spm4k/imatrix-calib-c256.dat";
-  Plan plan = make_plan(model, opt);
   TempDir dir;
-  write_quantized(model, plan, dir.file("q.gguf"), 2);
-  expect_same_lines(listing(dir.file("q.gguf")), read_text("reference/dense-spm4k/q-Q4_K_M-imat.tensors.tsv"),
-                    "q-Q4_K_M-imat via .dat");
+  quantize_case(c, dir.file("q.gguf"), 2, c.imatrix_dat());
+  expect_same_lines(listing(dir.file("q.gguf")), read_all(ref), c.stem() + ".tensors.tsv via .dat");
 }
 
 }  // namespace

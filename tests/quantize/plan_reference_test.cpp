@@ -13,14 +13,6 @@ namespace {
 
 using namespace imq::quantize;
 
-Plan plan_for(const RefCase& c, const gguf::File& model) {
-  Options opt;
-  opt.ftype = parse_ftype(c.mix).ftype;
-  if (c.imat) opt.imatrix_path = c.imatrix();
-  opt.pure = c.pure;
-  return make_plan(model, opt);
-}
-
 // Writes the plan's header with zero tensor data: `imq info --tsv` of it must equal the
 // reference's info.tsv, which lists no data.
 void write_header_only(const Plan& plan, const std::string& path) {
@@ -32,11 +24,14 @@ void write_header_only(const Plan& plan, const std::string& path) {
   });
 }
 
-void expect_same_lines(const std::string& got, const std::string& want, const std::string& what) {
-  auto g = split_lines(got), w = split_lines(want);
-  for (size_t i = 0; i < std::min(g.size(), w.size()); ++i)
-    ASSERT_EQ(g[i], w[i]) << what << ": line " << i + 1;
-  ASSERT_EQ(g.size(), w.size()) << what << ": line count";
+// The plans of case `c` with its GGUF imatrix and with the legacy .dat converted from it.
+struct GgufAndDatPlans {
+  Plan from_gguf, from_dat;
+};
+GgufAndDatPlans plans_from_gguf_and_dat(const RefCase& c) {
+  InShared cwd;
+  gguf::File model = gguf::File::open(c.input());
+  return {make_plan(model, options_for(c)), make_plan(model, options_for(c, c.imatrix_dat()))};
 }
 
 class PlanReference : public ::testing::TestWithParam<RefCase> {};
@@ -48,8 +43,8 @@ TEST_P(PlanReference, MatchesLlamaQuantize) {
   IMQ_NEED_SHARED(model_path, c.input());
   InShared cwd;
   gguf::File model = gguf::File::open(c.input());
-  Plan plan = plan_for(c, model);
-  const std::string want = read_text(listing);
+  Plan plan = make_plan(model, options_for(c));
+  const std::string want = read_all(listing);
   if (c.has_info) {
     TempDir dir;
     write_header_only(plan, dir.file("plan.gguf"));
@@ -76,16 +71,10 @@ INSTANTIATE_TEST_SUITE_P(Reference, PlanReference, ::testing::ValuesIn(reference
 // The legacy .dat made from the same imatrix gives the same plan and importance vectors
 // (dense counts are whole chunks and ncall = 8, so (sum/count*ncall)/ncall is exact).
 TEST(PlanImatrix, LegacyDatEqualsGguf) {
-  IMQ_NEED_SHARED(dat, "reference/dense-spm4k/imatrix-calib-c256.dat");
-  IMQ_NEED_SHARED(model_path, "models/dense-spm4k-f32.gguf");
-  InShared cwd;
-  gguf::File model = gguf::File::open("models/dense-spm4k-f32.gguf");
-  Options opt;
-  opt.ftype = FType::Q3_K_M;
-  opt.imatrix_path = "reference/dense-spm4k/imatrix-calib-c256.gguf";
-  Plan a = make_plan(model, opt);
-  opt.imatrix_path = "reference/dense-spm4k/imatrix-calib-c256.dat";
-  Plan b = make_plan(model, opt);
+  const RefCase c{"dense-spm4k", "Q3_K_M", true, false, true, false};
+  IMQ_NEED_SHARED(dat, c.imatrix_dat());
+  IMQ_NEED_SHARED(model_path, c.input());
+  const auto [a, b] = plans_from_gguf_and_dat(c);
   ASSERT_EQ(a.tensors.size(), b.tensors.size());
   size_t used = 0;
   for (size_t i = 0; i < a.tensors.size(); ++i) {
@@ -101,16 +90,10 @@ TEST(PlanImatrix, LegacyDatEqualsGguf) {
 
 // For MoE the .dat keeps one ncall for per-expert means, so only the means survive (to an ulp).
 TEST(PlanImatrix, LegacyDatMoeKeepsExpertMeans) {
-  IMQ_NEED_SHARED(dat, "reference/moe-gpt2bpe/imatrix-calib-c256.dat");
-  IMQ_NEED_SHARED(model_path, "models/moe-gpt2bpe-f32.gguf");
-  InShared cwd;
-  gguf::File model = gguf::File::open("models/moe-gpt2bpe-f32.gguf");
-  Options opt;
-  opt.ftype = FType::Q4_K_M;
-  opt.imatrix_path = "reference/moe-gpt2bpe/imatrix-calib-c256.gguf";
-  Plan a = make_plan(model, opt);
-  opt.imatrix_path = "reference/moe-gpt2bpe/imatrix-calib-c256.dat";
-  Plan b = make_plan(model, opt);
+  const RefCase c{"moe-gpt2bpe", "Q4_K_M", true, false, true, false};
+  IMQ_NEED_SHARED(dat, c.imatrix_dat());
+  IMQ_NEED_SHARED(model_path, c.input());
+  const auto [a, b] = plans_from_gguf_and_dat(c);
   for (size_t i = 0; i < a.tensors.size(); ++i) {
     ASSERT_EQ(a.tensors[i].importance.size(), b.tensors[i].importance.size()) << a.tensors[i].name;
     for (size_t k = 0; k < a.tensors[i].importance.size(); ++k)

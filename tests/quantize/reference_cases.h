@@ -3,14 +3,16 @@
 #pragma once
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <filesystem>
-#include <fstream>
 #include <ostream>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "imq/quantize.h"
 #include "test_util.h"
 
 namespace imq::test {
@@ -30,12 +32,12 @@ struct RefCase {
     const char* ctx = (model == "dense-spm4k" || model == "moe-gpt2bpe") ? "256" : "128";
     return "reference/" + model + "/imatrix-calib-c" + ctx + ".gguf";
   }
-  std::string label() const {
-    std::string s = model + "_" + mix + (imat ? "_imat" : "_noimat");
-    for (char& c : s)
-      if (c == '-') c = '_';
-    return s;
+  // The legacy .dat llama-imatrix converted from imatrix() (same collection, same means).
+  std::string imatrix_dat() const {
+    const std::string gguf = imatrix();
+    return gguf.substr(0, gguf.size() - std::string_view(".gguf").size()) + ".dat";
   }
+  std::string label() const { return gtest_name(model + "_" + mix + (imat ? "_imat" : "_noimat")); }
 };
 
 inline void PrintTo(const RefCase& c, std::ostream* os) { *os << c.stem(); }
@@ -74,18 +76,27 @@ class InShared {
   std::string old_;
 };
 
-inline std::string read_text(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 inline std::vector<std::string> split_lines(const std::string& s) {
   std::vector<std::string> out;
   std::istringstream is(s);
   for (std::string l; std::getline(is, l);) out.push_back(l);
   return out;
+}
+
+// llama-quantize's options for case `c`; `imatrix` (the .dat, say) replaces the case's imatrix.
+inline quantize::Options options_for(const RefCase& c, const std::string& imatrix = {}) {
+  quantize::Options opt;
+  opt.ftype = quantize::parse_ftype(c.mix).ftype;
+  if (c.imat) opt.imatrix_path = imatrix.empty() ? c.imatrix() : imatrix;
+  opt.pure = c.pure;
+  return opt;
+}
+
+// Fails at the first line that differs (naming it), then on the line count.
+inline void expect_same_lines(const std::string& got, const std::string& want, const std::string& what) {
+  const auto g = split_lines(got), w = split_lines(want);
+  for (size_t i = 0; i < std::min(g.size(), w.size()); ++i) ASSERT_EQ(g[i], w[i]) << what << ": line " << i + 1;
+  ASSERT_EQ(g.size(), w.size()) << what << ": line count";
 }
 
 }  // namespace imq::test
