@@ -13,14 +13,10 @@
 namespace imq {
 namespace {
 
-using test::Bound;
-using test::round_trip;
-using test::RoundTrip;
-
 // Bounds on N(0,1) data (64 rows x 1024, seed 42), about 10% above the measured values of the
 // worse of the two paths (with / without importance):
 // nrmse = sqrt(sum (x - y)^2 / sum x^2); max_err = largest |x - y| / max|x| of its super-block.
-const Bound kBounds[] = {
+const test::Bound kBounds[] = {
     {GgmlType::Q2_K, 0.33, 0.70, true},    // measured 0.298 / 0.639
     {GgmlType::Q3_K, 0.17, 0.32, true},    // 0.152 / 0.290
     {GgmlType::Q4_K, 0.082, 0.145, true},  // 0.0744 / 0.131
@@ -47,7 +43,7 @@ double weighted_nrmse(const std::vector<float>& x, const std::vector<float>& y, 
   return std::sqrt(err / ref);
 }
 
-class KQuants : public ::testing::TestWithParam<Bound> {};
+class KQuants : public ::testing::TestWithParam<test::Bound> {};
 
 TEST_P(KQuants, RegistryRowMatchesGgmlTypeTable) {
   const quant::Codec& c = quant::codec(uint32_t(GetParam().type));
@@ -58,11 +54,11 @@ TEST_P(KQuants, RegistryRowMatchesGgmlTypeTable) {
 }
 
 TEST_P(KQuants, ErrorWithinBoundWithAndWithoutImportance) {
-  const Bound b = GetParam();
+  const test::Bound b = GetParam();
   const quant::Codec& c = quant::codec(uint32_t(b.type));
   for (const float* importance : {static_cast<const float*>(nullptr), data().importance.data()}) {
     SCOPED_TRACE(importance ? "with importance" : "without importance");
-    const RoundTrip r = round_trip(c, data().x, kRows, kCols, importance);
+    const test::RoundTrip r = test::round_trip(c, data().x, kRows, kCols, importance);
     EXPECT_LT(weighted_nrmse(data().x, r.y, nullptr), b.nrmse);
     double worst = 0;
     for (size_t blk = 0; blk < data().x.size() / 256; ++blk) {
@@ -80,13 +76,13 @@ TEST_P(KQuants, ErrorWithinBoundWithAndWithoutImportance) {
 // Deterministic bytes; importance changes the result exactly where llama-quantize uses it, and
 // then lowers the importance-weighted error.
 TEST_P(KQuants, ImportanceIsUsedAndDeterministic) {
-  const Bound b = GetParam();
+  const test::Bound b = GetParam();
   const quant::Codec& c = quant::codec(uint32_t(b.type));
   const float* imp = data().importance.data();
-  const RoundTrip plain1 = round_trip(c, data().x, kRows, kCols, nullptr);
-  const RoundTrip plain2 = round_trip(c, data().x, kRows, kCols, nullptr);
-  const RoundTrip im1 = round_trip(c, data().x, kRows, kCols, imp);
-  const RoundTrip im2 = round_trip(c, data().x, kRows, kCols, imp);
+  const test::RoundTrip plain1 = test::round_trip(c, data().x, kRows, kCols, nullptr);
+  const test::RoundTrip plain2 = test::round_trip(c, data().x, kRows, kCols, nullptr);
+  const test::RoundTrip im1 = test::round_trip(c, data().x, kRows, kCols, imp);
+  const test::RoundTrip im2 = test::round_trip(c, data().x, kRows, kCols, imp);
   EXPECT_EQ(plain1.bytes, plain2.bytes);
   EXPECT_EQ(im1.bytes, im2.bytes);
   EXPECT_EQ(plain1.bytes != im1.bytes, b.uses_importance);
@@ -96,14 +92,14 @@ TEST_P(KQuants, ImportanceIsUsedAndDeterministic) {
   // Rows are independent: quantizing one row alone gives that row's bytes.
   const size_t row_bytes = quant::row_size(c, kCols);
   const std::vector<float> row5(data().x.begin() + 5 * kCols, data().x.begin() + 6 * kCols);
-  const RoundTrip one = round_trip(c, row5, 1, kCols, imp);
+  const test::RoundTrip one = test::round_trip(c, row5, 1, kCols, imp);
   EXPECT_TRUE(std::equal(one.bytes.begin(), one.bytes.end(), im1.bytes.begin() + 5 * row_bytes));
 }
 
 // Our dequantization equals the spec decoder on the codec's own output.
 TEST_P(KQuants, DequantizeMatchesSpecDecoder) {
   const quant::Codec& c = quant::codec(uint32_t(GetParam().type));
-  const RoundTrip r = round_trip(c, data().x, 4, kCols, data().importance.data());
+  const test::RoundTrip r = test::round_trip(c, data().x, 4, kCols, data().importance.data());
   const auto spec = test::spec_decode_k_all(GetParam().type, r.bytes.data(), 4 * kCols);
   EXPECT_EQ(0, std::memcmp(spec.data(), r.y.data(), spec.size() * sizeof(float)));
 }
@@ -118,7 +114,7 @@ TEST_P(KQuants, DegenerateBlocks) {
   x[1024 + 77] = 3.0f;                                             // one spike
   for (int i = 1280; i < 1536; ++i) x[size_t(i)] = i % 2 ? 1e4f : -1e4f;
   for (const float* imp : {static_cast<const float*>(nullptr), data().importance.data()}) {
-    const RoundTrip r = round_trip(c, x, 6, 256, imp);
+    const test::RoundTrip r = test::round_trip(c, x, 6, 256, imp);
     for (int i = 0; i < 256; ++i) EXPECT_EQ(r.y[size_t(i)], 0.0f) << i;
     for (size_t i = 0; i < x.size(); ++i) {
       ASSERT_TRUE(std::isfinite(r.y[i])) << i;

@@ -16,13 +16,9 @@
 namespace imq {
 namespace {
 
-using test::Bound;
-using test::round_trip;
-using test::RoundTrip;
-
 // Bounds on N(0,1) data (64 rows x 256, seed 42), measured values about 10% below:
 // nrmse = sqrt(sum (x - y)^2 / sum x^2); max_err = largest |x - y| / max|x| of its 32-block.
-const Bound kBounds[] = {
+const test::Bound kBounds[] = {
     {GgmlType::F32, 0.0, 0.0, false},
     {GgmlType::F16, 0.0003, 0.00049, false},  // half an f16 step: 2^-11 relative
     {GgmlType::BF16, 0.002, 0.0039, false},   // half a bf16 step: 2^-8 relative
@@ -42,7 +38,7 @@ const test::RandomRows& data() {
   return d;
 }
 
-class Codecs : public ::testing::TestWithParam<Bound> {};
+class Codecs : public ::testing::TestWithParam<test::Bound> {};
 
 TEST_P(Codecs, RegistryRowMatchesGgmlTypeTable) {
   const quant::Codec& c = quant::codec(uint32_t(GetParam().type));
@@ -54,12 +50,12 @@ TEST_P(Codecs, RegistryRowMatchesGgmlTypeTable) {
 }
 
 TEST_P(Codecs, ErrorWithinBounds) {
-  const Bound b = GetParam();
+  const test::Bound b = GetParam();
   const quant::Codec& c = quant::codec(uint32_t(b.type));
   for (const float* importance : {static_cast<const float*>(nullptr), data().importance.data()}) {
     SCOPED_TRACE(importance ? "with importance" : "without importance");
     const auto& x = data().x;
-    const RoundTrip r = round_trip(c, x, kRows, kCols, importance);
+    const test::RoundTrip r = test::round_trip(c, x, kRows, kCols, importance);
     double e2 = 0, x2 = 0, worst = 0;
     for (size_t blk = 0; blk < x.size() / 32; ++blk) {
       double amax = 0, err = 0;
@@ -81,12 +77,12 @@ TEST_P(Codecs, ErrorWithinBounds) {
 // Where ggml uses the imatrix, strongly uneven importance must lower the importance-weighted
 // error; where it does not (floats, Q8_0), the bytes must not change at all.
 TEST_P(Codecs, ImportanceLowersWeightedErrorOrIsIgnored) {
-  const Bound b = GetParam();
+  const test::Bound b = GetParam();
   const quant::Codec& c = quant::codec(uint32_t(b.type));
   const auto& x = data().x;
   const auto& w = data().importance;
-  const RoundTrip plain = round_trip(c, x, kRows, kCols, nullptr);
-  const RoundTrip weighted = round_trip(c, x, kRows, kCols, w.data());
+  const test::RoundTrip plain = test::round_trip(c, x, kRows, kCols, nullptr);
+  const test::RoundTrip weighted = test::round_trip(c, x, kRows, kCols, w.data());
   if (!b.uses_importance) {
     EXPECT_EQ(plain.bytes, weighted.bytes);
     return;
@@ -106,7 +102,7 @@ TEST_P(Codecs, RowsAreIndependent) {
   const quant::Codec& c = quant::codec(uint32_t(GetParam().type));
   const auto& x = data().x;
   const float* w = data().importance.data();
-  const RoundTrip all = round_trip(c, x, kRows, kCols, w);
+  const test::RoundTrip all = test::round_trip(c, x, kRows, kCols, w);
   const size_t row_bytes = quant::row_size(c, kCols);
   std::vector<uint8_t> one(row_bytes);
   for (int64_t r = 0; r < 8; ++r) {
@@ -125,15 +121,15 @@ TEST_P(Codecs, DegenerateBlocksStayFinite) {
     std::vector<float> zeros(size_t(n), 0.0f), tiny(size_t(n), 1e-20f), constant(size_t(n), -0.75f),
         spike(size_t(n), 0.0f);
     spike[37] = 3.0f;
-    const RoundTrip z = round_trip(c, zeros, 1, n, importance);
+    const test::RoundTrip z = test::round_trip(c, zeros, 1, n, importance);
     for (float v : z.y) EXPECT_EQ(v, 0.0f);
     if (c.type != uint32_t(GgmlType::F32)) {
-      const RoundTrip t = round_trip(c, tiny, 1, n, importance);
+      const test::RoundTrip t = test::round_trip(c, tiny, 1, n, importance);
       for (float v : t.y) EXPECT_LE(std::fabs(v), 1.01e-20f);
     }
-    const RoundTrip k = round_trip(c, constant, 1, n, importance);
+    const test::RoundTrip k = test::round_trip(c, constant, 1, n, importance);
     for (float v : k.y) EXPECT_NEAR(v, -0.75f, 0.75f * GetParam().max_err + 1e-6);
-    const RoundTrip s = round_trip(c, spike, 1, n, importance);
+    const test::RoundTrip s = test::round_trip(c, spike, 1, n, importance);
     for (int64_t i = 0; i < n; ++i)
       EXPECT_NEAR(s.y[size_t(i)], spike[size_t(i)], 3.0f * GetParam().max_err + 1e-6) << i;
   }
