@@ -92,9 +92,9 @@ int cmd_quantize(int argc, char** argv) {
   bool pure = false, leave_output = false, requantize = false, dry_run = false;
   app.add_option("--imatrix", imatrix, "importance matrix: GGUF imatrix or legacy .dat");
   app.add_option("--include-weights", include, "use the imatrix only for tensors whose name contains this (repeatable)")
-      ->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+      ->expected(1)->allow_extra_args(false)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app.add_option("--exclude-weights", exclude, "do not use the imatrix for tensors whose name contains this (repeatable)")
-      ->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+      ->expected(1)->allow_extra_args(false)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app.add_option("--output-tensor-type", output_type, "type of output.weight (e.g. q8_0)");
   app.add_option("--token-embedding-type", embd_type, "type of token_embd.weight");
   app.add_flag("--pure", pure, "no k-quant mixes: every quantized tensor gets the default type");
