@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end, on a default input: install dependencies, build, then
 #   1. collect an importance matrix from calibration text,
-#   2. quantize to Q4_K_M and Q3_K_M with and without it,
+#   2. quantize to Q4_K_M and Q3_K_M without it, with it (llama.cpp's block search), and with it
+#      and imq's own search (--search imq, same file format and size),
 #   3. evaluate each against the unquantized model (perplexity, KL divergence, same top token),
 # and print one table that shows what the imatrix bought.
 # Inputs: MODEL (default ../shared/models/dense-spm4k-f32.gguf, else a model made by `imq synth`),
@@ -44,10 +45,11 @@ $IMQ perplexity -m "$MODEL" -f "$EVAL" -c "$CTX" --chunks "$CHUNKS" -t "$THREADS
   --kl-divergence-base "$OUT/base.kld" > "$OUT/ppl-base.log" 2>&1
 rows=()
 for type in Q4_K_M Q3_K_M; do
-  for mode in noimat imat; do
+  for mode in noimat imat imat-imq; do
     q="$OUT/model-$type-$mode.gguf"
     args=()
-    [ "$mode" = imat ] && args=(--imatrix "$OUT/imatrix.gguf")
+    [ "$mode" != noimat ] && args=(--imatrix "$OUT/imatrix.gguf")
+    [ "$mode" = imat-imq ] && args+=(--search imq)
     echo "== 3. quantize $type ($mode)"
     $IMQ quantize "${args[@]}" "$MODEL" "$q" "$type" "$THREADS" > "$OUT/quantize-$type-$mode.log" 2>&1
     $IMQ perplexity -m "$q" -c "$CTX" --chunks "$CHUNKS" -t "$THREADS" --kl-divergence-base "$OUT/base.kld" \
@@ -67,14 +69,15 @@ def n_params(path):
     return sum(eval('*'.join(map(str, t['shape']))) for t in json.loads(out)['tensors'])
 n = n_params(model)
 print()
-print('%-8s %-8s %10s %7s %12s %12s %10s' % ('type', 'imatrix', 'size MiB', 'bpw', 'PPL', 'mean KLD', 'same top'))
+print('%-8s %-8s %-10s %10s %7s %12s %12s %10s' % ('type', 'imatrix', 'search', 'size MiB', 'bpw', 'PPL', 'mean KLD', 'same top'))
 ppl = grab(base_log, r'Final estimate: PPL = ([0-9.]+)')
 size = os.path.getsize(model)
-print('%-8s %-8s %10.2f %7.2f %12.4f %12s %10s' % ('F32', '-', size / 2**20, size * 8 / n, ppl, '-', '-'))
+print('%-8s %-8s %-10s %10.2f %7.2f %12.4f %12s %10s' % ('F32', '-', '-', size / 2**20, size * 8 / n, ppl, '-', '-'))
 for r in rows:
     t, mode, q, log = r.split(' ')
     size = os.path.getsize(q)
-    print('%-8s %-8s %10.2f %7.2f %12.4f %12.6f %9.3f%%' % (t, 'yes' if mode == 'imat' else 'no', size / 2**20,
+    print('%-8s %-8s %-10s %10.2f %7.2f %12.4f %12.6f %9.3f%%' % (t, 'no' if mode == 'noimat' else 'yes',
+          'imq' if mode == 'imat-imq' else 'reference', size / 2**20,
           size * 8 / n, grab(log, r'Mean PPL\(Q\)\s*:\s*([0-9.]+)'), grab(log, r'Mean\s+KLD:\s*([0-9.]+)'),
           grab(log, r'Same top p:\s*([0-9.]+)')))
 PY

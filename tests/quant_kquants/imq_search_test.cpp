@@ -1,6 +1,7 @@
 // --search imq (Codec::quantize_imq, src/quant/kquants/search_imq.h): on every block of random
 // and real rows, with and without importance, the imq block decodes (reference dequantizer and
-// the spec decoder) with a weighted error <= the reference block's, and lower in total; the
+// the spec decoder) with a weighted error (its objective, k_imq_weights) <= the reference
+// block's, and lower in total; the
 // output is deterministic and row-independent (so independent of the thread split).
 #include <gtest/gtest.h>
 
@@ -44,7 +45,7 @@ Totals compare_rows(GgmlType type, const float* x, int64_t nrows, int64_t n_per_
     const float* xb = x + b * 256;
     const int64_t col = (b * 256) % n_per_row;
     float w[256];
-    quant::k_error_weights(uint32_t(type), xb, importance ? importance + col : nullptr, w);
+    quant::k_imq_weights(uint32_t(type), xb, importance ? importance + col : nullptr, w);
     const double er = quant::k_block_error(xb, yr.data() + b * 256, w);
     const double ei = quant::k_block_error(xb, yi.data() + b * 256, w);
     for (int i = 0; i < 256; ++i) {
@@ -81,6 +82,34 @@ std::vector<float> random_rows(std::mt19937& rng, int64_t n, int kind) {
     }
   }
   return x;
+}
+
+// The objective: llama.cpp's weights without importance (and for Q6_K), importance times
+// (sigma^2 + x^2)^2 with it.
+TEST(ImqWeights, ImportanceTimesSquaredMagnitudeTerm) {
+  std::mt19937 rng(5);
+  const auto x = random_rows(rng, 256, 1);
+  std::vector<float> qw(256);
+  for (size_t i = 0; i < qw.size(); ++i) qw[i] = 0.5f + float(i % 5);
+  float w[256], ref[256];
+  for (GgmlType t : kTypes) {
+    quant::k_imq_weights(uint32_t(t), x.data(), nullptr, w);
+    quant::k_error_weights(uint32_t(t), x.data(), nullptr, ref);
+    EXPECT_EQ(std::memcmp(w, ref, sizeof w), 0) << ggml_type_display_name(uint32_t(t));
+    quant::k_imq_weights(uint32_t(t), x.data(), qw.data(), w);
+    if (t == GgmlType::Q6_K) {
+      quant::k_error_weights(uint32_t(t), x.data(), qw.data(), ref);
+      EXPECT_EQ(std::memcmp(w, ref, sizeof w), 0);
+      continue;
+    }
+    double sum_x2 = 0;
+    for (float v : x) sum_x2 += double(v) * v;
+    const double sigma2 = (t == GgmlType::Q2_K ? 1 : 2) * sum_x2 / 256;
+    for (int i = 0; i < 256; ++i) {
+      const double m = sigma2 + double(x[size_t(i)]) * x[size_t(i)];
+      EXPECT_NEAR(w[i], qw[size_t(i)] * m * m, 1e-5 * qw[size_t(i)] * m * m) << i;
+    }
+  }
 }
 
 class ImqSearch : public ::testing::TestWithParam<GgmlType> {};

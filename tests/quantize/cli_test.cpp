@@ -116,6 +116,25 @@ TEST(QuantizeCli, IncludeAndExcludeTogetherIsAUsageError) {
   EXPECT_EQ(files_in(d.path()), 0u);
 }
 
+// llama-quantize's order: the repeatable name filters before the positionals, each taking one
+// value (they used to swallow the positionals).
+TEST(QuantizeCli, NameFiltersBeforePositionals) {
+  IMQ_NEED_SHARED(model, "models/stories260K-f32.gguf");
+  IMQ_NEED_SHARED(imat, "reference/stories260K/imatrix-calib-c128.gguf");
+  TempDir d;
+  auto loaded = [&](const std::string& filters) {
+    const RunResult r = run_imq("quantize --dry-run --imatrix " + imat + " " + filters + " " + model + " " +
+                                d.file("o.gguf") + " Q4_K_M");
+    EXPECT_EQ(r.rc, 0) << r.err;
+    const auto at = r.out.find("loaded ");
+    return at == std::string::npos ? -1 : std::atoi(r.out.c_str() + at + 7);
+  };
+  EXPECT_EQ(loaded(""), 35);  // 5 layers x 7 weights
+  EXPECT_EQ(loaded("--include-weights attn --include-weights ffn_up"), 25);
+  EXPECT_EQ(loaded("--exclude-weights attn"), 15);
+  EXPECT_EQ(files_in(d.path()), 0u);
+}
+
 TEST(QuantizeCli, Q2KSNeedsAnImatrix) {
   IMQ_NEED_SHARED(model, "models/codec256-f32.gguf");
   TempDir d;

@@ -16,6 +16,9 @@
 #include "imq/model.h"
 #include "imq/tokenizer.h"
 
+#include "progress.h"
+#include "text_file.h"
+
 namespace imq::cli {
 namespace {
 
@@ -48,16 +51,6 @@ class StopSignals {
   struct sigaction old_int_ {}, old_term_ {};
 };
 
-std::string read_text(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw_error("{}: cannot open the calibration text", path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  std::string s = ss.str();
-  if (!s.empty() && s.back() == '\n') s.pop_back();  // one trailing newline, as llama.cpp does
-  return s;
-}
-
 using Clock = std::chrono::steady_clock;
 
 }  // namespace
@@ -69,20 +62,16 @@ int run_collection(CollectCommand& c) {
   auto tokenizer = load_tokenizer(model->file());
   if (log) std::fprintf(stderr, "compute_imatrix: tokenizing the input ..\n");
   const auto t0 = Clock::now();
-  const std::vector<int32_t> tokens = tokenizer->encode(read_text(c.text_path), true, c.parse_special);
+  const std::vector<int32_t> tokens = tokenizer->encode(read_text(c.text_path, "the calibration text"), true, c.parse_special);
   if (log)
     std::fprintf(stderr, "compute_imatrix: tokenization took %.3f ms (%zu tokens)\n",
                  1000 * std::chrono::duration<double>(Clock::now() - t0).count(), tokens.size());
   o.n_ubatch = std::min(o.n_ubatch, std::max<int64_t>(1, c.n_batch));
   const int32_t bos = tokenizer->add_bos() ? tokenizer->bos() : -1;
 
-  const bool tty = ::isatty(2) != 0;
   const auto start = Clock::now();
-  bool progress_shown = false;
-  auto clear_progress = [&] {
-    if (progress_shown) std::fprintf(stderr, "\r\033[K");
-    progress_shown = false;
-  };
+  Progress progress("imatrix: chunk", "chunks/s");
+  auto clear_progress = [&] { progress.clear(); };
   imatrix::CollectHooks hooks;
   hooks.stop = &g_stop;
   hooks.on_chunk = [&](const imatrix::CollectProgress& p) {
@@ -94,14 +83,7 @@ int run_collection(CollectCommand& c) {
       std::printf("[%lld]%.4f,", (long long)p.done, p.nll.ppl());
       std::fflush(stdout);
     }
-    if (tty) {
-      const double s = std::chrono::duration<double>(Clock::now() - start).count();
-      const double rate = s > 0 ? double(p.done) / s : 0;
-      std::fprintf(stderr, "\r\033[Kimatrix: chunk %lld/%lld  %.2f chunks/s  ETA %.0f s", (long long)p.done,
-                   (long long)p.n_chunks, rate, rate > 0 ? double(p.n_chunks - p.done) / rate : 0.0);
-      std::fflush(stderr);
-      progress_shown = true;
-    }
+    progress.update(uint64_t(p.done), uint64_t(p.n_chunks));
   };
   hooks.on_save = [&](const std::string& path, uint32_t chunks) {
     if (c.verbosity < 4) return;

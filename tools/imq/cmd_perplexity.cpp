@@ -15,19 +15,10 @@
 #include "imq/model.h"
 #include "imq/tokenizer.h"
 #include "progress.h"
+#include "text_file.h"
 
 namespace imq::cli {
 namespace {
-
-std::string read_text(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw_error("{}: cannot open the text file", path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  std::string s = ss.str();
-  if (!s.empty() && s.back() == '\n') s.pop_back();  // one trailing newline, as llama.cpp does
-  return s;
-}
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) {
@@ -85,7 +76,7 @@ int cmd_perplexity(int argc, char** argv) {
   } else {
     const auto t0 = Clock::now();
     std::fprintf(stderr, "perplexity: tokenizing the input ..\n");
-    tokens = tokenizer->encode(read_text(text_path), true, false);
+    tokens = tokenizer->encode(read_text(text_path, "the text file"), true, false);
     std::fprintf(stderr, "perplexity: tokenization took %.3f ms\n", 1000 * seconds_since(t0));
   }
 
@@ -106,7 +97,7 @@ int cmd_perplexity(int argc, char** argv) {
       if (i == 0) std::fputs(eval::kld_table_header().c_str(), stdout);
       std::fputs(eval::kld_chunk_line(i, r.totals).c_str(), stdout);
       std::fflush(stdout);
-      progress.update(long(i + 1), long(n));
+      progress.update(uint64_t(i + 1), uint64_t(n));
     });
     progress.clear();
     std::fputs(eval::kld_report(result).c_str(), stdout);

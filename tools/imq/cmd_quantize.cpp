@@ -16,6 +16,8 @@
 #include "imq/ggml_types.h"
 #include "imq/quantize.h"
 
+#include "progress.h"
+
 namespace imq::cli {
 
 namespace {
@@ -40,35 +42,6 @@ std::string tensor_line(const Plan& plan, size_t i) {
                          type_name(t.dst_type), double(t.src_bytes) / kMiB,
                          double(t.dst_bytes) / kMiB);
 }
-
-// Progress with ETA on stderr, only when stderr is a terminal; cleared before other output.
-class ProgressLine {
- public:
-  ProgressLine() : tty_(::isatty(2) != 0), start_(Clock::now()) {}
-  void update(size_t tensor, size_t n_tensors, uint64_t done, uint64_t total) {
-    if (!tty_ || total == 0) return;
-    const auto now = Clock::now();
-    if (done < total && now - last_ < std::chrono::milliseconds(200)) return;
-    last_ = now;
-    const double elapsed = std::chrono::duration<double>(now - start_).count();
-    const double frac = double(done) / double(total);
-    const double eta = frac > 0 ? elapsed * (1 - frac) / frac : 0;
-    std::fprintf(stderr, "\r\033[K[%zu/%zu] %5.1f%%  elapsed %.0f s  ETA %.0f s", tensor + 1,
-                 n_tensors, 100 * frac, elapsed, eta);
-    std::fflush(stderr);
-    shown_ = true;
-  }
-  void clear() {
-    if (!shown_) return;
-    std::fprintf(stderr, "\r\033[K");
-    std::fflush(stderr);
-    shown_ = false;
-  }
-
- private:
-  bool tty_, shown_ = false;
-  Clock::time_point start_, last_{};
-};
 
 void print_header(const Plan& plan) {
   if (plan.imatrix) {
@@ -119,9 +92,9 @@ int cmd_quantize(int argc, char** argv) {
   bool pure = false, leave_output = false, requantize = false, dry_run = false;
   app.add_option("--imatrix", imatrix, "importance matrix: GGUF imatrix or legacy .dat");
   app.add_option("--include-weights", include, "use the imatrix only for tensors whose name contains this (repeatable)")
-      ->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+      ->expected(1)->allow_extra_args(false)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app.add_option("--exclude-weights", exclude, "do not use the imatrix for tensors whose name contains this (repeatable)")
-      ->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+      ->expected(1)->allow_extra_args(false)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app.add_option("--output-tensor-type", output_type, "type of output.weight (e.g. q8_0)");
   app.add_option("--token-embedding-type", embd_type, "type of token_embd.weight");
   app.add_flag("--pure", pure, "no k-quant mixes: every quantized tensor gets the default type");
@@ -203,7 +176,7 @@ int cmd_quantize(int argc, char** argv) {
     return 0;
   }
 
-  ProgressLine progress;
+  Progress progress("");
   size_t current = 0;
   Callbacks cb;
   cb.tensor_begin = [&](size_t i) { current = i; };
@@ -214,7 +187,7 @@ int cmd_quantize(int argc, char** argv) {
     std::fflush(stdout);
   };
   cb.progress = [&](uint64_t done, uint64_t total) {
-    progress.update(current, plan.tensors.size(), done, total);
+    progress.update(done, total, fmt::format("[{}/{}]", current + 1, plan.tensors.size()));
   };
   write_quantized(model, plan, output, n_threads, cb);
   progress.clear();

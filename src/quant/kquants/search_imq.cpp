@@ -310,4 +310,19 @@ void k_error_weights(uint32_t type, const float* x, const float* qw, float w[256
   }
 }
 
+void k_imq_weights(uint32_t type, const float* x, const float* qw, float w[256]) {
+  const auto t = GgmlType(type);
+  if (!qw || t == GgmlType::Q6_K) {
+    k_error_weights(type, x, qw, w);
+    return;
+  }
+  float sum_x2 = 0;
+  for (int l = 0; l < kQK_K; ++l) sum_x2 += x[l] * x[l];
+  const float sigma2 = (t == GgmlType::Q2_K ? 1 : 2) * sum_x2 / float(kQK_K);
+  for (int l = 0; l < kQK_K; ++l) {
+    const float m = sigma2 + x[l] * x[l];
+    w[l] = qw[l] * m * m;
+  }
+}
+
 }  // namespace imq::quant
