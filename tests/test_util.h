@@ -4,6 +4,7 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -22,10 +23,10 @@ inline bool shared_required() {
   return s && *s && std::string(s) != "0";
 }
 
-// `s` as a gtest test name: '-' (not allowed there) becomes '_'.
+// `s` as a gtest test name: every character other than a letter or digit becomes '_'.
 inline std::string gtest_name(std::string s) {
   for (char& c : s)
-    if (c == '-') c = '_';
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
   return s;
 }
 

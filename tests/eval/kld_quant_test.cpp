@@ -93,12 +93,7 @@ INSTANTIATE_TEST_SUITE_P(
         KldCase{"dense-spm4k", "kld-base-f32-wiki-c256.log", "kld-q-Q4_K_M-noimat-wiki-c256.log", 0.001},
         KldCase{"moe-gpt2bpe", "kld-base-f32-wiki-c256.log", "kld-q-Q4_K_M-imat-wiki-c256.log", 0.001},
         KldCase{"moe-gpt2bpe", "kld-base-f32-wiki-c256.log", "kld-q-Q4_K_M-noimat-wiki-c256.log", 0.001}),
-    [](const auto& info) {
-      std::string n = std::string(info.param.dir) + "_" + info.param.q_log;
-      for (char& ch : n)
-        if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
-      return n;
-    });
+    [](const auto& info) { return test::gtest_name(std::string(info.param.dir) + "_" + info.param.q_log); });
 
 }  // namespace
 }  // namespace imq

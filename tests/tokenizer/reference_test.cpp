@@ -168,12 +168,7 @@ INSTANTIATE_TEST_SUITE_P(
                     ModelText{"moe-gpt2bpe", "calib200", "calibration_datav3_small.head200.txt"},
                     ModelText{"codec256", "wiki100", "wiki.test.head100.txt"},
                     ModelText{"codec256", "calib200", "calibration_datav3_small.head200.txt"}),
-    [](const auto& info) {
-      std::string s = std::string(info.param.model) + "_" + info.param.key;
-      for (char& c : s)
-        if (c == '-') c = '_';
-      return s;
-    });
+    [](const auto& info) { return test::gtest_name(std::string(info.param.model) + "_" + info.param.key); });
 
 // `imq tokenize --ids` prints exactly what llama-tokenize printed.
 TEST(TokenizeCli, IdsOutputIsByteIdentical) {
