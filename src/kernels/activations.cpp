@@ -1,51 +1,13 @@
 #include "kernels/activations.h"
 
 #include <algorithm>
-#include <cmath>
 
 #include "core/fp16.h"
 #include "imq/error.h"
 #include "imq/ggml_types.h"
+#include "kernels/vec.h"
 
 namespace imq::kernels {
-namespace {
-
-// std::nearbyint rounds half to even in the default rounding mode, as the SIMD round
-// instruction and ggml's nearest_int do.
-void round_q8_0(const float* x, int64_t n, float* out) {
-  constexpr int64_t kBlock = 32;
-  for (int64_t b = 0; b < n; b += kBlock) {
-    float amax = 0;
-    for (int64_t j = 0; j < kBlock; ++j) amax = std::max(amax, std::fabs(x[b + j]));
-    const float d = f16_to_f32(f32_to_f16(amax / 127.f));
-    const float id = amax != 0.0f ? 127.f / amax : 0.0f;
-    for (int64_t j = 0; j < kBlock; ++j) out[b + j] = d * std::nearbyint(x[b + j] * id);
-  }
-}
-
-void round_q8_k(const float* x, int64_t n, float* out) {
-  constexpr int64_t kBlock = 256;
-  for (int64_t b = 0; b < n; b += kBlock) {
-    float amax = 0, max = 0;
-    for (int64_t j = 0; j < kBlock; ++j) {
-      const float ax = std::fabs(x[b + j]);
-      if (ax > amax) {
-        amax = ax;
-        max = x[b + j];
-      }
-    }
-    if (amax == 0.0f) {
-      std::fill(out + b, out + b + kBlock, 0.0f);
-      continue;
-    }
-    const float iscale = -127.f / max;
-    const float d = 1.0f / iscale;
-    for (int64_t j = 0; j < kBlock; ++j)
-      out[b + j] = d * std::min(127.0f, std::nearbyint(iscale * x[b + j]));
-  }
-}
-
-}  // namespace
 
 ActFormat activation_format(uint32_t weight_type) {
   switch (GgmlType(weight_type)) {
@@ -69,7 +31,7 @@ void round_activations(ActFormat f, const float* x, int64_t n, int64_t ne0, floa
       if (out != x) std::copy(x, x + total, out);
       return;
     case ActFormat::F16:
-      for (int64_t i = 0; i < total; ++i) out[i] = f16_to_f32(f32_to_f16(x[i]));
+      round_f16(x, total, out);
       return;
     case ActFormat::BF16:
       for (int64_t i = 0; i < total; ++i) out[i] = bf16_to_f32(f32_to_bf16(x[i]));

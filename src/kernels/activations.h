@@ -17,7 +17,9 @@ enum class ActFormat { F32, F16, BF16, Q8_0, Q8_K };
 ActFormat activation_format(uint32_t weight_type);
 
 // out[r, :] = the values of x[r, :] after conversion to `f` and back, for n rows of ne0
-// (ne0 a multiple of the block size: 32 for Q8_0, 256 for Q8_K). out may alias x.
+// (ne0 a multiple of the block size: 32 for Q8_0, 256 for Q8_K). out may alias x. The work is
+// done by kernels/vec.h's round_q8_0 / round_q8_k / round_f16 (SIMD, bit-identical to their
+// scalar references in vec_ref).
 //   Q8_0: per 32 values, d = amax/127 stored as F16, codes = round-half-even(x·127/amax)
 //         (the AVX2 path of ggml's quantize_row_q8_0); value = f16(d)·code.
 //   Q8_K: per 256 values, m = the value of largest magnitude, codes = min(127,

@@ -16,6 +16,12 @@ float dot_bf16(const uint16_t* a, const float* b, int64_t n);
 // s[j] += Σ_r x[r*ne0 + j]² for n_rows rows, in double: float squares are exact in double, so
 // every target gives the bits of the scalar loop (rows summed in order).
 void add_squares(const float* x, int64_t n_rows, int64_t ne0, double* s);
+// Activations as ggml's vec_dot formats hold them (quantize, then dequantize; the spec of each
+// is in kernels/activations.h). n: a multiple of 32 (Q8_0) or 256 (Q8_K). out may alias x.
+// Every target gives the bits of the scalar reference.
+void round_q8_0(const float* x, int64_t n, float* out);
+void round_q8_k(const float* x, int64_t n, float* out);
+void round_f16(const float* x, int64_t n, float* out);
 // Largest of n >= 1 values.
 float max_f32(const float* x, int64_t n);
 // x[i] = e^(x[i] − m) for i < n; returns Σ x[i] (float lanes, summed in double at the end).
@@ -40,6 +46,9 @@ float dot_f16(const uint16_t* a, const float* b, int64_t n);
 float dot_bf16(const uint16_t* a, const float* b, int64_t n);
 double exp_sub_sum(float* x, int64_t n, float m);
 void add_squares(const float* x, int64_t n_rows, int64_t ne0, double* s);
+void round_q8_0(const float* x, int64_t n, float* out);
+void round_q8_k(const float* x, int64_t n, float* out);
+void round_f16(const float* x, int64_t n, float* out);
 }  // namespace vec_ref
 
 }  // namespace imq::kernels

@@ -134,6 +134,62 @@ void AddSquares(const float* x, int64_t n_rows, int64_t ne0, double* s) {
   }
 }
 
+// Largest |x[i]| of n values (n a multiple of the lane count).
+HWY_INLINE float MaxAbs(const float* x, int64_t n) {
+  const DF d;
+  const int64_t N = int64_t(hn::Lanes(d));
+  auto m = hn::Zero(d);
+  for (int64_t i = 0; i < n; i += N) m = hn::Max(m, hn::Abs(hn::LoadU(d, x + i)));
+  return hn::GetLane(hn::MaxOfLanes(d, m));
+}
+
+// out[i] = scale * min(cap, round_half_even(x[i] * mul)) for n values (a multiple of lanes).
+HWY_INLINE void ScaleRound(const float* x, int64_t n, float mul, float scale, float cap, float* out) {
+  const DF d;
+  const int64_t N = int64_t(hn::Lanes(d));
+  const auto vm = hn::Set(d, mul), vs = hn::Set(d, scale), vc = hn::Set(d, cap);
+  for (int64_t i = 0; i < n; i += N)
+    hn::StoreU(hn::Mul(vs, hn::Min(vc, hn::Round(hn::Mul(hn::LoadU(d, x + i), vm)))), d, out + i);
+}
+
+// Lane counts of the compiled targets (4, 8, 16) divide the block sizes 32 and 256.
+void RoundQ8_0(const float* x, int64_t n, float* out) {
+  for (int64_t b = 0; b < n; b += 32) {
+    const float amax = MaxAbs(x + b, 32);
+    const float d = f16_to_f32(f32_to_f16(amax / 127.f));
+    // |x * id| <= 127 (rounded), so the cap of 127 changes nothing, as in the reference.
+    ScaleRound(x + b, 32, amax != 0.0f ? 127.f / amax : 0.0f, d, 127.0f, out + b);
+  }
+}
+
+void RoundQ8K(const float* x, int64_t n, float* out) {
+  for (int64_t b = 0; b < n; b += 256) {
+    const float amax = MaxAbs(x + b, 256);
+    if (!(amax > 0.0f)) {
+      std::memset(out + b, 0, 256 * sizeof(float));
+      continue;
+    }
+    int64_t j = 0;
+    while (j < 255 && std::fabs(x[b + j]) != amax) ++j;  // the first value of largest magnitude
+    const float iscale = -127.f / x[b + j];
+    ScaleRound(x + b, 256, iscale, 1.0f / iscale, 127.0f, out + b);
+  }
+}
+
+// Only x86 targets with F16C (AVX2 and up) narrow to half rounding to nearest even in
+// hardware; Highway's software narrowing on older targets truncates, so they take the scalar
+// loop (measured by the test that compares every target with the reference).
+void RoundF16(const float* x, int64_t n, float* out) {
+  int64_t i = 0;
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+  const DF d;
+  const hn::Rebind<hwy::float16_t, DF> dh;
+  const int64_t N = int64_t(hn::Lanes(d));
+  for (; i + N <= n; i += N) hn::StoreU(hn::PromoteTo(d, hn::DemoteTo(dh, hn::LoadU(d, x + i))), d, out + i);
+#endif
+  for (; i < n; ++i) out[i] = f16_to_f32(f32_to_f16(x[i]));
+}
+
 void F16ToF32(const uint16_t* src, float* dst, int64_t n) {
   const DF d;
   const int64_t N = int64_t(hn::Lanes(d));
@@ -169,6 +225,9 @@ HWY_EXPORT(F16ToF32);
 HWY_EXPORT(BF16ToF32);
 HWY_EXPORT(TargetName);
 HWY_EXPORT(AddSquares);
+HWY_EXPORT(RoundQ8_0);
+HWY_EXPORT(RoundQ8K);
+HWY_EXPORT(RoundF16);
 
 float dot_f32(const float* a, const float* b, int64_t n) { return HWY_DYNAMIC_DISPATCH(DotF32)(a, b, n); }
 float dot_f16(const uint16_t* a, const float* b, int64_t n) { return HWY_DYNAMIC_DISPATCH(DotF16)(a, b, n); }
@@ -181,6 +240,9 @@ void bf16_to_f32_row(const uint16_t* src, float* dst, int64_t n) { HWY_DYNAMIC_D
 void add_squares(const float* x, int64_t n_rows, int64_t ne0, double* s) {
   HWY_DYNAMIC_DISPATCH(AddSquares)(x, n_rows, ne0, s);
 }
+void round_q8_0(const float* x, int64_t n, float* out) { HWY_DYNAMIC_DISPATCH(RoundQ8_0)(x, n, out); }
+void round_q8_k(const float* x, int64_t n, float* out) { HWY_DYNAMIC_DISPATCH(RoundQ8K)(x, n, out); }
+void round_f16(const float* x, int64_t n, float* out) { HWY_DYNAMIC_DISPATCH(RoundF16)(x, n, out); }
 const char* simd_target_name() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }
 std::vector<int64_t> simd_targets() { return hwy::SupportedAndGeneratedTargets(); }
 void use_simd_target(int64_t target) { hwy::SetSupportedTargetsForTest(target); }

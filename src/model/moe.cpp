@@ -42,8 +42,7 @@ void Session::Impl::ffn_moe(const LayerWeights& L, int64_t n) {
     if (m == 0) continue;
     for (int64_t r = 0; r < m; ++r)
       std::copy_n(xn.data() + M.rows[size_t(r)] * d, d, M.x.data() + r * d);
-    matmul(L.ffn_gate_exps, M.x.data(), m, gate.data(), e);
-    matmul(L.ffn_up_exps, M.x.data(), m, up.data(), e);
+    matmul({{L.ffn_gate_exps, gate.data()}, {L.ffn_up_exps, up.data()}}, M.x.data(), m, e);
     swiglu(gate.data(), up.data(), m * n_ff, gate.data());
     matmul(L.ffn_down_exps, gate.data(), m, M.out.data(), e);
     for (int64_t r = 0; r < m; ++r) {

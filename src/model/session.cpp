@@ -55,22 +55,28 @@ Session::Impl::Impl(const Model& m, const SessionOptions& o)
   }
 }
 
-void Session::Impl::matmul(const WeightView& wt, const float* in, int64_t n, float* y,
+void Session::Impl::matmul(std::initializer_list<Product> products, const float* in, int64_t n,
                            int32_t expert) {
-  if (observer) [[unlikely]] {
-    MatmulEvent e{wt.name, wt.ne0, n, in, expert, expert >= 0 ? int32_t(c.n_expert) : 0};
-    observer->on_matmul(e);
+  // The observer sees the float activations (as llama-imatrix does); the products use them
+  // rounded as ggml's CPU backend rounds them for each weight's type.
+  auto rounded_as = kernels::ActFormat::F32;  // what act holds for this input
+  for (const Product& p : products) {
+    const WeightView& wt = p.w;
+    if (observer) [[unlikely]] {
+      MatmulEvent e{wt.name, wt.ne0, n, in, expert, expert >= 0 ? int32_t(c.n_expert) : 0};
+      observer->on_matmul(e);
+    }
+    const float* x = in;
+    if (const auto f = kernels::activation_format(wt.type); opt.ggml_rounding && f != kernels::ActFormat::F32) {
+      if (f != rounded_as) kernels::round_activations(f, in, n, wt.ne0, act.data());
+      rounded_as = f;
+      x = act.data();
+    }
+    if (expert >= 0)
+      kernels::matmul(wt.expert(expert), x, n, p.y, mm_ctx);
+    else
+      kernels::matmul(wt, x, n, p.y, mm_ctx);
   }
-  // The observer sees the float activations (as llama-imatrix does); the product uses them
-  // rounded as ggml's CPU backend rounds them for this weight type.
-  if (const auto f = kernels::activation_format(wt.type); opt.ggml_rounding && f != kernels::ActFormat::F32) {
-    kernels::round_activations(f, in, n, wt.ne0, act.data());
-    in = act.data();
-  }
-  if (expert >= 0)
-    kernels::matmul(wt.expert(expert), in, n, y, mm_ctx);
-  else
-    kernels::matmul(wt, in, n, y, mm_ctx);
 }
 
 void Session::Impl::forward(const int32_t* tokens, int64_t n, int64_t out_from, float* logits) {
@@ -86,14 +92,17 @@ void Session::Impl::forward(const int32_t* tokens, int64_t n, int64_t out_from, 
   rope.compute(n_past, n);
 
   int64_t rows = n;  // rows of x still carried (the last layer keeps only output rows)
+  auto keep_output_rows = [&] {  // drops the rows whose logits were not asked for, once
+    if (out_from == 0 || rows != n) return;
+    rows = n - out_from;
+    if (rows > 0) std::memmove(x.data(), x.data() + out_from * d, size_t(rows * d) * sizeof(float));
+  };
   for (int64_t il = 0; il < c.n_layer; ++il) {
     const LayerWeights& L = w.layers[size_t(il)];
     attention_block(L, il, n);  // x += wo · attention(norm(x))
-    if (il == c.n_layer - 1 && out_from > 0 && !opt.full_last_layer) {
-      // Only the rows that produce logits go through the last FFN (as llama.cpp does).
-      rows = n - out_from;
-      if (rows > 0) std::memmove(x.data(), x.data() + out_from * d, size_t(rows * d) * sizeof(float));
-    }
+    // Only the rows that produce logits go through the last FFN (as llama.cpp does), unless
+    // every row must (full_last_layer: llama-imatrix's activations).
+    if (il == c.n_layer - 1 && !opt.full_last_layer) keep_output_rows();
     if (rows == 0) break;
     rmsnorm(x.data(), L.ffn_norm.data, rows, d, c.rms_eps, xn.data());
     if (c.is_moe())
@@ -103,10 +112,7 @@ void Session::Impl::forward(const int32_t* tokens, int64_t n, int64_t out_from, 
     for (int64_t i = 0; i < rows * d; ++i) x[size_t(i)] += proj[size_t(i)];
   }
   n_past += n;
-  if (opt.full_last_layer && out_from > 0) {
-    rows = n - out_from;
-    if (rows > 0) std::memmove(x.data(), x.data() + out_from * d, size_t(rows * d) * sizeof(float));
-  }
+  keep_output_rows();
   if (rows <= 0) return;
   rmsnorm(x.data(), w.output_norm.data, rows, d, c.rms_eps, xn.data());
   matmul(w.output, xn.data(), rows, logits);
@@ -119,9 +125,7 @@ void Session::Impl::attention_block(const LayerWeights& L, int64_t il, int64_t n
   float* k_new = kc + n_past * n_kv;  // [n, n_kv]: this micro-batch's cache rows
   float* v_new = vc + n_past * n_kv;
   rmsnorm(x.data(), L.attn_norm.data, n, d, c.rms_eps, xn.data());
-  matmul(L.wq, xn.data(), n, q.data());
-  matmul(L.wk, xn.data(), n, k_new);
-  matmul(L.wv, xn.data(), n, v_new);
+  matmul({{L.wq, q.data()}, {L.wk, k_new}, {L.wv, v_new}}, xn.data(), n);
   auto add_bias = [](float* y, int64_t n, const std::optional<VectorView>& b) {
     if (!b) return;
     for (int64_t t = 0; t < n; ++t)
@@ -143,8 +147,7 @@ void Session::Impl::attention_block(const LayerWeights& L, int64_t il, int64_t n
 }
 
 void Session::Impl::ffn_dense(const LayerWeights& L, int64_t n) {
-  matmul(L.ffn_gate, xn.data(), n, gate.data());
-  matmul(L.ffn_up, xn.data(), n, up.data());
+  matmul({{L.ffn_gate, gate.data()}, {L.ffn_up, up.data()}}, xn.data(), n);
   swiglu(gate.data(), up.data(), n * c.n_ff, gate.data());
   matmul(L.ffn_down, gate.data(), n, proj.data());
 }

@@ -1,6 +1,7 @@
 // Session internals: the KV cache and activation buffers (allocated once), the thread pool
 // and the matmul hook. Shapes in comments use nu = n_ubatch (rows of one micro-batch).
 #pragma once
+#include <initializer_list>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -56,8 +57,17 @@ struct Session::Impl {
   std::vector<std::vector<float>> attn_scratch;  // per thread
   MoeBuffers moe;
 
-  // y = x·Wᵀ with the observer told first (expert >= 0: rows routed to that expert).
-  void matmul(const WeightView& w, const float* x, int64_t n, float* y, int32_t expert = -1);
+  // y_i = x·W_iᵀ for weights that share the input x (q/k/v, gate/up), each with the observer
+  // told first (expert >= 0: rows routed to that expert); x is rounded for the weights' types
+  // once per format, not once per weight.
+  struct Product {
+    const WeightView& w;
+    float* y;
+  };
+  void matmul(std::initializer_list<Product> products, const float* x, int64_t n, int32_t expert = -1);
+  void matmul(const WeightView& w, const float* x, int64_t n, float* y, int32_t expert = -1) {
+    matmul({Product{w, y}}, x, n, expert);
+  }
   // One micro-batch: tokens at positions n_past..; logits of rows [out_from, n) into `logits`.
   void forward(const int32_t* tokens, int64_t n, int64_t out_from, float* logits);
 

@@ -1,5 +1,6 @@
 // Activation rounding (kernels/activations.h): the values equal a round trip through ggml's
-// vec_dot formats as imq's own codecs write them, and each weight type picks ggml's format.
+// vec_dot formats as imq's own codecs write them (except Q8_0's ties, rounded as ggml's AVX2
+// path rounds them), and each weight type picks ggml's format.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -48,6 +49,22 @@ TEST(Activations, Q8_0AndQ8_KEqualTheCodecRoundTrip) {
     }
     EXPECT_GT(changed, x.size() / 2) << "rounding must change most values";
   }
+}
+
+// llama.cpp's activations take the AVX2 path of quantize_row_q8_0, which rounds half to even
+// with the multiplier 127/amax; the reference codec (quantize_row_q8_0_ref) rounds half away
+// from zero with 1/d. A block with amax 127 makes x * 127/amax exact, so 2.5 is a tie.
+TEST(Activations, Q8_0RoundsTiesToEvenLikeTheAvx2Path) {
+  std::vector<float> x(32, 0.0f);
+  x[0] = 127.0f, x[1] = 2.5f, x[2] = -3.5f, x[3] = 4.5f;
+  std::vector<float> got(32);
+  kernels::round_activations(ActFormat::Q8_0, x.data(), 1, 32, got.data());
+  EXPECT_EQ(got[0], 127.0f);
+  EXPECT_EQ(got[1], 2.0f);
+  EXPECT_EQ(got[2], -4.0f);
+  EXPECT_EQ(got[3], 4.0f);
+  const auto ref = codec_round_trip(GgmlType::Q8_0, x, 32);
+  EXPECT_EQ(ref[1], 3.0f) << "the codec is llama-quantize's reference rounding";
 }
 
 TEST(Activations, HalfFormatsAndInPlace) {

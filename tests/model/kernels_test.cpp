@@ -66,6 +66,36 @@ TEST(VecKernels, EverySimdTargetMatchesTheReference) {
   std::printf("SIMD targets tested: %s\n", names.c_str());
 }
 
+// The activation rounding kernels give the bits of their scalar references on every target,
+// on rows with outliers, an all-zero block and a value of largest magnitude that is negative.
+TEST(VecKernels, ActivationRoundingMatchesTheReferenceOnEveryTarget) {
+  auto x = randn(1024, 11, 3.0f);
+  for (size_t i = 0; i < x.size(); i += 37) x[i] *= 40.0f;
+  for (size_t i = 256; i < 512; ++i) x[i] = 0.0f;
+  x[700] = -1000.0f;
+  x.push_back(70000.0f);  // F16 overflow and a subnormal, outside the quantized blocks
+  x.push_back(3e-7f);
+  for (int64_t target : kernels::simd_targets()) {
+    kernels::use_simd_target(target);
+    SCOPED_TRACE(kernels::simd_target_name());
+    std::vector<float> got(x.size()), want(x.size());
+    kernels::round_q8_0(x.data(), 1024, got.data());
+    kernels::vec_ref::round_q8_0(x.data(), 1024, want.data());
+    for (size_t i = 0; i < 1024; ++i) ASSERT_EQ(got[i], want[i]) << "Q8_0 " << i;
+    kernels::round_q8_k(x.data(), 1024, got.data());
+    kernels::vec_ref::round_q8_k(x.data(), 1024, want.data());
+    for (size_t i = 0; i < 1024; ++i) ASSERT_EQ(got[i], want[i]) << "Q8_K " << i;
+    kernels::round_f16(x.data(), int64_t(x.size()), got.data());
+    kernels::vec_ref::round_f16(x.data(), int64_t(x.size()), want.data());
+    for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(got[i], want[i]) << "F16 " << i;
+    std::vector<float> in_place(x.begin(), x.begin() + 1024);
+    kernels::round_q8_k(in_place.data(), 1024, in_place.data());
+    kernels::vec_ref::round_q8_k(x.data(), 1024, want.data());
+    EXPECT_TRUE(std::equal(in_place.begin(), in_place.end(), want.begin()));
+  }
+  kernels::use_simd_target(0);
+}
+
 class MatmulTypes : public ::testing::TestWithParam<GgmlType> {};
 
 TEST_P(MatmulTypes, MatchesReferenceForAllBatchSizes) {
