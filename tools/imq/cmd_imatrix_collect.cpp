@@ -1,12 +1,9 @@
 // imq imatrix -m MODEL -f TEXT: collection, printing llama-imatrix's per-chunk perplexities.
 // SIGINT/SIGTERM stop after saving the chunks completed so far.
-#include <unistd.h>
 
 #include <chrono>
 #include <csignal>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
 #include <fmt/format.h>
 
@@ -71,11 +68,10 @@ int run_collection(CollectCommand& c) {
 
   const auto start = Clock::now();
   Progress progress("imatrix: chunk", "chunks/s");
-  auto clear_progress = [&] { progress.clear(); };
   imatrix::CollectHooks hooks;
   hooks.stop = &g_stop;
   hooks.on_chunk = [&](const imatrix::CollectProgress& p) {
-    clear_progress();
+    progress.clear();
     if (p.done == 1 && log)
       std::fprintf(stderr, "compute_imatrix: computing over %lld chunks, n_ctx=%lld, n_ubatch=%lld\n",
                    (long long)p.n_chunks, (long long)o.n_ctx, (long long)std::min(o.n_ubatch, o.n_ctx));
@@ -87,7 +83,7 @@ int run_collection(CollectCommand& c) {
   };
   hooks.on_save = [&](const std::string& path, uint32_t chunks) {
     if (c.verbosity < 4) return;
-    clear_progress();
+    progress.clear();
     std::fprintf(stderr, "stored collected data after %u chunks in %s\n", chunks, path.c_str());
   };
 
@@ -97,13 +93,13 @@ int run_collection(CollectCommand& c) {
     try {
       r = imatrix::collect(*model, tokens, bos, c.start ? std::move(*c.start) : imatrix::Imatrix{}, o, hooks);
     } catch (...) {
-      clear_progress();
+      progress.clear();
       if (!c.no_ppl) std::printf("\n");
       std::fflush(stdout);
       throw;
     }
   }
-  clear_progress();
+  progress.clear();
   if (!c.no_ppl) {
     std::printf("\n");
     if (!r.stopped) std::printf("Final estimate: PPL = %.4f +/- %.5f\n", r.nll.ppl(), r.nll.error());

@@ -2,8 +2,6 @@
 // printed results): -m -f -c -b --chunks -t, --kl-divergence-base FILE [--kl-divergence].
 #include <chrono>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include <CLI/CLI.hpp>
