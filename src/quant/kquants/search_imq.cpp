@@ -277,6 +277,17 @@ double k_improve(const KShape& shape, const float* x, const float* w, KParams& p
   return best;
 }
 
+namespace {
+
+// llama.cpp's sigma^2 of a super-block for the imatrix weights: mean x^2, doubled except Q2_K.
+float k_sigma2(GgmlType t, const float* x) {
+  float sum_x2 = 0;
+  for (int l = 0; l < kQK_K; ++l) sum_x2 += x[l] * x[l];
+  return (t == GgmlType::Q2_K ? 1 : 2) * sum_x2 / float(kQK_K);
+}
+
+}  // namespace
+
 void k_error_weights(uint32_t type, const float* x, const float* qw, float w[256]) {
   const auto t = GgmlType(type);
   if (qw) {
@@ -284,9 +295,7 @@ void k_error_weights(uint32_t type, const float* x, const float* qw, float w[256
       std::memcpy(w, qw, sizeof(float) * kQK_K);
       return;
     }
-    float sum_x2 = 0;
-    for (int l = 0; l < kQK_K; ++l) sum_x2 += x[l] * x[l];
-    const float sigma2 = (t == GgmlType::Q2_K ? 1 : 2) * sum_x2 / float(kQK_K);
+    const float sigma2 = k_sigma2(t, x);
     for (int l = 0; l < kQK_K; ++l) w[l] = qw[l] * std::sqrt(sigma2 + x[l] * x[l]);
     return;
   }
@@ -316,9 +325,7 @@ void k_imq_weights(uint32_t type, const float* x, const float* qw, float w[256])
     k_error_weights(type, x, qw, w);
     return;
   }
-  float sum_x2 = 0;
-  for (int l = 0; l < kQK_K; ++l) sum_x2 += x[l] * x[l];
-  const float sigma2 = (t == GgmlType::Q2_K ? 1 : 2) * sum_x2 / float(kQK_K);
+  const float sigma2 = k_sigma2(t, x);
   for (int l = 0; l < kQK_K; ++l) {
     const float m = sigma2 + x[l] * x[l];
     w[l] = qw[l] * m * m;
