@@ -6,9 +6,9 @@
 #include <cblas.h>
 
 #include <cstdlib>
-#include <random>
 #include <vector>
 
+#include "common/random_rows.h"
 #include "core/thread_pool.h"
 #include "imq/ggml_types.h"
 #include "imq/quant.h"
@@ -16,13 +16,7 @@
 
 namespace {
 
-std::vector<float> random_floats(size_t n) {
-  std::mt19937 g(1);
-  std::normal_distribution<float> d(0, 1);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(g);
-  return v;
-}
+std::vector<float> random_floats(int64_t n) { return imq::test::random_rows({1, 1, n}).x; }
 
 // y[M, N] = x[M, K] · w[N, K]ᵀ: M tokens, N output features, K input features.
 void set_flops(benchmark::State& st, int64_t m, int64_t n, int64_t k) {
@@ -34,7 +28,7 @@ void BM_OpenBlasSgemm(benchmark::State& st) {
   const int64_t m = st.range(0), n = st.range(1), k = st.range(2);
   const char* env = std::getenv("OPENBLAS_NUM_THREADS");
   openblas_set_num_threads(env ? std::atoi(env) : 2);
-  const auto x = random_floats(size_t(m * k)), w = random_floats(size_t(n * k));
+  const auto x = random_floats(m * k), w = random_floats(n * k);
   std::vector<float> y(size_t(m * n));
   for (auto _ : st)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(n), int(k), 1.0f, x.data(),
@@ -44,7 +38,7 @@ void BM_OpenBlasSgemm(benchmark::State& st) {
 
 void BM_ImqMatmulF32(benchmark::State& st) {
   const int64_t m = st.range(0), n = st.range(1), k = st.range(2);
-  const auto x = random_floats(size_t(m * k)), w = random_floats(size_t(n * k));
+  const auto x = random_floats(m * k), w = random_floats(n * k);
   std::vector<float> y(size_t(m * n));
   imq::ThreadPool pool(2);
   imq::kernels::MatmulContext ctx(pool, k);
