@@ -6,6 +6,8 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace imq {
 class MatmulObserver;
@@ -56,6 +58,14 @@ class Model {
   const gguf::File& file() const;  // the GGUF file (metadata, tokenizer keys)
   struct Weights;
   const Weights& weights() const;  // defined in src/model/weights.h
+
+  // Points the matmul weight `name` (e.g. "blk.0.attn_v.weight"; with tied embeddings
+  // token_embd also serves as the output) at `data`, a tensor of the same shape stored as ggml
+  // type `type`, which the model owns from now on; sessions use it from their next decode.
+  // Empty `data` restores the file's tensor. This is how imq measures what quantizing one
+  // tensor costs without writing a file. Throws naming the tensor on an unknown name, a type
+  // imq cannot read or a size that does not match the shape. Not thread-safe.
+  void replace_weight(std::string_view name, uint32_t type, std::vector<uint8_t> data);
 
  private:
   Model();

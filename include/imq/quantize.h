@@ -41,6 +41,19 @@ const FTypeInfo& parse_ftype(std::string_view s);
 // ("q6_K", "Q8_0", "f16", case-insensitive). Throws listing the types imq can write.
 uint32_t parse_tensor_type(std::string_view s);
 
+// One --tensor-type PATTERN=TYPE: tensors whose name matches the regular expression PATTERN
+// (searched anywhere in the name, ECMAScript syntax, as llama-quantize's std::regex_search)
+// get TYPE instead of the mix's choice; the first matching pattern wins.
+struct TensorTypeOverride {
+  std::string pattern;  // lower-cased as llama-quantize does
+  uint32_t type = 0;
+};
+// Parses "PATTERN=TYPE" (TYPE as parse_tensor_type). Throws naming what is missing.
+TensorTypeOverride parse_tensor_type_override(std::string_view s);
+// Reads --tensor-type-file: PATTERN=TYPE entries separated by whitespace or newlines; lines
+// starting with '#' are comments. Throws naming the file and the entry.
+std::vector<TensorTypeOverride> read_tensor_type_file(const std::string& path);
+
 // How a codec searches for the block values. kReference: llama.cpp's, byte for byte.
 // kImq: imq's own search (quant::Codec::quantize_imq) where a type has one (the K-quants),
 // the reference elsewhere; same file layout, lower weighted block error, more compute.
@@ -54,6 +67,7 @@ struct Options {
   std::vector<std::string> exclude_weights;    // drop imatrix entries containing any of these
   std::optional<uint32_t> output_tensor_type;  // forces output.weight (bypasses fallback)
   std::optional<uint32_t> token_embedding_type;
+  std::vector<TensorTypeOverride> tensor_types;  // --tensor-type, in command-line order
   bool pure = false;                 // no mix rules: every quantized tensor gets the default type
   bool leave_output_tensor = false;  // keep output.weight in its input type
   bool allow_requantize = false;     // accept already quantized inputs (dequantized first)
@@ -131,5 +145,15 @@ struct Callbacks {
 // behind on error). n_threads <= 0: all hardware threads.
 void write_quantized(const gguf::File& model, const Plan& plan, const std::string& out_path,
                      int n_threads, const Callbacks& cb = {});
+
+// Converts the planned tensor `tp` of `model` (its source data and importance) to `type` in
+// memory with `search`, rows over n_threads. Throws naming the tensor when the type cannot hold
+// its rows. For measuring a type choice before writing anything (imq's mix tuner).
+std::vector<uint8_t> quantize_tensor(const gguf::File& model, const TensorPlan& tp,
+                                     uint32_t type, Search search, int n_threads);
+
+// The type llama-quantize would actually write for `type` on a tensor whose rows have ne0
+// values: `type` itself, or its shape fallback (Q4_K -> Q5_0, ...); nullopt when none fits.
+std::optional<uint32_t> fitted_type(std::string_view name, int64_t ne0, uint32_t type);
 
 }  // namespace imq::quantize

@@ -1,5 +1,10 @@
 // Model: the mapped GGUF file, its hyperparameters and weight views.
+#include <map>
+
+#include "imq/error.h"
 #include "imq/gguf.h"
+#include "imq/ggml_types.h"
+#include "imq/quant.h"
 #include "model/weights.h"
 
 namespace imq::model {
@@ -8,6 +13,22 @@ struct Model::Impl {
   gguf::File file;
   Config config;
   Weights weights;
+  std::map<std::string, std::vector<uint8_t>, std::less<>> replaced;  // replace_weight's data
+
+  // Every view of the matmul weight `name` (two for tied embeddings).
+  std::vector<WeightView*> views(std::string_view name) {
+    std::vector<WeightView*> out;
+    auto add = [&](WeightView& v) {
+      if (v.data && v.name == name) out.push_back(&v);
+    };
+    add(weights.token_embd);
+    add(weights.output);
+    for (auto& l : weights.layers)
+      for (WeightView* v : {&l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_gate, &l.ffn_up, &l.ffn_down,
+                            &l.ffn_gate_inp, &l.ffn_gate_exps, &l.ffn_up_exps, &l.ffn_down_exps})
+        add(*v);
+    return out;
+  }
 };
 
 Model::Model() = default;
@@ -18,8 +39,45 @@ std::unique_ptr<Model> Model::load(const std::string& path) {
   Config config = load_config(file);
   Weights weights = load_weights(file, config);
   std::unique_ptr<Model> m(new Model());
-  m->impl_ = std::make_unique<Impl>(Impl{std::move(file), config, std::move(weights)});
+  m->impl_ = std::make_unique<Impl>(Impl{std::move(file), config, std::move(weights), {}});
   return m;
+}
+
+void Model::replace_weight(std::string_view name, uint32_t type, std::vector<uint8_t> data) {
+  auto views = impl_->views(name);
+  if (views.empty()) throw_error("{}: no weight matrix named {}", impl_->file.path(), name);
+  const WeightView& old = *views.front();
+  if (data.empty()) {
+    const gguf::TensorInfo& t = impl_->file.tensor(std::string(name));
+    type = t.type;
+  }
+  const quant::Codec* codec = quant::find_codec(type);
+  if (!codec)
+    throw_error("tensor {}: type {} cannot be read", name, ggml_type_display_name(type));
+  const auto info = ggml_type_info(type);
+  if (old.ne0 % info->block_size != 0)
+    throw_error("tensor {}: row length {} is not a multiple of {}'s block size {}", name, old.ne0,
+                info->name, info->block_size);
+  const size_t row_bytes = quant::row_size(*codec, old.ne0);
+  const uint8_t* ptr = nullptr;
+  if (data.empty()) {
+    if (auto it = impl_->replaced.find(name); it != impl_->replaced.end()) impl_->replaced.erase(it);
+    ptr = impl_->file.tensor_data(impl_->file.tensor(std::string(name))).data();
+  } else {
+    const size_t want = row_bytes * size_t(old.ne1 * old.ne2);
+    if (data.size() != want)
+      throw_error("tensor {}: {} bytes given, {} as {} needs {}", name, data.size(),
+                  fmt::format("[{}, {}, {}]", old.ne0, old.ne1, old.ne2), info->name, want);
+    auto& slot = impl_->replaced[std::string(name)];
+    slot = std::move(data);
+    ptr = slot.data();
+  }
+  for (WeightView* v : views) {
+    v->type = type;
+    v->codec = codec;
+    v->row_bytes = row_bytes;
+    v->data = ptr;
+  }
 }
 
 const Config& Model::config() const { return impl_->config; }

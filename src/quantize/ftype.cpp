@@ -2,6 +2,9 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <fstream>
+#include <regex>
+#include <sstream>
 
 #include "imq/error.h"
 #include "imq/ggml_types.h"
@@ -84,6 +87,51 @@ uint32_t parse_tensor_type(std::string_view s) {
   for (G t : kWritableTypes)
     valid += fmt::format("{}{}", valid.empty() ? "" : ", ", ggml_type_info(id(t))->name);
   throw_error("unknown tensor type '{}'; valid types: {}", s, valid);
+}
+
+TensorTypeOverride parse_tensor_type_override(std::string_view s) {
+  const size_t eq = s.find('=');
+  if (eq == std::string_view::npos)
+    throw_error("--tensor-type '{}': expected PATTERN=TYPE (e.g. attn_v=q6_K)", s);
+  if (eq == 0) throw_error("--tensor-type '{}': missing tensor name pattern before '='", s);
+  if (eq + 1 == s.size()) throw_error("--tensor-type '{}': missing type after '='", s);
+  TensorTypeOverride o;
+  o.pattern = std::string(s.substr(0, eq));
+  std::transform(o.pattern.begin(), o.pattern.end(), o.pattern.begin(),
+                 [](unsigned char c) { return char(std::tolower(c)); });
+  try {
+    std::regex check(o.pattern);
+  } catch (const std::regex_error& e) {
+    throw_error("--tensor-type '{}': '{}' is not a valid regular expression ({})", s, o.pattern,
+                e.what());
+  }
+  try {
+    o.type = parse_tensor_type(s.substr(eq + 1));
+  } catch (const Error& e) {
+    throw_error("--tensor-type '{}': {}", s, e.what());
+  }
+  return o;
+}
+
+std::vector<TensorTypeOverride> read_tensor_type_file(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw_error("{}: cannot open the tensor type file", path);
+  std::vector<TensorTypeOverride> out;
+  std::string line;
+  for (int lineno = 1; std::getline(f, line); ++lineno) {
+    if (const size_t hash = line.find('#'); hash != std::string::npos) line.resize(hash);
+    std::istringstream words(line);
+    for (std::string w; words >> w;) {
+      try {
+        out.push_back(parse_tensor_type_override(w));
+      } catch (const Error& e) {
+        throw_error("{}:{}: {}", path, lineno, e.what());
+      }
+    }
+  }
+  if (f.bad()) throw_error("{}: read error", path);
+  if (out.empty()) throw_error("{}: no PATTERN=TYPE entries", path);
+  return out;
 }
 
 Search parse_search(std::string_view s) {

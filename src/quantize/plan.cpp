@@ -1,6 +1,7 @@
 // make_plan: every output tensor's type, order and offset, and the output metadata, exactly as
 // llama-quantize decides them (spec e, f). Nothing is quantized here.
 #include <algorithm>
+#include <regex>
 
 #include "imq/error.h"
 #include "imq/ggml_types.h"
@@ -43,8 +44,10 @@ struct Choice {
   std::optional<uint32_t> fallback_from;
 };
 
+using Overrides = std::vector<std::pair<std::regex, uint32_t>>;
+
 Choice choose_type(const ModelInfo& m, MixState& st, const Options& opt, const FTypeInfo& ft,
-                   bool has_imatrix, const gguf::TensorInfo& t) {
+                   bool has_imatrix, const Overrides& overrides, const gguf::TensorInfo& t) {
   const std::string& name = t.name;
   // Forced types apply before any rule and bypass the shape fallback. With tied embeddings
   // token_embd follows --output-tensor-type unless --token-embedding-type is given.
@@ -54,7 +57,14 @@ Choice choose_type(const ModelInfo& m, MixState& st, const Options& opt, const F
   if (is_out && opt.output_tensor_type) return {*opt.output_tensor_type, std::nullopt};
 
   uint32_t type = ft.default_type;
-  if (!opt.pure && is_quantized_type(ft.default_type))
+  if (!is_quantized_type(ft.default_type)) return {type, std::nullopt};
+  // --tensor-type: the first matching pattern replaces the mix rule (whose counters then do
+  // not advance for this tensor, as in llama-quantize); the shape fallback still applies.
+  auto manual = std::find_if(overrides.begin(), overrides.end(),
+                             [&](const auto& o) { return std::regex_search(name, o.first); });
+  if (manual != overrides.end())
+    type = manual->second;
+  else if (!opt.pure)
     type = mix_type(m, st, ft.ftype, has_imatrix, name, t.ne[0], type);
   const uint32_t fitted = shape_fallback(name, t.ne[0], type);
   if (fitted != type) return {fitted, type};
@@ -115,6 +125,14 @@ void note_q3_hifi_importance(Plan& plan, bool has_imatrix) {
 
 }  // namespace
 
+std::optional<uint32_t> fitted_type(std::string_view name, int64_t ne0, uint32_t type) {
+  try {
+    return shape_fallback(name, ne0, type);
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+}
+
 std::vector<size_t> output_order(const gguf::File& model) {
   std::vector<size_t> order(model.tensors().size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
@@ -145,6 +163,8 @@ Plan make_plan(const gguf::File& model, const Options& opt) {
   if (has_imatrix) check_imatrix_matches(model, imp, opt.imatrix_path);
 
   const ModelInfo info = read_model_info(model);
+  Overrides overrides;
+  for (const auto& o : opt.tensor_types) overrides.emplace_back(std::regex(o.pattern), o.type);
   MixState state;
   for (size_t idx : output_order(model)) {
     const gguf::TensorInfo& t = model.tensors()[idx];
@@ -155,7 +175,7 @@ Plan make_plan(const gguf::File& model, const Options& opt) {
     tp.src_type = tp.dst_type = t.type;
     tp.src_bytes = t.n_bytes;
     if (is_quantizable(t.name, tp.n_dims, opt.leave_output_tensor)) {
-      Choice c = choose_type(info, state, opt, plan.ftype, has_imatrix, t);
+      Choice c = choose_type(info, state, opt, plan.ftype, has_imatrix, overrides, t);
       tp.dst_type = c.type;
       tp.fallback_from = c.fallback_from;
       if (c.fallback_from) ++plan.n_fallback;

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 
 #include "core/thread_pool.h"
 #include "imq/error.h"
@@ -61,7 +62,51 @@ void convert_rows(const Job& job, const RowQuantizer& rq, int64_t r0, int64_t r1
   }
 }
 
+// Converts tensor tp of `model` to tp.dst_type into dst (tp.dst_bytes), rows split over the
+// pool; on_rows(elements, thread) after each batch.
+void convert_tensor(const gguf::File& model, const TensorPlan& tp, const RowQuantizer& rq,
+                    ThreadPool& pool, std::vector<std::vector<float>>& buffers, uint8_t* dst,
+                    const std::function<void(uint64_t, int)>& on_rows) {
+  const std::span<const uint8_t> bytes = model.tensor_data(model.tensor(tp.name));
+  const quant::Codec* src_codec =
+      tp.src_type == uint32_t(GgmlType::F32) ? nullptr : &quant::codec(tp.src_type);
+  auto src_info = ggml_type_info(tp.src_type), dst_info = ggml_type_info(tp.dst_type);
+  Job job{tp, bytes, dst, src_codec,
+          size_t(tp.ne[0] / src_info->block_size) * src_info->type_size,
+          size_t(tp.ne[0] / dst_info->block_size) * dst_info->type_size};
+  const int64_t n_rows = tp.ne[1] * tp.ne[2] * tp.ne[3];
+  pool.parallel_for(size_t(n_rows), [&](size_t b, size_t e, int thread) {
+    const int64_t step = std::max<int64_t>(1, kChunkElements / tp.ne[0]);
+    for (int64_t r = int64_t(b); r < int64_t(e); r += step) {
+      const int64_t r_end = std::min<int64_t>(int64_t(e), r + step);
+      convert_rows(job, rq, r, r_end, buffers[size_t(thread)]);
+      if (on_rows) on_rows(uint64_t((r_end - r) * tp.ne[0]), thread);
+    }
+  });
+}
+
 }  // namespace
+
+std::vector<uint8_t> quantize_tensor(const gguf::File& model, const TensorPlan& planned,
+                                     uint32_t type, Search search, int n_threads) {
+  TensorPlan tp = planned;
+  tp.dst_type = type;
+  const auto info = ggml_type_info(type);
+  if (!info || tp.ne[0] % info->block_size != 0)
+    throw_error("tensor {}: cannot be stored as {} (row length {})", tp.name,
+                ggml_type_display_name(type), tp.ne[0]);
+  if (tp.src_type != uint32_t(GgmlType::F32) && !quant::find_codec(tp.src_type))
+    throw_error("tensor {}: cannot read type {} (no codec)", tp.name,
+                ggml_type_display_name(tp.src_type));
+  const auto rq = make_row_quantizer(search);
+  rq->require(type);
+  std::vector<uint8_t> out(size_t(tp.ne[0] / info->block_size) * info->type_size *
+                           size_t(tp.ne[1] * tp.ne[2] * tp.ne[3]));
+  ThreadPool pool(n_threads);
+  std::vector<std::vector<float>> buffers(size_t(pool.size()));
+  convert_tensor(model, tp, *rq, pool, buffers, out.data(), {});
+  return out;
+}
 
 void check_output_path(const std::string& in, const std::string& out) {
   namespace fs = std::filesystem;
@@ -95,25 +140,12 @@ void write_quantized(const gguf::File& model, const Plan& plan, const std::strin
   writer.write(out_path, [&](size_t i) -> std::span<const uint8_t> {
     const TensorPlan& tp = plan.tensors[i];
     if (cb.tensor_begin) cb.tensor_begin(i);
-    const gguf::TensorInfo& src = model.tensor(tp.name);
-    std::span<const uint8_t> bytes = model.tensor_data(src);
+    std::span<const uint8_t> bytes = model.tensor_data(model.tensor(tp.name));
     if (tp.quantize) {
       out.resize(tp.dst_bytes);
-      const quant::Codec* src_codec =
-          tp.src_type == uint32_t(GgmlType::F32) ? nullptr : &quant::codec(tp.src_type);
-      auto src_info = ggml_type_info(tp.src_type), dst_info = ggml_type_info(tp.dst_type);
-      Job job{tp, bytes, out.data(), src_codec,
-              size_t(tp.ne[0] / src_info->block_size) * src_info->type_size,
-              size_t(tp.ne[0] / dst_info->block_size) * dst_info->type_size};
-      const int64_t n_rows = tp.ne[1] * tp.ne[2] * tp.ne[3];
-      pool.parallel_for(size_t(n_rows), [&](size_t b, size_t e, int thread) {
-        const int64_t step = std::max<int64_t>(1, kChunkElements / tp.ne[0]);
-        for (int64_t r = int64_t(b); r < int64_t(e); r += step) {
-          const int64_t r_end = std::min<int64_t>(int64_t(e), r + step);
-          convert_rows(job, *rq, r, r_end, buffers[size_t(thread)]);
-          const uint64_t now = done += uint64_t((r_end - r) * tp.ne[0]);
-          if (thread == 0 && cb.progress) cb.progress(now, total);
-        }
+      convert_tensor(model, tp, *rq, pool, buffers, out.data(), [&](uint64_t n, int thread) {
+        const uint64_t now = done += n;
+        if (thread == 0 && cb.progress) cb.progress(now, total);
       });
       bytes = out;
     }

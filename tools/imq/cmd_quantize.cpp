@@ -88,7 +88,8 @@ int cmd_quantize(int argc, char** argv) {
                "imq quantize"};
   std::vector<std::string> positional;
   std::string imatrix, output_type, embd_type, search = "reference";
-  std::vector<std::string> include, exclude;
+  std::vector<std::string> include, exclude, tensor_types;
+  std::string tensor_type_file;
   bool pure = false, leave_output = false, requantize = false, dry_run = false;
   app.add_option("--imatrix", imatrix, "importance matrix: GGUF imatrix or legacy .dat");
   app.add_option("--include-weights", include, "use the imatrix only for tensors whose name contains this (repeatable)")
@@ -97,6 +98,9 @@ int cmd_quantize(int argc, char** argv) {
       ->expected(1)->allow_extra_args(false)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app.add_option("--output-tensor-type", output_type, "type of output.weight (e.g. q8_0)");
   app.add_option("--token-embedding-type", embd_type, "type of token_embd.weight");
+  app.add_option("--tensor-type", tensor_types, "PATTERN=TYPE: tensors whose name matches the regex get TYPE (repeatable; first match wins)")
+      ->expected(1)->allow_extra_args(false)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  app.add_option("--tensor-type-file", tensor_type_file, "file of PATTERN=TYPE entries (as --tensor-type, applied after them)");
   app.add_flag("--pure", pure, "no k-quant mixes: every quantized tensor gets the default type");
   app.add_flag("--leave-output-tensor", leave_output, "keep output.weight unquantized");
   app.add_flag("--allow-requantize", requantize, "allow quantized input tensors (dequantized first)");
@@ -152,6 +156,9 @@ int cmd_quantize(int argc, char** argv) {
   opt.exclude_weights = exclude;
   if (!output_type.empty()) opt.output_tensor_type = parse_tensor_type(output_type);
   if (!embd_type.empty()) opt.token_embedding_type = parse_tensor_type(embd_type);
+  for (const auto& t : tensor_types) opt.tensor_types.push_back(parse_tensor_type_override(t));
+  if (!tensor_type_file.empty())
+    for (auto& o : read_tensor_type_file(tensor_type_file)) opt.tensor_types.push_back(std::move(o));
   opt.pure = pure;
   opt.leave_output_tensor = leave_output;
   opt.allow_requantize = requantize;
