@@ -51,7 +51,9 @@ TEST(TensorType, FirstMatchReplacesTheMixRule) {
     EXPECT_EQ(t.at(n), mix.at(n)) << n;
   // Sizes follow the new types.
   for (const auto& tp : plan.tensors) {
-    if (tp.name == "blk.1.attn_v.weight") EXPECT_EQ(tp.dst_bytes, uint64_t(256 / 32 * 34 * tp.ne[1]));
+    if (tp.name == "blk.1.attn_v.weight") {
+      EXPECT_EQ(tp.dst_bytes, uint64_t(256 / 32 * 34 * tp.ne[1]));
+    }
   }
 }
 
@@ -62,12 +64,13 @@ TEST(TensorType, ShapeFallbackStillApplies) {
   opt.ftype = FType::Q4_K_M;
   opt.tensor_types = {parse_tensor_type_override("ffn_up=q4_K")};
   const Plan plan = make_plan(file, opt);
-  for (const auto& tp : plan.tensors)
+  for (const auto& tp : plan.tensors) {
     if (tp.name == "blk.0.ffn_up.weight") {
       EXPECT_EQ(tp.dst_type, id(G::Q5_0));
       ASSERT_TRUE(tp.fallback_from);
       EXPECT_EQ(*tp.fallback_from, id(G::Q4_K));
     }
+  }
   EXPECT_EQ(fitted_type("x", 64, id(G::Q6_K)), id(G::Q8_0));
   EXPECT_EQ(fitted_type("x", 256, id(G::Q6_K)), id(G::Q6_K));
   EXPECT_EQ(fitted_type("x", 48, id(G::Q8_0)), std::nullopt);
