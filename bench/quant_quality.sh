@@ -4,7 +4,7 @@
 #
 #   bench/quant_quality.sh [model ...]          models: dense-spm4k moe-gpt2bpe (default: both)
 #
-# TYPES: entries TYPE[:noimat][:imq] (default: Q2_K Q3_K_M Q4_K_M Q5_K_M Q6_K, each without an
+# TYPES: entries TYPE[:noimat][:imq][:tune] (:tune adds --tune-mix on the calibration text; default: Q2_K Q3_K_M Q4_K_M Q5_K_M Q6_K, each without an
 # imatrix, with one, with one and --search imq, and without one and --search imq).
 # Environment: IMQ (build/imq), IMQ_SHARED (../shared), OUT (/tmp/imq-quality-bench),
 # THREADS (2), CHUNKS (10). Evaluation as the reference logs: wiki.test.raw, -c 256, CHUNKS
@@ -44,6 +44,7 @@ for m in "${models[@]}"; do
     [[ :$spec: == *:noimat:* ]] && args=() imat=no
     [[ :$spec: == *:imq:* ]] && search=imq
     tag=$type-$imat-$search
+    [[ :$spec: == *:tune:* ]] && args+=(--tune-mix "$CALIB") && tag+=-tune && search+=+tune
     q=$OUT/$m-$tag.gguf
     start=$(date +%s.%N)
     "$IMQ" quantize --search $search "${args[@]}" "$model" "$q" "$type" "$THREADS" >"$OUT/$m-$tag.quantize.log" 2>&1

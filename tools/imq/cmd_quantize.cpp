@@ -14,9 +14,12 @@
 #include "commands.h"
 #include "imq/error.h"
 #include "imq/ggml_types.h"
+#include "imq/mix_tune.h"
 #include "imq/quantize.h"
+#include "imq/tokenizer.h"
 
 #include "progress.h"
+#include "text_file.h"
 
 namespace imq::cli {
 
@@ -101,6 +104,14 @@ int cmd_quantize(int argc, char** argv) {
   app.add_option("--tensor-type", tensor_types, "PATTERN=TYPE: tensors whose name matches the regex get TYPE (repeatable; first match wins)")
       ->expected(1)->allow_extra_args(false)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app.add_option("--tensor-type-file", tensor_type_file, "file of PATTERN=TYPE entries (as --tensor-type, applied after them)");
+  std::string tune_text, tune_save;
+  int64_t tune_chunks = 8, tune_ctx = 0;
+  bool tune_per_tensor = false;
+  app.add_option("--tune-mix", tune_text, "imq: choose each tensor kind's type by its measured KL divergence on this calibration text, at no more bytes than TYPE's mix");
+  app.add_option("--tune-chunks", tune_chunks, "--tune-mix: calibration chunks to measure on (default 8)");
+  app.add_option("--tune-ctx", tune_ctx, "--tune-mix: tokens per chunk (default: min(512, training context))");
+  app.add_flag("--tune-per-tensor", tune_per_tensor, "--tune-mix: one type per tensor instead of per tensor kind (n_layer times slower)");
+  app.add_option("--tune-save", tune_save, "--tune-mix: also write the chosen types as a --tensor-type-file");
   app.add_flag("--pure", pure, "no k-quant mixes: every quantized tensor gets the default type");
   app.add_flag("--leave-output-tensor", leave_output, "keep output.weight unquantized");
   app.add_flag("--allow-requantize", requantize, "allow quantized input tensors (dequantized first)");
@@ -166,8 +177,32 @@ int cmd_quantize(int argc, char** argv) {
   opt.search = parse_search(search);
 
   const auto t0 = Clock::now();
-  gguf::File model = gguf::File::open(input);
   if (!dry_run) check_output_path(input, output);
+  if (!tune_text.empty()) {
+    tune::MixTuneOptions to;
+    to.n_ctx = tune_ctx;
+    to.n_chunks = tune_chunks;
+    to.n_threads = n_threads;
+    to.granularity = tune_per_tensor ? tune::Granularity::kTensor : tune::Granularity::kCategory;
+    to.log = [](const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); };
+    std::vector<int32_t> tokens;
+    {
+      auto f = gguf::File::open(input);
+      auto tokenizer = load_tokenizer(f);
+      to.bos = tokenizer->add_bos() ? tokenizer->bos() : -1;
+      tokens = tokenizer->encode(read_text(tune_text, "the calibration text"), true, false);
+    }
+    const tune::MixTuneResult r = tune::tune_mix(input, opt, tokens, to);
+    if (r.kept_standard)
+      std::fprintf(stderr, "tune: the tuned mix is not better on the calibration text: keeping %s's rules\n",
+                   std::string(ft->name).c_str());
+    else
+      for (const auto& o : r.overrides)
+        std::fprintf(stderr, "tune: --tensor-type '%s=%s'\n", o.pattern.c_str(), type_name(o.type).c_str());
+    if (!tune_save.empty()) tune::write_tensor_type_file(tune_save, r);
+    opt.tensor_types.insert(opt.tensor_types.begin(), r.overrides.begin(), r.overrides.end());
+  }
+  gguf::File model = gguf::File::open(input);
   Plan plan = make_plan(model, opt);
   std::printf("quantizing '%s' to '%s' as %s%s\n", input.c_str(), output.c_str(),
               std::string(ft->name).c_str(), dry_run ? " (dry run)" : "");

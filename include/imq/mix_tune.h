@@ -1,0 +1,71 @@
+// imq's measured mix (`imq quantize --tune-mix TEXT`): instead of llama-quantize's fixed rules,
+// the type of each group of tensors is chosen by what quantizing that group alone costs on
+// calibration text (mean KL divergence against the unquantized model, measured with the engine),
+// minimising the sum over groups at no more bytes than the standard mix of the same TYPE. The
+// result is a list of exact-name --tensor-type overrides, so llama-quantize can reproduce the
+// file. A whole-mix check on the same text keeps the standard mix when the chosen one is not
+// better there.
+//
+//   tune::MixTuneResult r = tune::tune_mix(model_path, options, tokens, tune_options);
+//   options.tensor_types.insert(options.tensor_types.begin(), r.overrides.begin(), r.overrides.end());
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "imq/quantize.h"
+
+namespace imq::tune {
+
+enum class Granularity {
+  kCategory,  // one type per tensor kind across layers (attn_v.weight, ffn_down.weight, ...)
+  kTensor,    // one type per tensor (n_layer times the measurements)
+};
+
+struct MixTuneOptions {
+  int64_t n_ctx = 0;      // tokens per calibration chunk; 0: min(512, the training context)
+  int64_t n_chunks = 8;   // calibration chunks (scored as KL divergence: positions n_ctx/2 ..)
+  int32_t bos = -1;       // >= 0: first token of each chunk (as perplexity does)
+  int n_threads = 0;      // <= 0: all hardware threads
+  Granularity granularity = Granularity::kCategory;
+  std::function<void(const std::string&)> log;  // one line per measurement step (optional)
+};
+
+struct Candidate {
+  uint32_t type = 0;      // the ladder type (each tensor gets it or its shape fallback)
+  uint64_t bytes = 0;     // of the group's tensors
+  double kld = 0;         // mean KLD with only this group quantized
+};
+
+struct GroupResult {
+  std::string name;                  // tensor kind ("attn_v.weight") or tensor name
+  std::vector<std::string> tensors;
+  std::vector<Candidate> candidates;
+  uint64_t standard_bytes = 0;       // in the standard mix
+  size_t chosen = 0;                 // index into candidates
+};
+
+struct MixTuneResult {
+  std::vector<quantize::TensorTypeOverride> overrides;  // exact names; empty when kept_standard
+  std::vector<GroupResult> groups;
+  uint64_t budget_bytes = 0;   // the tuned tensors in the standard mix
+  uint64_t chosen_bytes = 0;
+  double kld_standard = 0;     // whole mix, measured on the calibration chunks
+  double kld_chosen = 0;
+  bool kept_standard = false;  // the chosen mix was not better on the calibration text
+};
+
+// Tunes the mix of `options` (its TYPE must be a K-quant mix: Q2_K ... Q6_K) for the model at
+// `model_path` on `tokens` (the tokenized calibration text). Tensors forced by --tensor-type,
+// --output-tensor-type or --token-embedding-type are left as given. Throws imq::Error.
+MixTuneResult tune_mix(const std::string& model_path, const quantize::Options& options,
+                       std::span<const int32_t> tokens, const MixTuneOptions& tune);
+
+// The overrides as a --tensor-type-file (one PATTERN=TYPE per line, a comment header).
+std::string tensor_type_file_text(const MixTuneResult& r);
+// Writes that text to `path` atomically (temporary file, then rename).
+void write_tensor_type_file(const std::string& path, const MixTuneResult& r);
+
+}  // namespace imq::tune

@@ -1,0 +1,264 @@
+// tune_mix: measure what each group of tensors costs at each K-quant type (KL divergence on
+// calibration chunks, only that group quantized, in memory through Model::replace_weight),
+// then choose one type per group by a multiple-choice knapsack under the standard mix's bytes.
+#include "imq/mix_tune.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <regex>
+
+#include <fmt/format.h>
+
+#include "core/atomic_file.h"
+#include "imq/error.h"
+#include "imq/eval.h"
+#include "imq/ggml_types.h"
+#include "imq/model.h"
+
+namespace imq::tune {
+
+namespace {
+
+using quantize::TensorPlan;
+using G = GgmlType;
+
+// The types a group may get, cheapest first.
+constexpr G kLadder[] = {G::Q2_K, G::Q3_K, G::Q4_K, G::Q5_K, G::Q6_K, G::Q8_0};
+
+uint64_t bytes_as(const TensorPlan& tp, uint32_t type) {
+  const auto info = ggml_type_info(type);
+  return uint64_t(tp.ne[0] / info->block_size) * info->type_size * uint64_t(tp.ne[1] * tp.ne[2] * tp.ne[3]);
+}
+
+// "blk.3.attn_v.weight" -> "attn_v.weight"; other names unchanged.
+std::string kind_of(const std::string& name) {
+  if (name.rfind("blk.", 0) != 0) return name;
+  const size_t dot = name.find('.', 4);
+  return dot == std::string::npos ? name : name.substr(dot + 1);
+}
+
+std::string regex_escape(const std::string& s) {
+  static const std::string special = R"(\^$.|?*+()[]{})";
+  std::string out;
+  for (char c : s) {
+    if (special.find(c) != std::string::npos) out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+// True when the user fixed this tensor's type (--tensor-type, --output-tensor-type, ...).
+bool fixed_by_user(const quantize::Options& opt, const std::string& name, bool tied) {
+  for (const auto& o : opt.tensor_types)
+    if (std::regex_search(name, std::regex(o.pattern))) return true;
+  const bool is_tok = name == "token_embd.weight";
+  if (is_tok && opt.token_embedding_type) return true;
+  return (name == "output.weight" || (tied && is_tok)) && opt.output_tensor_type.has_value();
+}
+
+// Base log-probabilities of the calibration chunks and the KLD of the model's current weights.
+class KldProbe {
+ public:
+  KldProbe(model::Model& m, std::span<const int32_t> tokens, const eval::ChunkOptions& co,
+           const model::SessionOptions& so)
+      : session_(m, so), tokens_(tokens), co_(co), n_vocab_(m.config().n_vocab) {
+    eval::perplexity(session_, tokens_, co_, [&](const eval::ChunkView& c) {
+      for (int64_t pos = c.first; pos < c.n_ctx - 1; ++pos) {
+        const float* row = c.logits + size_t(pos - c.logits_from) * size_t(n_vocab_);
+        const size_t at = base_.size();
+        base_.resize(at + size_t(n_vocab_));
+        log_softmax(row, base_.data() + at);
+      }
+    });
+  }
+
+  // Mean KLD(base || current) over the scored positions.
+  double measure() {
+    std::vector<float> lq = std::vector<float>(size_t(n_vocab_));
+    double sum = 0;
+    size_t row_index = 0;
+    eval::perplexity(session_, tokens_, co_, [&](const eval::ChunkView& c) {
+      for (int64_t pos = c.first; pos < c.n_ctx - 1; ++pos, ++row_index) {
+        log_softmax(c.logits + size_t(pos - c.logits_from) * size_t(n_vocab_), lq.data());
+        const float* lp = base_.data() + row_index * size_t(n_vocab_);
+        double kld = 0;
+        for (int64_t i = 0; i < n_vocab_; ++i) kld += std::exp(double(lp[i])) * (double(lp[i]) - lq[size_t(i)]);
+        sum += std::max(0.0, kld);
+      }
+    });
+    if (row_index == 0) throw_error("no scored positions in the calibration chunks");
+    return sum / double(row_index);
+  }
+
+ private:
+  void log_softmax(const float* x, float* out) const {
+    const float mx = *std::max_element(x, x + n_vocab_);
+    double z = 0;
+    for (int64_t i = 0; i < n_vocab_; ++i) z += std::exp(double(x[i] - mx));
+    const double lz = std::log(z) + mx;
+    for (int64_t i = 0; i < n_vocab_; ++i) out[i] = float(double(x[i]) - lz);
+  }
+
+  model::Session session_;
+  std::span<const int32_t> tokens_;
+  eval::ChunkOptions co_;
+  int64_t n_vocab_;
+  std::vector<float> base_;  // [scored positions, n_vocab]
+};
+
+// Multiple-choice knapsack: one candidate per group, sum of KLD minimal, bytes <= budget.
+// Bytes are counted in units rounded up, so the answer never exceeds the budget.
+std::vector<size_t> choose(const std::vector<GroupResult>& groups, uint64_t budget) {
+  const uint64_t unit = std::max<uint64_t>(1, (budget + 19999) / 20000);
+  const size_t cap = size_t(budget / unit);
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  std::vector<std::vector<double>> best(groups.size() + 1, std::vector<double>(cap + 1, kInf));
+  std::vector<std::vector<uint8_t>> pick(groups.size(), std::vector<uint8_t>(cap + 1, 0));
+  std::fill(best[0].begin(), best[0].end(), 0.0);
+  for (size_t g = 0; g < groups.size(); ++g)
+    for (size_t u = 0; u <= cap; ++u)
+      for (size_t c = 0; c < groups[g].candidates.size(); ++c) {
+        const uint64_t cost = (groups[g].candidates[c].bytes + unit - 1) / unit;
+        if (cost > u || best[g][u - cost] == kInf) continue;
+        const double v = best[g][u - cost] + groups[g].candidates[c].kld;
+        if (v < best[g + 1][u]) best[g + 1][u] = v, pick[g][u] = uint8_t(c);
+      }
+  if (best[groups.size()][cap] == kInf) return {};
+  std::vector<size_t> out(groups.size());
+  size_t u = cap;
+  for (size_t g = groups.size(); g-- > 0;) {
+    out[g] = pick[g][u];
+    u -= size_t((groups[g].candidates[out[g]].bytes + unit - 1) / unit);
+  }
+  return out;
+}
+
+}  // namespace
+
+MixTuneResult tune_mix(const std::string& model_path, const quantize::Options& options,
+                       std::span<const int32_t> tokens, const MixTuneOptions& tune) {
+  auto say = [&](const std::string& s) {
+    if (tune.log) tune.log(s);
+  };
+  const gguf::File file = gguf::File::open(model_path);
+  const quantize::Plan standard = quantize::make_plan(file, options);
+  const uint32_t base_type = standard.ftype.default_type;
+  if (std::none_of(std::begin(kLadder), std::end(kLadder) - 1, [&](G t) { return uint32_t(t) == base_type; }))
+    throw_error("--tune-mix needs a K-quant mix (Q2_K ... Q6_K and their _S/_M/_L), not {}",
+                standard.ftype.name);
+
+  auto model = model::Model::load(model_path);
+  const bool tied = model->config().tied_output;
+  eval::ChunkOptions co;
+  co.n_ctx = tune.n_ctx > 0 ? tune.n_ctx : std::min<int64_t>(512, model->config().n_ctx_train);
+  co.n_chunks = tune.n_chunks;
+  co.bos = tune.bos;
+  co.n_chunks = eval::chunk_count(int64_t(tokens.size()), co);
+  model::SessionOptions so;
+  so.n_ctx = co.n_ctx;
+  so.n_ubatch = co.n_ctx;
+  so.n_threads = tune.n_threads;
+  say(fmt::format("tune: {} calibration chunks of {} tokens, KL divergence of positions {}..{}",
+                  co.n_chunks, co.n_ctx, co.n_ctx / 2, co.n_ctx - 2));
+  KldProbe probe(*model, tokens, co, so);
+
+  // Groups of tunable tensors, in output order.
+  MixTuneResult r;
+  std::map<std::string, const TensorPlan*> by_name;
+  std::map<std::string, size_t> group_of;
+  for (const TensorPlan& tp : standard.tensors) {
+    if (!tp.quantize || fixed_by_user(options, tp.name, tied)) continue;
+    by_name[tp.name] = &tp;
+    const std::string key = tune.granularity == Granularity::kCategory ? kind_of(tp.name) : tp.name;
+    auto [it, added] = group_of.emplace(key, r.groups.size());
+    if (added) r.groups.push_back(GroupResult{key, {}, {}, 0, 0});
+    r.groups[it->second].tensors.push_back(tp.name);
+    r.groups[it->second].standard_bytes += tp.dst_bytes;
+    r.budget_bytes += tp.dst_bytes;
+  }
+  if (r.groups.empty()) throw_error("--tune-mix: no tensor left to tune");
+
+  // Puts every tensor of `types` (name -> type) into the model, runs the probe, restores.
+  auto measure_with = [&](const std::map<std::string, uint32_t>& types) {
+    for (const auto& [name, type] : types)
+      model->replace_weight(name, type, quantize::quantize_tensor(file, *by_name.at(name), type,
+                                                                  options.search, tune.n_threads));
+    const double kld = probe.measure();
+    for (const auto& [name, type] : types) model->replace_weight(name, 0, {});
+    return kld;
+  };
+
+  for (GroupResult& g : r.groups) {
+    std::vector<std::map<std::string, uint32_t>> seen;
+    std::string line = fmt::format("tune: {:<24}", g.name);
+    for (G ladder : kLadder) {
+      std::map<std::string, uint32_t> types;
+      uint64_t bytes = 0;
+      bool fits = true;
+      for (const auto& name : g.tensors) {
+        const TensorPlan& tp = *by_name.at(name);
+        auto t = quantize::fitted_type(name, tp.ne[0], uint32_t(ladder));
+        if (!t) {
+          fits = false;
+          break;
+        }
+        types[name] = *t;
+        bytes += bytes_as(tp, *t);
+      }
+      if (!fits || std::find(seen.begin(), seen.end(), types) != seen.end()) continue;
+      seen.push_back(types);
+      const double kld = measure_with(types);
+      g.candidates.push_back({uint32_t(ladder), bytes, kld});
+      line += fmt::format(" {}:{:.6f}", ggml_type_info(uint32_t(ladder))->name, kld);
+    }
+    if (g.candidates.empty()) throw_error("--tune-mix: no K-quant type fits tensor {}", g.tensors[0]);
+    say(line);
+  }
+
+  // Alignment padding may add up to 32 bytes per tensor: keep that much aside.
+  const uint64_t slack = 32 * by_name.size();
+  const auto picks = choose(r.groups, r.budget_bytes > slack ? r.budget_bytes - slack : 0);
+  std::map<std::string, uint32_t> chosen, standard_types;
+  for (const auto& [name, tp] : by_name) standard_types[name] = tp->dst_type;
+  if (!picks.empty()) {
+    for (size_t g = 0; g < r.groups.size(); ++g) {
+      GroupResult& gr = r.groups[g];
+      gr.chosen = picks[g];
+      r.chosen_bytes += gr.candidates[gr.chosen].bytes;
+      for (const auto& name : gr.tensors)
+        chosen[name] = *quantize::fitted_type(name, by_name.at(name)->ne[0], gr.candidates[gr.chosen].type);
+    }
+  }
+  r.kld_standard = measure_with(standard_types);
+  r.kld_chosen = picks.empty() ? r.kld_standard : measure_with(chosen);
+  say(fmt::format("tune: whole mix on the calibration text: standard KLD {:.6f} ({} bytes), "
+                  "tuned {:.6f} ({} bytes)", r.kld_standard, r.budget_bytes, r.kld_chosen,
+                  r.chosen_bytes));
+  r.kept_standard = picks.empty() || !(r.kld_chosen < r.kld_standard);
+  if (r.kept_standard) return r;
+  for (const auto& [name, type] : chosen)
+    if (type != standard_types.at(name))
+      r.overrides.push_back({"^" + regex_escape(name) + "$", type});
+  return r;
+}
+
+std::string tensor_type_file_text(const MixTuneResult& r) {
+  std::string s = fmt::format(
+      "# imq --tune-mix: per-tensor types measured on calibration text (KLD {:.6f} vs {:.6f} for "
+      "the standard mix, {} vs {} bytes)\n# use with --tensor-type-file (imq or llama-quantize)\n",
+      r.kld_chosen, r.kld_standard, r.chosen_bytes, r.budget_bytes);
+  for (const auto& o : r.overrides)
+    s += fmt::format("{}={}\n", o.pattern, ggml_type_info(o.type)->name);
+  return s;
+}
+
+void write_tensor_type_file(const std::string& path, const MixTuneResult& r) {
+  const std::string text = tensor_type_file_text(r);
+  AtomicFile f(path);
+  f.write(text.data(), text.size());
+  f.commit();
+}
+
+}  // namespace imq::tune
