@@ -44,7 +44,7 @@ for m in "${models[@]}"; do
     [[ :$spec: == *:noimat:* ]] && args=() imat=no
     [[ :$spec: == *:imq:* ]] && search=imq
     tag=$type-$imat-$search
-    [[ :$spec: == *:tune:* ]] && args+=(--tune-mix "$CALIB") && tag+=-tune && search+=+tune
+    [[ :$spec: == *:tune:* ]] && args+=(--tune-mix "$CALIB") && tag+=-tune
     q=$OUT/$m-$tag.gguf
     start=$(date +%s.%N)
     "$IMQ" quantize --search $search "${args[@]}" "$model" "$q" "$type" "$THREADS" >"$OUT/$m-$tag.quantize.log" 2>&1
@@ -54,7 +54,8 @@ for m in "${models[@]}"; do
     ppl=$(grep 'Mean PPL(Q)  ' "$OUT/$m-$tag.kld.log" | awk '{print $4}')
     kld=$(grep 'Mean    KLD:' "$OUT/$m-$tag.kld.log" | awk '{print $3}')
     bpw=$(grep -o '[0-9.]* BPW' "$OUT/$m-$tag.quantize.log" | tail -1 || true)
-    printf '| %s | %s | %s | %d | %s | %s | %s | %s | %.1f |\n' "$type" $imat $search "$(stat -c %s "$q")" \
+    label=$search; [[ :$spec: == *:tune:* ]] && label+=" + tune"
+    printf '| %s | %s | %s | %d | %s | %s | %s | %s | %.1f |\n' "$type" $imat "$label" "$(stat -c %s "$q")" \
       "${bpw% BPW}" "$ppl" "$(echo "$ppl - $ppl_f32" | bc -l | xargs printf '%.4f')" "$kld" "$secs"
   done
 done

@@ -48,7 +48,9 @@ struct GroupResult {
 };
 
 struct MixTuneResult {
-  std::vector<quantize::TensorTypeOverride> overrides;  // exact names; empty when kept_standard
+  // One exact-name override per tuned tensor (standard types included: a partial list would
+  // shift llama-quantize's rule counters); empty when kept_standard.
+  std::vector<quantize::TensorTypeOverride> overrides;
   std::vector<GroupResult> groups;
   uint64_t budget_bytes = 0;   // the tuned tensors in the standard mix
   uint64_t chosen_bytes = 0;
@@ -63,7 +65,8 @@ struct MixTuneResult {
 MixTuneResult tune_mix(const std::string& model_path, const quantize::Options& options,
                        std::span<const int32_t> tokens, const MixTuneOptions& tune);
 
-// The overrides as a --tensor-type-file (one PATTERN=TYPE per line, a comment header).
+// The overrides as a --tensor-type-file: one PATTERN=TYPE per line, nothing else (llama-quantize
+// reads whitespace-separated entries and knows no comments); empty when kept_standard.
 std::string tensor_type_file_text(const MixTuneResult& r);
 // Writes that text to `path` atomically (temporary file, then rename).
 void write_tensor_type_file(const std::string& path, const MixTuneResult& r);

@@ -238,19 +238,17 @@ MixTuneResult tune_mix(const std::string& model_path, const quantize::Options& o
                   r.chosen_bytes));
   r.kept_standard = picks.empty() || !(r.kld_chosen < r.kld_standard);
   if (r.kept_standard) return r;
-  for (const auto& [name, type] : chosen)
-    if (type != standard_types.at(name))
-      r.overrides.push_back({"^" + regex_escape(name) + "$", type});
+  // Every tuned tensor gets its exact-name override, also where the type is the standard one:
+  // a manual override stops llama-quantize's rule counters (attn_v, ffn_down), so a partial
+  // list would shift the rule's choice for the tensors left to it.
+  for (const auto& [name, type] : chosen) r.overrides.push_back({"^" + regex_escape(name) + "$", type});
   return r;
 }
 
 std::string tensor_type_file_text(const MixTuneResult& r) {
-  std::string s = fmt::format(
-      "# imq --tune-mix: per-tensor types measured on calibration text (KLD {:.6f} vs {:.6f} for "
-      "the standard mix, {} vs {} bytes)\n# use with --tensor-type-file (imq or llama-quantize)\n",
-      r.kld_chosen, r.kld_standard, r.chosen_bytes, r.budget_bytes);
-  for (const auto& o : r.overrides)
-    s += fmt::format("{}={}\n", o.pattern, ggml_type_info(o.type)->name);
+  // No comments: llama-quantize's --tensor-type-file reads whitespace-separated entries only.
+  std::string s;
+  for (const auto& o : r.overrides) s += fmt::format("{}={}\n", o.pattern, ggml_type_info(o.type)->name);
   return s;
 }
 

@@ -199,6 +199,8 @@ int cmd_quantize(int argc, char** argv) {
     else
       for (const auto& o : r.overrides)
         std::fprintf(stderr, "tune: --tensor-type '%s=%s'\n", o.pattern.c_str(), type_name(o.type).c_str());
+    if (!tune_save.empty() && r.kept_standard)
+      std::fprintf(stderr, "tune: %s will be empty (the standard mix needs no overrides)\n", tune_save.c_str());
     if (!tune_save.empty()) tune::write_tensor_type_file(tune_save, r);
     opt.tensor_types.insert(opt.tensor_types.begin(), r.overrides.begin(), r.overrides.end());
   }
