@@ -77,6 +77,11 @@ class LogitsFileWriter {
 class LogitsFile {
  public:
   static std::unique_ptr<LogitsFile> open(const std::string& path);
+  // The base logits of `session` over `tokens` (whole chunks of options.n_ctx, at most
+  // options.n_chunks), in memory and in the file's layout: what --kl-divergence-base would
+  // write, for comparing with kl_divergence() without a file.
+  static std::unique_ptr<LogitsFile> compute(model::Session& session, std::span<const int32_t> tokens,
+                                             const ChunkOptions& options);
   ~LogitsFile();
   int32_t n_ctx() const;
   int32_t n_vocab() const;

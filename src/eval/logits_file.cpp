@@ -6,6 +6,7 @@
 //   decoded log p_i = scale*q_i + min_log_prob; q_i = 0 at or below max-16.
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "core/atomic_file.h"
@@ -48,6 +49,13 @@ void compress(const float* logits, int64_t n_vocab, uint16_t* out) {
   if (n_vocab % 2) q[n_vocab] = 0;
 }
 
+// The records of chunk c (positions n_ctx/2 .. n_ctx-2) into out.
+void compress_chunk(const ChunkView& c, int64_t n_ctx, int64_t n_vocab, uint16_t* out) {
+  const int64_t first = n_ctx / 2, nv = record_u16(n_vocab);
+  for (int64_t p = first; p < n_ctx - 1; ++p)
+    compress(c.logits + (p - c.logits_from) * n_vocab, n_vocab, out + (p - first) * nv);
+}
+
 }  // namespace
 
 struct LogitsFileWriter::Impl {
@@ -75,55 +83,83 @@ LogitsFileWriter::~LogitsFileWriter() = default;
 
 void LogitsFileWriter::add_chunk(const ChunkView& c) {
   Impl& s = *impl_;
-  const int64_t first = s.n_ctx / 2, nv = record_u16(s.n_vocab);
-  if (c.n_ctx != s.n_ctx || c.n_vocab != s.n_vocab || c.logits_from > first)
+  if (c.n_ctx != s.n_ctx || c.n_vocab != s.n_vocab || c.logits_from > s.n_ctx / 2)
     throw_error("{}: chunk does not match the file (n_ctx {}, n_vocab {}, logits from {})",
                 s.file.path(), c.n_ctx, c.n_vocab, c.logits_from);
-  for (int64_t p = first; p < s.n_ctx - 1; ++p)
-    compress(c.logits + (p - c.logits_from) * s.n_vocab, s.n_vocab,
-             s.buf.data() + (p - first) * nv);
+  compress_chunk(c, s.n_ctx, s.n_vocab, s.buf.data());
   s.file.write(s.buf.data(), s.buf.size() * 2);
 }
 
 void LogitsFileWriter::commit() { impl_->file.commit(); }
 
 struct LogitsFile::Impl {
-  MappedFile map;
+  std::optional<MappedFile> map;  // a file (open) ...
+  std::vector<uint8_t> owned;     // ... or the same layout in memory (compute)
   int32_t n_ctx = 0, n_vocab = 0, n_chunk = 0;
   const int32_t* tokens = nullptr;
   const uint16_t* data = nullptr;
+
+  // Validates the layout of `bytes` and points tokens/data into it; `name` for errors.
+  void parse(std::span<const uint8_t> bytes, const std::string& name) {
+    if (bytes.size() < 20 || std::memcmp(bytes.data(), kMagic, 8) != 0)
+      throw_error("{}: not a logits file (expected the magic \"_logits_\" at offset 0)", name);
+    std::memcpy(&n_ctx, bytes.data() + 8, 4);
+    std::memcpy(&n_vocab, bytes.data() + 12, 4);
+    std::memcpy(&n_chunk, bytes.data() + 16, 4);
+    if (n_ctx < 2 || n_vocab <= 0 || n_chunk <= 0)
+      throw_error("{}: offset 8: invalid header n_ctx {}, n_vocab {}, n_chunk {}", name, n_ctx,
+                  n_vocab, n_chunk);
+    const uint64_t n_tok = checked_mul(uint64_t(n_ctx), uint64_t(n_chunk), name);
+    const uint64_t per_chunk = checked_mul(uint64_t(records_per_chunk(n_ctx)),
+                                           uint64_t(record_u16(n_vocab)) * 2, name);
+    const uint64_t need =
+        checked_add(20 + n_tok * 4, checked_mul(per_chunk, uint64_t(n_chunk), name), name);
+    if (bytes.size() < need)
+      throw_error("{}: truncated: {} chunks of {} tokens x {} vocab need {} bytes, file has {}",
+                  name, n_chunk, n_ctx, n_vocab, need, bytes.size());
+    tokens = reinterpret_cast<const int32_t*>(bytes.data() + 20);
+    data = reinterpret_cast<const uint16_t*>(bytes.data() + 20 + n_tok * 4);
+    for (uint64_t i = 0; i < n_tok; ++i)
+      if (tokens[i] < 0 || tokens[i] >= n_vocab)
+        throw_error("{}: offset {}: token id {} outside the vocabulary of {}", name, 20 + 4 * i,
+                    tokens[i], n_vocab);
+  }
 };
 
-LogitsFile::LogitsFile() = default;
+LogitsFile::LogitsFile() : impl_(std::make_unique<Impl>()) {}
 LogitsFile::~LogitsFile() = default;
 
 std::unique_ptr<LogitsFile> LogitsFile::open(const std::string& path) {
   std::unique_ptr<LogitsFile> f(new LogitsFile());
-  f->impl_ = std::make_unique<Impl>(Impl{MappedFile(path)});
-  Impl& s = *f->impl_;
-  const auto bytes = s.map.bytes();
-  if (bytes.size() < 20 || std::memcmp(bytes.data(), kMagic, 8) != 0)
-    throw_error("{}: not a logits file (expected the magic \"_logits_\" at offset 0)", path);
-  std::memcpy(&s.n_ctx, bytes.data() + 8, 4);
-  std::memcpy(&s.n_vocab, bytes.data() + 12, 4);
-  std::memcpy(&s.n_chunk, bytes.data() + 16, 4);
-  if (s.n_ctx < 2 || s.n_vocab <= 0 || s.n_chunk <= 0)
-    throw_error("{}: offset 8: invalid header n_ctx {}, n_vocab {}, n_chunk {}", path, s.n_ctx,
-                s.n_vocab, s.n_chunk);
-  const uint64_t n_tok = checked_mul(uint64_t(s.n_ctx), uint64_t(s.n_chunk), path);
-  const uint64_t per_chunk = checked_mul(uint64_t(records_per_chunk(s.n_ctx)),
-                                         uint64_t(record_u16(s.n_vocab)) * 2, path);
-  const uint64_t need =
-      checked_add(20 + n_tok * 4, checked_mul(per_chunk, uint64_t(s.n_chunk), path), path);
-  if (bytes.size() < need)
-    throw_error("{}: truncated: {} chunks of {} tokens x {} vocab need {} bytes, file has {}", path,
-                s.n_chunk, s.n_ctx, s.n_vocab, need, bytes.size());
-  s.tokens = reinterpret_cast<const int32_t*>(bytes.data() + 20);
-  s.data = reinterpret_cast<const uint16_t*>(bytes.data() + 20 + n_tok * 4);
-  for (uint64_t i = 0; i < n_tok; ++i)
-    if (s.tokens[i] < 0 || s.tokens[i] >= s.n_vocab)
-      throw_error("{}: offset {}: token id {} outside the vocabulary of {}", path, 20 + 4 * i,
-                  s.tokens[i], s.n_vocab);
+  f->impl_->map.emplace(path);
+  f->impl_->parse(f->impl_->map->bytes(), path);
+  return f;
+}
+
+std::unique_ptr<LogitsFile> LogitsFile::compute(model::Session& session,
+                                                std::span<const int32_t> tokens,
+                                                const ChunkOptions& options) {
+  ChunkOptions o = options;
+  o.first = o.n_ctx / 2;
+  o.all_logits = false;
+  o.n_chunks = chunk_count(int64_t(tokens.size()), o);
+  const int32_t n_ctx = int32_t(o.n_ctx), n_chunk = int32_t(o.n_chunks);
+  const int32_t n_vocab = int32_t(session.model().config().n_vocab);
+  const size_t n_tok = size_t(n_ctx) * size_t(n_chunk);
+  const size_t chunk_u16 = size_t(records_per_chunk(n_ctx) * record_u16(n_vocab));
+  std::unique_ptr<LogitsFile> f(new LogitsFile());
+  std::vector<uint8_t>& b = f->impl_->owned;
+  b.resize(20 + n_tok * 4 + size_t(n_chunk) * chunk_u16 * 2);
+  std::memcpy(b.data(), kMagic, 8);
+  std::memcpy(b.data() + 8, &n_ctx, 4);
+  std::memcpy(b.data() + 12, &n_vocab, 4);
+  std::memcpy(b.data() + 16, &n_chunk, 4);
+  std::memcpy(b.data() + 20, tokens.data(), n_tok * 4);
+  auto* records = reinterpret_cast<uint16_t*>(b.data() + 20 + n_tok * 4);
+  perplexity(session, tokens.first(n_tok), o, [&](const ChunkView& c) {
+    compress_chunk(c, n_ctx, n_vocab, records + size_t(c.index) * chunk_u16);
+  });
+  f->impl_->parse(b, "computed base logits");
   return f;
 }
 

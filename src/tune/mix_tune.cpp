@@ -4,7 +4,6 @@
 #include "imq/mix_tune.h"
 
 #include <algorithm>
-#include <cmath>
 #include <limits>
 #include <map>
 #include <regex>
@@ -58,55 +57,12 @@ bool fixed_by_user(const quantize::Options& opt, const std::string& name, bool t
   return (name == "output.weight" || (tied && is_tok)) && opt.output_tensor_type.has_value();
 }
 
-// Base log-probabilities of the calibration chunks and the KLD of the model's current weights.
-class KldProbe {
- public:
-  KldProbe(model::Model& m, std::span<const int32_t> tokens, const eval::ChunkOptions& co,
-           const model::SessionOptions& so)
-      : session_(m, so), tokens_(tokens), co_(co), n_vocab_(m.config().n_vocab) {
-    eval::perplexity(session_, tokens_, co_, [&](const eval::ChunkView& c) {
-      for (int64_t pos = c.first; pos < c.n_ctx - 1; ++pos) {
-        const float* row = c.logits + size_t(pos - c.logits_from) * size_t(n_vocab_);
-        const size_t at = base_.size();
-        base_.resize(at + size_t(n_vocab_));
-        log_softmax(row, base_.data() + at);
-      }
-    });
-  }
-
-  // Mean KLD(base || current) over the scored positions.
-  double measure() {
-    std::vector<float> lq = std::vector<float>(size_t(n_vocab_));
-    double sum = 0;
-    size_t row_index = 0;
-    eval::perplexity(session_, tokens_, co_, [&](const eval::ChunkView& c) {
-      for (int64_t pos = c.first; pos < c.n_ctx - 1; ++pos, ++row_index) {
-        log_softmax(c.logits + size_t(pos - c.logits_from) * size_t(n_vocab_), lq.data());
-        const float* lp = base_.data() + row_index * size_t(n_vocab_);
-        double kld = 0;
-        for (int64_t i = 0; i < n_vocab_; ++i) kld += std::exp(double(lp[i])) * (double(lp[i]) - lq[size_t(i)]);
-        sum += std::max(0.0, kld);
-      }
-    });
-    if (row_index == 0) throw_error("no scored positions in the calibration chunks");
-    return sum / double(row_index);
-  }
-
- private:
-  void log_softmax(const float* x, float* out) const {
-    const float mx = *std::max_element(x, x + n_vocab_);
-    double z = 0;
-    for (int64_t i = 0; i < n_vocab_; ++i) z += std::exp(double(x[i] - mx));
-    const double lz = std::log(z) + mx;
-    for (int64_t i = 0; i < n_vocab_; ++i) out[i] = float(double(x[i]) - lz);
-  }
-
-  model::Session session_;
-  std::span<const int32_t> tokens_;
-  eval::ChunkOptions co_;
-  int64_t n_vocab_;
-  std::vector<float> base_;  // [scored positions, n_vocab]
-};
+// Mean KL divergence of the model's current weights against the base logits (eval's KLD).
+double mean_kld(model::Session& session, const eval::LogitsFile& base, const eval::ChunkOptions& co) {
+  const eval::KldTotals t = eval::kl_divergence(session, base, co).totals;
+  if (t.count == 0) throw_error("no scored positions in the calibration chunks");
+  return t.sum_kld / double(t.count);
+}
 
 // Multiple-choice knapsack: one candidate per group, sum of KLD minimal, bytes <= budget.
 // Bytes are counted in units rounded up, so the answer never exceeds the budget.
@@ -162,7 +118,8 @@ MixTuneResult tune_mix(const std::string& model_path, const quantize::Options& o
   so.n_threads = tune.n_threads;
   say(fmt::format("tune: {} calibration chunks of {} tokens, KL divergence of positions {}..{}",
                   co.n_chunks, co.n_ctx, co.n_ctx / 2, co.n_ctx - 2));
-  KldProbe probe(*model, tokens, co, so);
+  model::Session session(*model, so);
+  const auto base = eval::LogitsFile::compute(session, tokens, co);
 
   // Groups of tunable tensors, in output order.
   MixTuneResult r;
@@ -185,7 +142,7 @@ MixTuneResult tune_mix(const std::string& model_path, const quantize::Options& o
     for (const auto& [name, type] : types)
       model->replace_weight(name, type, quantize::quantize_tensor(file, *by_name.at(name), type,
                                                                   options.search, tune.n_threads));
-    const double kld = probe.measure();
+    const double kld = mean_kld(session, *base, co);
     for (const auto& [name, type] : types) model->replace_weight(name, 0, {});
     return kld;
   };

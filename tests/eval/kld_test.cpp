@@ -10,6 +10,8 @@
 #include "common/llama_reference.h"
 #include "imq/eval.h"
 #include "imq/error.h"
+#include "imq/model.h"
+#include "imq/tokenizer.h"
 #include "test_util.h"
 
 namespace imq {
@@ -125,6 +127,50 @@ TEST(KlDivergence, ModelAgainstItselfOnSyntheticModel) {
   EXPECT_NEAR(s.at("Mean PPL(Q)"), ppl, 1e-3 * ppl);
   EXPECT_NEAR(s.at("Mean PPL(base)"), ppl, 2e-3 * ppl);
   EXPECT_EQ(test::kld_table(r.out).size(), 4u);
+}
+
+// LogitsFile::compute holds what --kl-divergence-base writes, record for record.
+TEST(KlDivergence, ComputedBaseEqualsTheWrittenFile) {
+  test::TempDir d;
+  const auto path = d.file("m.gguf");
+  model::SynthOptions o;
+  o.n_embd = 32, o.n_layer = 1, o.n_head = 2, o.n_head_kv = 1, o.n_ff = 48, o.n_vocab = 301;
+  model::write_synthetic_model(o, path);
+  const auto text = d.file("t.txt");
+  {
+    std::ofstream f(text);
+    for (int i = 0; i < 60; ++i) f << "a red riding cloak in the village " << i << "\n";
+  }
+  const auto file = d.file("base.kld");
+  auto r = test::run_imq("perplexity -m " + path + " -f " + text + " -c 64 --chunks 3 -t 2 --kl-divergence-base " + file);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const auto written = eval::LogitsFile::open(file);
+
+  auto m = model::Model::load(path);
+  auto tok = load_tokenizer(m->file());
+  std::ifstream in(text);
+  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  s.pop_back();  // the CLI drops one trailing newline, as llama.cpp does
+  const auto tokens = tok->encode(s, true, false);
+  model::SessionOptions so;
+  so.n_ctx = 64, so.n_threads = 2;
+  model::Session session(*m, so);
+  eval::ChunkOptions co;
+  co.n_ctx = 64, co.n_chunks = 3, co.bos = tok->add_bos() ? tok->bos() : -1;
+  const auto computed = eval::LogitsFile::compute(session, tokens, co);
+
+  ASSERT_EQ(computed->n_ctx(), written->n_ctx());
+  ASSERT_EQ(computed->n_vocab(), written->n_vocab());
+  ASSERT_EQ(computed->n_chunk(), 3);
+  ASSERT_EQ(written->n_chunk(), 3);
+  EXPECT_TRUE(std::equal(computed->tokens().begin(), computed->tokens().end(), written->tokens().begin()));
+  const size_t chunk_u16 = size_t(64 - 1 - 32) * (302 + 4);
+  for (int32_t c = 0; c < 3; ++c)
+    EXPECT_EQ(std::memcmp(computed->chunk(c), written->chunk(c), chunk_u16 * 2), 0) << "chunk " << c;
+  // Against itself: KLD 0.
+  const auto self = eval::kl_divergence(session, *computed, co).totals;
+  EXPECT_EQ(self.count, 3 * 31);
+  EXPECT_NEAR(self.sum_kld / double(self.count), 0.0, 2e-6);
 }
 
 // The chunk loop imatrix collection uses: all logits requested, same scores, logits from 0.
