@@ -91,6 +91,8 @@ struct TensorPlan {
   uint32_t dst_type = 0;
   bool quantize = false;            // dst differs from src: rows go through a codec
   std::optional<uint32_t> fallback_from;  // the rule's type when the shape forced another
+  bool type_forced = false;         // from --tensor-type / --output-tensor-type /
+                                    // --token-embedding-type rather than the mix rule
   ImportanceUse importance_use = ImportanceUse::kNone;
   std::vector<float> importance;    // ne0 * ne2 weights when kUsed (expert e: slice e*ne0)
   uint64_t src_bytes = 0;

@@ -42,6 +42,7 @@ std::string truncate(std::string s, size_t n) {
 struct Choice {
   uint32_t type;
   std::optional<uint32_t> fallback_from;
+  bool forced = false;  // given by the user, not by the mix rule
 };
 
 using Overrides = std::vector<std::pair<std::regex, uint32_t>>;
@@ -52,9 +53,9 @@ Choice choose_type(const ModelInfo& m, MixState& st, const Options& opt, const F
   // Forced types apply before any rule and bypass the shape fallback. With tied embeddings
   // token_embd follows --output-tensor-type unless --token-embedding-type is given.
   const bool is_tok = name == "token_embd.weight" || name == "per_layer_token_embd.weight";
-  if (is_tok && opt.token_embedding_type) return {*opt.token_embedding_type, std::nullopt};
+  if (is_tok && opt.token_embedding_type) return {*opt.token_embedding_type, std::nullopt, true};
   const bool is_out = name == "output.weight" || (!m.has_output && name == "token_embd.weight");
-  if (is_out && opt.output_tensor_type) return {*opt.output_tensor_type, std::nullopt};
+  if (is_out && opt.output_tensor_type) return {*opt.output_tensor_type, std::nullopt, true};
 
   uint32_t type = ft.default_type;
   if (!is_quantized_type(ft.default_type)) return {type, std::nullopt};
@@ -62,13 +63,14 @@ Choice choose_type(const ModelInfo& m, MixState& st, const Options& opt, const F
   // not advance for this tensor, as in llama-quantize); the shape fallback still applies.
   auto manual = std::find_if(overrides.begin(), overrides.end(),
                              [&](const auto& o) { return std::regex_search(name, o.first); });
-  if (manual != overrides.end())
+  const bool forced = manual != overrides.end();
+  if (forced)
     type = manual->second;
   else if (!opt.pure)
     type = mix_type(m, st, ft.ftype, has_imatrix, name, t.ne[0], type);
   const uint32_t fitted = shape_fallback(name, t.ne[0], type);
-  if (fitted != type) return {fitted, type};
-  return {type, std::nullopt};
+  if (fitted != type) return {fitted, type, forced};
+  return {type, std::nullopt, forced};
 }
 
 void set_kv(std::vector<gguf::KeyValue>& kvs, std::string key, gguf::Value v) {
@@ -178,6 +180,7 @@ Plan make_plan(const gguf::File& model, const Options& opt) {
       Choice c = choose_type(info, state, opt, plan.ftype, has_imatrix, overrides, t);
       tp.dst_type = c.type;
       tp.fallback_from = c.fallback_from;
+      tp.type_forced = c.forced;
       if (c.fallback_from) ++plan.n_fallback;
       tp.quantize = tp.dst_type != tp.src_type;
     }

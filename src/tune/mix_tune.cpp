@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <limits>
 #include <map>
-#include <regex>
 
 #include <fmt/format.h>
 
@@ -46,15 +45,6 @@ std::string regex_escape(const std::string& s) {
     out += c;
   }
   return out;
-}
-
-// True when the user fixed this tensor's type (--tensor-type, --output-tensor-type, ...).
-bool fixed_by_user(const quantize::Options& opt, const std::string& name, bool tied) {
-  for (const auto& o : opt.tensor_types)
-    if (std::regex_search(name, std::regex(o.pattern))) return true;
-  const bool is_tok = name == "token_embd.weight";
-  if (is_tok && opt.token_embedding_type) return true;
-  return (name == "output.weight" || (tied && is_tok)) && opt.output_tensor_type.has_value();
 }
 
 // Mean KL divergence of the model's current weights against the base logits (eval's KLD).
@@ -106,7 +96,6 @@ MixTuneResult tune_mix(const std::string& model_path, const quantize::Options& o
                 standard.ftype.name);
 
   auto model = model::Model::load(model_path);
-  const bool tied = model->config().tied_output;
   eval::ChunkOptions co;
   co.n_ctx = tune.n_ctx > 0 ? tune.n_ctx : std::min<int64_t>(512, model->config().n_ctx_train);
   co.n_chunks = tune.n_chunks;
@@ -126,7 +115,7 @@ MixTuneResult tune_mix(const std::string& model_path, const quantize::Options& o
   std::map<std::string, const TensorPlan*> by_name;
   std::map<std::string, size_t> group_of;
   for (const TensorPlan& tp : standard.tensors) {
-    if (!tp.quantize || fixed_by_user(options, tp.name, tied)) continue;
+    if (!tp.quantize || tp.type_forced) continue;
     by_name[tp.name] = &tp;
     const std::string key = tune.granularity == Granularity::kCategory ? kind_of(tp.name) : tp.name;
     auto [it, added] = group_of.emplace(key, r.groups.size());

@@ -49,6 +49,19 @@ TEST(TensorType, FirstMatchReplacesTheMixRule) {
   for (const char* n : {"blk.0.ffn_up.weight", "blk.1.ffn_gate.weight"}) EXPECT_EQ(t.at(n), id(G::Q3_K)) << n;
   for (const char* n : {"blk.0.attn_q.weight", "blk.1.ffn_down.weight", "output.weight", "token_embd.weight"})
     EXPECT_EQ(t.at(n), mix.at(n)) << n;
+  // The plan says which types the user forced (the tuner leaves those alone).
+  for (const auto& tp : plan.tensors) {
+    const bool manual = tp.name.find("attn_v") != std::string::npos ||
+                        tp.name.find("ffn_up") != std::string::npos ||
+                        tp.name.find("ffn_gate") != std::string::npos;
+    EXPECT_EQ(tp.type_forced, manual) << tp.name;
+  }
+  Options out = opt;
+  out.output_tensor_type = id(G::Q8_0);
+  for (const auto& tp : make_plan(file, out).tensors)
+    if (tp.name == "output.weight" || tp.name == "token_embd.weight") {
+      EXPECT_EQ(tp.type_forced, tp.name == "output.weight") << tp.name;
+    }
   // Sizes follow the new types.
   for (const auto& tp : plan.tensors) {
     if (tp.name == "blk.1.attn_v.weight") {
