@@ -6,13 +6,13 @@
 // file. A whole-mix check on the same text keeps the standard mix when the chosen one is not
 // better there.
 //
-//   tune::MixTuneResult r = tune::tune_mix(model_path, options, tokens, tune_options);
+//   tune::MixTuneResult r = tune::tune_mix(model_path, options, calibration_text, tune_options);
 //   options.tensor_types.insert(options.tensor_types.begin(), r.overrides.begin(), r.overrides.end());
 #pragma once
 #include <cstdint>
 #include <functional>
-#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "imq/quantize.h"
@@ -27,8 +27,8 @@ enum class Granularity {
 struct MixTuneOptions {
   int64_t n_ctx = 0;      // tokens per calibration chunk; 0: min(512, the training context)
   int64_t n_chunks = 8;   // calibration chunks (scored as KL divergence: positions n_ctx/2 ..)
-  int32_t bos = -1;       // >= 0: first token of each chunk (as perplexity does)
   int n_threads = 0;      // <= 0: all hardware threads
+  std::string text_name = "the calibration text";  // in errors (the CLI passes the path)
   Granularity granularity = Granularity::kCategory;
   std::function<void(const std::string&)> log;  // one line per measurement step (optional)
 };
@@ -60,10 +60,11 @@ struct MixTuneResult {
 };
 
 // Tunes the mix of `options` (its TYPE must be a K-quant mix: Q2_K ... Q6_K) for the model at
-// `model_path` on `tokens` (the tokenized calibration text). Tensors forced by --tensor-type,
+// `model_path` on `text` (calibration text, tokenized with the model's vocabulary and chunked
+// as perplexity does). Tensors forced by --tensor-type,
 // --output-tensor-type or --token-embedding-type are left as given. Throws imq::Error.
 MixTuneResult tune_mix(const std::string& model_path, const quantize::Options& options,
-                       std::span<const int32_t> tokens, const MixTuneOptions& tune);
+                       std::string_view text, const MixTuneOptions& tune);
 
 // The overrides as a --tensor-type-file: one PATTERN=TYPE per line, nothing else (llama-quantize
 // reads whitespace-separated entries and knows no comments); empty when kept_standard.

@@ -14,6 +14,7 @@
 #include "imq/eval.h"
 #include "imq/ggml_types.h"
 #include "imq/model.h"
+#include "imq/tokenizer.h"
 
 namespace imq::tune {
 
@@ -84,23 +85,30 @@ std::vector<size_t> choose(const std::vector<GroupResult>& groups, uint64_t budg
 }  // namespace
 
 MixTuneResult tune_mix(const std::string& model_path, const quantize::Options& options,
-                       std::span<const int32_t> tokens, const MixTuneOptions& tune) {
+                       std::string_view text, const MixTuneOptions& tune) {
   auto say = [&](const std::string& s) {
     if (tune.log) tune.log(s);
   };
-  const gguf::File file = gguf::File::open(model_path);
+  auto model = model::Model::load(model_path);
+  const gguf::File& file = model->file();
   const quantize::Plan standard = quantize::make_plan(file, options);
   const uint32_t base_type = standard.ftype.default_type;
   if (std::none_of(std::begin(kLadder), std::end(kLadder) - 1, [&](G t) { return uint32_t(t) == base_type; }))
     throw_error("--tune-mix needs a K-quant mix (Q2_K ... Q6_K and their _S/_M/_L), not {}",
                 standard.ftype.name);
 
-  auto model = model::Model::load(model_path);
+  const auto tokenizer = load_tokenizer(file);
+  const std::vector<int32_t> tokens = tokenizer->encode(text, true, false);
   eval::ChunkOptions co;
-  co.n_ctx = tune.n_ctx > 0 ? tune.n_ctx : std::min<int64_t>(512, model->config().n_ctx_train);
+  const int64_t n_ctx_train = model->config().n_ctx_train;
+  co.n_ctx = tune.n_ctx > 0 ? tune.n_ctx : n_ctx_train > 0 ? std::min<int64_t>(512, n_ctx_train) : 512;
   co.n_chunks = tune.n_chunks;
-  co.bos = tune.bos;
-  co.n_chunks = eval::chunk_count(int64_t(tokens.size()), co);
+  co.bos = tokenizer->add_bos() ? tokenizer->bos() : -1;
+  try {
+    co.n_chunks = eval::chunk_count(int64_t(tokens.size()), co);
+  } catch (const Error& e) {
+    throw_error("{}: {} (--tune-ctx sets the context)", tune.text_name, e.what());
+  }
   model::SessionOptions so;
   so.n_ctx = co.n_ctx;
   so.n_ubatch = co.n_ctx;

@@ -3,6 +3,7 @@
 // (more bits, less KLD at the extremes), and the printed overrides reproduce the file.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <random>
 
@@ -34,6 +35,13 @@ std::vector<int32_t> random_tokens(size_t n, int64_t n_vocab) {
   std::vector<int32_t> t(n);
   for (auto& x : t) x = int32_t(g() % uint32_t(n_vocab));
   return t;
+}
+
+// Calibration text: the synthetic vocabulary is byte-level, so about a token per character.
+std::string calibration_text(size_t n_sentences) {
+  std::string s;
+  for (size_t i = 0; i < n_sentences; ++i) s += "the quick brown fox " + std::to_string(i) + " jumps over the lazy dog. ";
+  return s;
 }
 
 std::vector<float> logits_of(const model::Model& m, const std::vector<int32_t>& tokens) {
@@ -82,8 +90,7 @@ TEST(MixTune, FitsTheBudgetAndMeasuresSensibly) {
     opt.tensor_types = {quantize::parse_tensor_type_override("attn_q=q8_0")};  // fixed by the user
     tune::MixTuneOptions to;
     to.n_ctx = 32, to.n_chunks = 3, to.n_threads = 2;
-    const auto tokens = random_tokens(200, 300);
-    const tune::MixTuneResult r = tune::tune_mix(path, opt, tokens, to);
+    const tune::MixTuneResult r = tune::tune_mix(path, opt, calibration_text(10), to);
 
     ASSERT_FALSE(r.groups.empty());
     EXPECT_LE(r.chosen_bytes, r.budget_bytes);
@@ -129,9 +136,9 @@ TEST(MixTune, RefusesNonKQuantMixesAndShortText) {
   opt.ftype = quantize::FType::Q4_0;
   tune::MixTuneOptions to;
   to.n_ctx = 32, to.n_chunks = 2, to.n_threads = 1;
-  EXPECT_THROW(tune::tune_mix(path, opt, random_tokens(200, 300), to), Error);
+  EXPECT_THROW(tune::tune_mix(path, opt, calibration_text(10), to), Error);
   opt.ftype = quantize::FType::Q4_K_M;
-  EXPECT_THROW(tune::tune_mix(path, opt, random_tokens(40, 300), to), Error);  // < 2 chunks
+  EXPECT_THROW(tune::tune_mix(path, opt, "too short", to), Error);  // < 2 chunks
 }
 
 TEST(MixTune, CommandLineOverridesReproduceTheFile) {
@@ -139,7 +146,7 @@ TEST(MixTune, CommandLineOverridesReproduceTheFile) {
   const std::string path = synth(d);
   {
     std::ofstream f(d.file("calib.txt"));
-    for (int i = 0; i < 60; ++i) f << "the quick brown fox " << i << " jumps over the lazy dog. ";
+    f << calibration_text(60);
   }
   const std::string common = " --tune-ctx 32 --tune-chunks 3 " + path;
   RunResult r = run_imq("quantize --tune-mix " + d.file("calib.txt") + " --tune-save " +
@@ -157,6 +164,15 @@ TEST(MixTune, CommandLineOverridesReproduceTheFile) {
               d.file("again.gguf") + " Q2_K 2");
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_EQ(read_all(d.file("again.gguf")), read_all(d.file("tuned.gguf")));
+  {
+    std::ofstream f(d.file("short.txt"));
+    f << "too short";
+  }
+  r = run_imq("quantize --tune-mix " + d.file("short.txt") + common + " " + d.file("x.gguf") + " Q4_K_M");
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find(d.file("short.txt") + ": the text tokenizes to only"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(d.file("x.gguf")));
   r = run_imq("quantize --tune-mix " + d.file("calib.txt") + common + " " + d.file("x.gguf") + " Q4_0");
   EXPECT_EQ(r.rc, 1);
   EXPECT_NE(r.err.find("K-quant"), std::string::npos) << r.err;

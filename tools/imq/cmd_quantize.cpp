@@ -16,7 +16,6 @@
 #include "imq/ggml_types.h"
 #include "imq/mix_tune.h"
 #include "imq/quantize.h"
-#include "imq/tokenizer.h"
 
 #include "progress.h"
 #include "text_file.h"
@@ -183,16 +182,11 @@ int cmd_quantize(int argc, char** argv) {
     to.n_ctx = tune_ctx;
     to.n_chunks = tune_chunks;
     to.n_threads = n_threads;
+    to.text_name = tune_text;
     to.granularity = tune_per_tensor ? tune::Granularity::kTensor : tune::Granularity::kCategory;
     to.log = [](const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); };
-    std::vector<int32_t> tokens;
-    {
-      auto f = gguf::File::open(input);
-      auto tokenizer = load_tokenizer(f);
-      to.bos = tokenizer->add_bos() ? tokenizer->bos() : -1;
-      tokens = tokenizer->encode(read_text(tune_text, "the calibration text"), true, false);
-    }
-    const tune::MixTuneResult r = tune::tune_mix(input, opt, tokens, to);
+    const tune::MixTuneResult r =
+        tune::tune_mix(input, opt, read_text(tune_text, "the calibration text"), to);
     if (r.kept_standard)
       std::fprintf(stderr, "tune: the tuned mix is not better on the calibration text: keeping %s's rules\n",
                    std::string(ft->name).c_str());
