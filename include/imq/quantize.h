@@ -100,6 +100,8 @@ struct TensorPlan {
   uint64_t offset = 0;              // in the output's data section
 
   int64_t n_elements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
+  // Data size of this tensor stored as `type` (ne0 a multiple of its block size).
+  uint64_t bytes_as(uint32_t type) const;
 };
 
 struct ImatrixSummary {

@@ -16,11 +16,6 @@ namespace {
 
 using G = GgmlType;
 
-uint64_t tensor_bytes(uint32_t type, const int64_t ne[4]) {
-  auto info = ggml_type_info(type);
-  return uint64_t(ne[0] / info->block_size) * info->type_size * uint64_t(ne[1] * ne[2] * ne[3]);
-}
-
 // llama.cpp's weight order: block number (-1 for non-block tensors), then name bytes.
 int block_number(const std::string& name) {
   if (name.rfind("blk.", 0) != 0) return -1;
@@ -127,6 +122,11 @@ void note_q3_hifi_importance(Plan& plan, bool has_imatrix) {
 
 }  // namespace
 
+uint64_t TensorPlan::bytes_as(uint32_t type) const {
+  const auto info = ggml_type_info(type);
+  return uint64_t(ne[0] / info->block_size) * info->type_size * uint64_t(ne[1] * ne[2] * ne[3]);
+}
+
 std::optional<uint32_t> fitted_type(std::string_view name, int64_t ne0, uint32_t type) {
   try {
     return shape_fallback(name, ne0, type);
@@ -204,7 +204,7 @@ Plan make_plan(const gguf::File& model, const Options& opt) {
         plan.warnings.push_back(std::move(msg));
       }
     }
-    tp.dst_bytes = tensor_bytes(tp.dst_type, tp.ne);
+    tp.dst_bytes = tp.bytes_as(tp.dst_type);
     plan.src_bytes += tp.src_bytes;
     plan.dst_bytes += tp.dst_bytes;
     plan.n_elements += tp.n_elements();

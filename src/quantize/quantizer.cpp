@@ -100,8 +100,7 @@ std::vector<uint8_t> quantize_tensor(const gguf::File& model, const TensorPlan& 
                 ggml_type_display_name(tp.src_type));
   const auto rq = make_row_quantizer(search);
   rq->require(type);
-  std::vector<uint8_t> out(size_t(tp.ne[0] / info->block_size) * info->type_size *
-                           size_t(tp.ne[1] * tp.ne[2] * tp.ne[3]));
+  std::vector<uint8_t> out(tp.bytes_as(type));
   ThreadPool pool(n_threads);
   std::vector<std::vector<float>> buffers(size_t(pool.size()));
   convert_tensor(model, tp, *rq, pool, buffers, out.data(), {});

@@ -26,11 +26,6 @@ using G = GgmlType;
 // The types a group may get, cheapest first.
 constexpr G kLadder[] = {G::Q2_K, G::Q3_K, G::Q4_K, G::Q5_K, G::Q6_K, G::Q8_0};
 
-uint64_t bytes_as(const TensorPlan& tp, uint32_t type) {
-  const auto info = ggml_type_info(type);
-  return uint64_t(tp.ne[0] / info->block_size) * info->type_size * uint64_t(tp.ne[1] * tp.ne[2] * tp.ne[3]);
-}
-
 // "blk.3.attn_v.weight" -> "attn_v.weight"; other names unchanged.
 std::string kind_of(const std::string& name) {
   if (name.rfind("blk.", 0) != 0) return name;
@@ -159,7 +154,7 @@ MixTuneResult tune_mix(const std::string& model_path, const quantize::Options& o
           break;
         }
         types[name] = *t;
-        bytes += bytes_as(tp, *t);
+        bytes += tp.bytes_as(*t);
       }
       if (!fits || std::find(seen.begin(), seen.end(), types) != seen.end()) continue;
       seen.push_back(types);
