@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <limits>
 #include <map>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -139,26 +140,29 @@ MixTuneResult tune_mix(const std::string& model_path, const quantize::Options& o
     return kld;
   };
 
+  // The type each tensor of g gets for a ladder type (its shape fallback), nullopt if one
+  // cannot hold it.
+  using Types = std::map<std::string, uint32_t>;
+  auto types_for = [&](const GroupResult& g, uint32_t ladder) -> std::optional<Types> {
+    Types types;
+    for (const auto& name : g.tensors) {
+      const auto t = quantize::fitted_type(name, by_name.at(name)->ne[0], ladder);
+      if (!t) return std::nullopt;
+      types[name] = *t;
+    }
+    return types;
+  };
+
   for (GroupResult& g : r.groups) {
-    std::vector<std::map<std::string, uint32_t>> seen;
+    std::vector<Types> seen;
     std::string line = fmt::format("tune: {:<24}", g.name);
     for (G ladder : kLadder) {
-      std::map<std::string, uint32_t> types;
+      const auto types = types_for(g, uint32_t(ladder));
+      if (!types || std::find(seen.begin(), seen.end(), *types) != seen.end()) continue;
+      seen.push_back(*types);
       uint64_t bytes = 0;
-      bool fits = true;
-      for (const auto& name : g.tensors) {
-        const TensorPlan& tp = *by_name.at(name);
-        auto t = quantize::fitted_type(name, tp.ne[0], uint32_t(ladder));
-        if (!t) {
-          fits = false;
-          break;
-        }
-        types[name] = *t;
-        bytes += tp.bytes_as(*t);
-      }
-      if (!fits || std::find(seen.begin(), seen.end(), types) != seen.end()) continue;
-      seen.push_back(types);
-      const double kld = measure_with(types);
+      for (const auto& [name, t] : *types) bytes += by_name.at(name)->bytes_as(t);
+      const double kld = measure_with(*types);
       g.candidates.push_back({uint32_t(ladder), bytes, kld});
       line += fmt::format(" {}:{:.6f}", ggml_type_info(uint32_t(ladder))->name, kld);
     }
@@ -169,16 +173,13 @@ MixTuneResult tune_mix(const std::string& model_path, const quantize::Options& o
   // Alignment padding may add up to 32 bytes per tensor: keep that much aside.
   const uint64_t slack = 32 * by_name.size();
   const auto picks = choose(r.groups, r.budget_bytes > slack ? r.budget_bytes - slack : 0);
-  std::map<std::string, uint32_t> chosen, standard_types;
+  Types chosen, standard_types;
   for (const auto& [name, tp] : by_name) standard_types[name] = tp->dst_type;
-  if (!picks.empty()) {
-    for (size_t g = 0; g < r.groups.size(); ++g) {
-      GroupResult& gr = r.groups[g];
-      gr.chosen = picks[g];
-      r.chosen_bytes += gr.candidates[gr.chosen].bytes;
-      for (const auto& name : gr.tensors)
-        chosen[name] = *quantize::fitted_type(name, by_name.at(name)->ne[0], gr.candidates[gr.chosen].type);
-    }
+  for (size_t g = 0; g < picks.size(); ++g) {
+    GroupResult& gr = r.groups[g];
+    gr.chosen = picks[g];
+    r.chosen_bytes += gr.candidates[gr.chosen].bytes;
+    chosen.merge(*types_for(gr, gr.candidates[gr.chosen].type));
   }
   r.kld_standard = measure_with(standard_types);
   r.kld_chosen = picks.empty() ? r.kld_standard : measure_with(chosen);

@@ -102,7 +102,7 @@ TEST(MixTune, FitsTheBudgetAndMeasuresSensibly) {
       ASSERT_GE(g.candidates.size(), 2u) << g.name;
       for (size_t c = 1; c < g.candidates.size(); ++c) EXPECT_GT(g.candidates[c].bytes, g.candidates[c - 1].bytes) << g.name;
       EXPECT_GT(g.candidates.front().kld, g.candidates.back().kld) << g.name;
-      EXPECT_GE(g.candidates.back().kld, 0.0);
+      EXPECT_LT(g.candidates.back().kld, 0.1 * g.candidates.front().kld) << g.name;  // Q8_0 vs Q2_K
       budget += g.standard_bytes;
     }
     EXPECT_EQ(budget, r.budget_bytes);
