@@ -44,30 +44,27 @@ std::unique_ptr<Model> Model::load(const std::string& path) {
 }
 
 void Model::replace_weight(std::string_view name, uint32_t type, std::vector<uint8_t> data) {
-  auto views = impl_->views(name);
+  const auto views = impl_->views(name);
   if (views.empty()) throw_error("{}: no weight matrix named {}", impl_->file.path(), name);
   const WeightView& old = *views.front();
-  if (data.empty()) {
-    const gguf::TensorInfo& t = impl_->file.tensor(std::string(name));
-    type = t.type;
-  }
+  const gguf::TensorInfo& t = impl_->file.tensor(name);
+  const bool restore = data.empty();
+  if (restore) type = t.type;
   const quant::Codec* codec = quant::find_codec(type);
-  if (!codec)
-    throw_error("tensor {}: type {} cannot be read", name, ggml_type_display_name(type));
+  if (!codec) throw_error("tensor {}: type {} cannot be read", name, ggml_type_display_name(type));
   const auto info = ggml_type_info(type);
   if (old.ne0 % info->block_size != 0)
     throw_error("tensor {}: row length {} is not a multiple of {}'s block size {}", name, old.ne0,
                 info->name, info->block_size);
   const size_t row_bytes = quant::row_size(*codec, old.ne0);
-  const uint8_t* ptr = nullptr;
-  if (data.empty()) {
+  const uint8_t* ptr = impl_->file.tensor_data(t).data();
+  if (restore) {
     if (auto it = impl_->replaced.find(name); it != impl_->replaced.end()) impl_->replaced.erase(it);
-    ptr = impl_->file.tensor_data(impl_->file.tensor(std::string(name))).data();
   } else {
     const size_t want = row_bytes * size_t(old.ne1 * old.ne2);
     if (data.size() != want)
-      throw_error("tensor {}: {} bytes given, {} as {} needs {}", name, data.size(),
-                  fmt::format("[{}, {}, {}]", old.ne0, old.ne1, old.ne2), info->name, want);
+      throw_error("tensor {}: {} bytes given, {} rows of {} as {} take {}", name, data.size(),
+                  old.ne1 * old.ne2, old.ne0, info->name, want);
     auto& slot = impl_->replaced[std::string(name)];
     slot = std::move(data);
     ptr = slot.data();
