@@ -17,13 +17,6 @@
 namespace imq {
 namespace {
 
-std::vector<int32_t> random_tokens(size_t n, int64_t n_vocab, uint32_t seed) {
-  std::mt19937 g(seed);
-  std::vector<int32_t> t(n);
-  for (auto& x : t) x = int32_t(g() % uint32_t(n_vocab));
-  return t;
-}
-
 std::vector<float> run(const model::Model& m, const std::vector<int32_t>& tokens, int64_t ubatch,
                        int threads, int64_t first_output = 0, MatmulObserver* obs = nullptr,
                        bool ggml_rounding = false) {
@@ -48,7 +41,7 @@ class SynthForward : public ::testing::TestWithParam<test::SynthCase> {
   void SetUp() override {
     path_ = test::write_synth(dir_, GetParam().options);
     model_ = model::Model::load(path_);
-    tokens_ = random_tokens(40, model_->config().n_vocab, 5);
+    tokens_ = test::random_tokens(40, model_->config().n_vocab, 5);
   }
   test::TempDir dir_;
   std::string path_;

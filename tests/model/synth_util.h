@@ -1,6 +1,9 @@
 // Tiny synthetic models for the model tests, written into a temporary directory.
 #pragma once
+#include <cstdint>
+#include <random>
 #include <string>
+#include <vector>
 
 #include "imq/ggml_types.h"
 #include "imq/model.h"
@@ -44,6 +47,14 @@ inline std::string write_synth(const TempDir& d, const model::SynthOptions& o,
   const std::string path = d.file(name);
   model::write_synthetic_model(o, path);
   return path;
+}
+
+// n token ids drawn uniformly from the vocabulary.
+inline std::vector<int32_t> random_tokens(size_t n, int64_t n_vocab, uint32_t seed) {
+  std::mt19937 g(seed);
+  std::vector<int32_t> t(n);
+  for (auto& x : t) x = int32_t(g() % uint32_t(n_vocab));
+  return t;
 }
 
 }  // namespace imq::test

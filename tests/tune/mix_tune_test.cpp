@@ -5,7 +5,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <random>
 
 #include "imq/error.h"
 #include "imq/ggml_types.h"
@@ -13,6 +12,7 @@
 #include "imq/model.h"
 #include "imq/quantize.h"
 #include "model/weights.h"
+#include "model/synth_util.h"
 #include "test_util.h"
 #include "test_util_impl.h"
 
@@ -25,16 +25,7 @@ std::string synth(const TempDir& d, bool moe = false, bool tied = false) {
   model::SynthOptions o;
   o.n_embd = 256, o.n_layer = 2, o.n_head = 4, o.n_head_kv = 2, o.n_ff = 256, o.n_vocab = 300;
   o.moe = moe, o.n_expert = 3, o.n_expert_used = 2, o.tied = tied, o.seed = 5;
-  const std::string path = d.file(std::string("m") + (moe ? "-moe" : "") + (tied ? "-tied" : "") + ".gguf");
-  model::write_synthetic_model(o, path);
-  return path;
-}
-
-std::vector<int32_t> random_tokens(size_t n, int64_t n_vocab) {
-  std::mt19937 g(9);
-  std::vector<int32_t> t(n);
-  for (auto& x : t) x = int32_t(g() % uint32_t(n_vocab));
-  return t;
+  return write_synth(d, o, std::string("m") + (moe ? "-moe" : "") + (tied ? "-tied" : "") + ".gguf");
 }
 
 // Calibration text: the synthetic vocabulary is byte-level, so about a token per character.
@@ -57,7 +48,7 @@ TEST(ReplaceWeight, SwapsAndRestoresExactly) {
   TempDir d;
   const std::string path = synth(d, false, true);
   auto m = model::Model::load(path);
-  const auto tokens = random_tokens(24, m->config().n_vocab);
+  const auto tokens = random_tokens(24, m->config().n_vocab, 9);
   const auto before = logits_of(*m, tokens);
 
   auto file = gguf::File::open(path);
