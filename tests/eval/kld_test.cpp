@@ -97,18 +97,21 @@ TEST(KlDivergence, F16AgainstLlamaBaseFile) {
 namespace imq {
 namespace {
 
-// Without ../shared: a model against its own base logits has KLD 0 and the same top token.
-TEST(KlDivergence, ModelAgainstItselfOnSyntheticModel) {
-  test::TempDir d;
-  const auto model = d.file("m.gguf");
+// A one-layer synthetic model (odd vocabulary of 301) and 60 lines of text to evaluate it on.
+std::pair<std::string, std::string> synth_model_and_text(const test::TempDir& d) {
   model::SynthOptions o;
   o.n_embd = 32, o.n_layer = 1, o.n_head = 2, o.n_head_kv = 1, o.n_ff = 48, o.n_vocab = 301;
-  model::write_synthetic_model(o, model);
-  const auto text = d.file("t.txt");
-  {
-    std::ofstream f(text);
-    for (int i = 0; i < 60; ++i) f << "the little girl wore a red riding cloak in the village " << i << "\n";
-  }
+  model::write_synthetic_model(o, d.file("m.gguf"));
+  std::ofstream f(d.file("t.txt"));
+  for (int i = 0; i < 60; ++i) f << "the little girl wore a red riding cloak in the village " << i << "\n";
+  return {d.file("m.gguf"), d.file("t.txt")};
+}
+
+// Without ../shared: a model against its own base logits has KLD 0 and the same top token,
+// and LogitsFile::compute gives the base file's records in memory.
+TEST(KlDivergence, ModelAgainstItselfOnSyntheticModel) {
+  test::TempDir d;
+  const auto [model, text] = synth_model_and_text(d);
   const auto base = d.file("base.kld");
   auto r = test::run_imq("perplexity -m " + model + " -f " + text + " -c 64 --chunks 4 -t 2 --kl-divergence-base " + base);
   ASSERT_EQ(r.rc, 0) << r.err;
@@ -127,49 +130,26 @@ TEST(KlDivergence, ModelAgainstItselfOnSyntheticModel) {
   EXPECT_NEAR(s.at("Mean PPL(Q)"), ppl, 1e-3 * ppl);
   EXPECT_NEAR(s.at("Mean PPL(base)"), ppl, 2e-3 * ppl);
   EXPECT_EQ(test::kld_table(r.out).size(), 4u);
-}
 
-// LogitsFile::compute holds what --kl-divergence-base writes, record for record.
-TEST(KlDivergence, ComputedBaseEqualsTheWrittenFile) {
-  test::TempDir d;
-  const auto path = d.file("m.gguf");
-  model::SynthOptions o;
-  o.n_embd = 32, o.n_layer = 1, o.n_head = 2, o.n_head_kv = 1, o.n_ff = 48, o.n_vocab = 301;
-  model::write_synthetic_model(o, path);
-  const auto text = d.file("t.txt");
-  {
-    std::ofstream f(text);
-    for (int i = 0; i < 60; ++i) f << "a red riding cloak in the village " << i << "\n";
-  }
-  const auto file = d.file("base.kld");
-  auto r = test::run_imq("perplexity -m " + path + " -f " + text + " -c 64 --chunks 3 -t 2 --kl-divergence-base " + file);
-  ASSERT_EQ(r.rc, 0) << r.err;
-  const auto written = eval::LogitsFile::open(file);
-
-  auto m = model::Model::load(path);
+  // LogitsFile::compute holds what the file holds, record for record, without the file.
+  auto m = model::Model::load(model);
   auto tok = load_tokenizer(m->file());
-  std::ifstream in(text);
-  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  s.pop_back();  // the CLI drops one trailing newline, as llama.cpp does
-  const auto tokens = tok->encode(s, true, false);
+  std::string t = test::read_all(text);
+  t.pop_back();  // the CLI drops one trailing newline, as llama.cpp does
   model::SessionOptions so;
   so.n_ctx = 64, so.n_threads = 2;
   model::Session session(*m, so);
   eval::ChunkOptions co;
-  co.n_ctx = 64, co.n_chunks = 3, co.bos = tok->add_bos() ? tok->bos() : -1;
-  const auto computed = eval::LogitsFile::compute(session, tokens, co);
-
-  ASSERT_EQ(computed->n_ctx(), written->n_ctx());
-  ASSERT_EQ(computed->n_vocab(), written->n_vocab());
-  ASSERT_EQ(computed->n_chunk(), 3);
-  ASSERT_EQ(written->n_chunk(), 3);
-  EXPECT_TRUE(std::equal(computed->tokens().begin(), computed->tokens().end(), written->tokens().begin()));
-  const size_t chunk_u16 = size_t(64 - 1 - 32) * (302 + 4);
-  for (int32_t c = 0; c < 3; ++c)
-    EXPECT_EQ(std::memcmp(computed->chunk(c), written->chunk(c), chunk_u16 * 2), 0) << "chunk " << c;
-  // Against itself: KLD 0.
+  co.n_ctx = 64, co.n_chunks = 4, co.bos = tok->add_bos() ? tok->bos() : -1;
+  const auto computed = eval::LogitsFile::compute(session, tok->encode(t, true, false), co);
+  ASSERT_EQ(computed->n_ctx(), 64);
+  ASSERT_EQ(computed->n_vocab(), 301);
+  ASSERT_EQ(computed->n_chunk(), 4);
+  EXPECT_TRUE(std::equal(computed->tokens().begin(), computed->tokens().end(), f->tokens().begin()));
+  for (int32_t c = 0; c < 4; ++c)
+    EXPECT_EQ(std::memcmp(computed->chunk(c), f->chunk(c), size_t(31 * (302 + 4)) * 2), 0) << "chunk " << c;
   const auto self = eval::kl_divergence(session, *computed, co).totals;
-  EXPECT_EQ(self.count, 3 * 31);
+  EXPECT_EQ(self.count, 4 * 31);
   EXPECT_NEAR(self.sum_kld / double(self.count), 0.0, 2e-6);
 }
 
