@@ -20,7 +20,16 @@ struct ChunkOptions {
   bool all_logits = false;  // logits for every position, so the last layer runs on all tokens
                             // (llama-imatrix); otherwise only positions >= first
   int32_t bos = -1;         // >= 0: the first token of each chunk is replaced by it for evaluation
+  // llama-perplexity's batching (-b, -ub), reproduced because attention's rounding depends on
+  // the micro-batch: n_batch / n_ctx chunks share a batch, whose micro-batches take
+  // n_ubatch / (chunks in the batch) tokens of each (llama.cpp's split_equal). 0: each chunk
+  // in micro-batches of the session's n_ubatch.
+  int64_t n_batch = 0, n_ubatch = 0;
 };
+
+// Rows per micro-batch llama-perplexity gives chunk `index` of n_chunks (see ChunkOptions);
+// 0 when o.n_batch or o.n_ubatch is 0.
+int64_t micro_batch_rows(const ChunkOptions& o, int64_t index, int64_t n_chunks);
 
 // Running totals of the negative log-likelihoods of the scored tokens.
 struct NllTotals {

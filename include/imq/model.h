@@ -79,9 +79,10 @@ struct SessionOptions {
   int n_threads = 0;       // <= 0: hardware concurrency
   // Round as llama.cpp's CPU backend does, so that its perplexity, KL divergence and imatrix
   // values are reproduced: matmul activations converted to the weight type's vec_dot format
-  // (Q8_0, Q8_K, F16, BF16; kernels/activations.h) and keys/values rounded to half as they
-  // enter the cache (llama.cpp's default F16 cache; its prompt-processing flash attention
-  // then works in float, as imq does). false: float throughout (tests of the engine's own
+  // (Q8_0, Q8_K, F16, BF16; kernels/activations.h), keys/values rounded to half as they enter
+  // the cache (llama.cpp's default F16 cache), and where float order matters, ggml's own
+  // arithmetic (kernels/ggml_exact.h: Q5_0/Q8_0 products, odd-length F16 rows, flash
+  // attention's two paths, silu, rope). false: float throughout (tests of the engine's own
   // invariances: thread counts, micro-batches, a naive reference).
   bool ggml_rounding = true;
   // Every position goes through the last layer even when decode asks for the logits of later
@@ -103,6 +104,9 @@ class Session {
   void set_observer(MatmulObserver* observer);
 
   void clear();            // empty the KV cache
+  // Micro-batch size for the following decodes (1 .. options().n_ubatch; 0: n_ubatch). With
+  // ggml rounding, attention's arithmetic depends on it as llama.cpp's does.
+  void set_micro_batch(int64_t rows);
   int64_t n_past() const;  // tokens in the KV cache
 
   // Appends `tokens` at positions n_past() ... and runs the forward pass in micro-batches of

@@ -1,4 +1,5 @@
 // The chunked evaluation loop shared by perplexity, KL divergence and imatrix collection.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -23,6 +24,13 @@ int64_t chunk_count(int64_t n_tokens, const ChunkOptions& o) {
                 o.n_ctx, 2 * o.n_ctx);
   const int64_t whole = n_tokens / o.n_ctx;
   return o.n_chunks < 0 ? whole : std::min(o.n_chunks, whole);
+}
+
+int64_t micro_batch_rows(const ChunkOptions& o, int64_t index, int64_t n_chunks) {
+  if (o.n_batch <= 0 || o.n_ubatch <= 0) return 0;
+  const int64_t n_seq = std::max<int64_t>(1, o.n_batch / o.n_ctx);
+  const int64_t in_batch = std::min(n_seq, n_chunks - index / n_seq * n_seq);
+  return in_batch > 1 ? std::max<int64_t>(1, o.n_ubatch / in_batch) : o.n_ubatch;
 }
 
 double token_nll(const float* logits, int64_t n_vocab, int32_t tok) {
@@ -54,10 +62,10 @@ NllTotals perplexity(model::Session& session, std::span<const int32_t> tokens,
     input.assign(chunk.begin(), chunk.end());
     if (o.bos >= 0) input[0] = o.bos;
     session.clear();
+    session.set_micro_batch(micro_batch_rows(o, i, n_chunks));
     session.decode(input, logits_from, logits);
-    for (const float v : logits)
-      if (!std::isfinite(v)) [[unlikely]] {
-        const size_t at = size_t(&v - logits.data());
+    for (size_t at = 0; at < logits.size(); ++at)
+      if (const float v = logits[at]; !std::isfinite(v)) [[unlikely]] {
         throw_error("chunk {}: logits contain {} (position {}, token {})", i + 1,
                     std::isnan(v) ? "NaN" : "Inf", logits_from + int64_t(at) / n_vocab,
                     int64_t(at) % n_vocab);

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "kernels/ggml_exact.h"
 #include "model/session_impl.h"
 
 namespace imq::model {
@@ -43,7 +44,10 @@ void Session::Impl::ffn_moe(const LayerWeights& L, int64_t n) {
     for (int64_t r = 0; r < m; ++r)
       std::copy_n(xn.data() + M.rows[size_t(r)] * d, d, M.x.data() + r * d);
     matmul({{L.ffn_gate_exps, gate.data()}, {L.ffn_up_exps, up.data()}}, M.x.data(), m, e);
-    swiglu(gate.data(), up.data(), m * n_ff, gate.data());
+    if (opt.ggml_rounding)
+      kernels::ggml::swiglu(gate.data(), up.data(), m, n_ff, gate.data());
+    else
+      swiglu(gate.data(), up.data(), m * n_ff, gate.data());
     matmul(L.ffn_down_exps, gate.data(), m, M.out.data(), e);
     for (int64_t r = 0; r < m; ++r) {
       const int64_t t = M.rows[size_t(r)], s = M.slots[size_t(r)];

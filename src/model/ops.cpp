@@ -91,7 +91,7 @@ void RopeTable::compute(int64_t p0, int64_t n) {
   }
 }
 
-void RopeTable::apply(float* x, int64_t n, int64_t n_heads, int64_t stride) const {
+void RopeTable::apply(float* x, int64_t n, int64_t n_heads, int64_t stride, bool fused) const {
   const int64_t half = c_.n_rot / 2, hd = c_.head_dim;
   const bool neox = c_.rope_type == RopeType::Neox;
   for (int64_t t = 0; t < n; ++t) {
@@ -102,8 +102,13 @@ void RopeTable::apply(float* x, int64_t n, int64_t n_heads, int64_t stride) cons
       for (int64_t i = 0; i < half; ++i) {
         const int64_t a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
         const float x0 = v[a], x1 = v[b];
-        v[a] = x0 * cs[i] - x1 * sn[i];
-        v[b] = x0 * sn[i] + x1 * cs[i];
+        if (fused) {
+          v[a] = std::fma(x0, cs[i], -(x1 * sn[i]));
+          v[b] = std::fma(x0, sn[i], x1 * cs[i]);
+        } else {
+          v[a] = x0 * cs[i] - x1 * sn[i];
+          v[b] = x0 * sn[i] + x1 * cs[i];
+        }
       }
     }
   }

@@ -26,7 +26,9 @@ class RopeTable {
   void compute(int64_t p0, int64_t n);
   // Rotates n rows of `n_heads` heads of head_dim values each (row stride `stride` floats)
   // whose positions are the ones last computed.
-  void apply(float* x, int64_t n, int64_t n_heads, int64_t stride) const;
+  // fused: x0·cos − x1·sin as fma(x0, cos, −(x1·sin)) and x0·sin + x1·cos as
+  // fma(x0, sin, x1·cos), as GCC contracts ggml's rope (llama.cpp's CPU backend).
+  void apply(float* x, int64_t n, int64_t n_heads, int64_t stride, bool fused = false) const;
 
  private:
   const Config& c_;

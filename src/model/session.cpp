@@ -4,6 +4,7 @@
 
 #include "imq/error.h"
 #include "kernels/activations.h"
+#include "kernels/ggml_exact.h"
 #include "model/session_impl.h"
 
 namespace imq::model {
@@ -28,6 +29,7 @@ Session::Impl::Impl(const Model& m, const SessionOptions& o)
   if (opt.n_ctx <= 0) throw_error("context size must be positive, got {}", opt.n_ctx);
   if (opt.n_ubatch <= 0) throw_error("micro-batch size must be positive, got {}", opt.n_ubatch);
   const int64_t nu = opt.n_ubatch;
+  micro_batch = nu;
   kv.n_ctx = opt.n_ctx;
   kv.row = c.n_embd_kv();
   kv.k = buffer<float>(c.n_layer * opt.n_ctx, kv.row);
@@ -66,16 +68,22 @@ void Session::Impl::matmul(std::initializer_list<Product> products, const float*
       MatmulEvent e{wt.name, wt.ne0, n, in, expert, expert >= 0 ? int32_t(c.n_expert) : 0};
       observer->on_matmul(e);
     }
+    const kernels::WeightView view = expert >= 0 ? wt.expert(expert) : wt;
+    if (opt.ggml_rounding && kernels::ggml::exact_q8_0_weight(wt.type)) {
+      kernels::ggml::matmul_q8_0(view, in, n, p.y, mm_ctx);
+      continue;
+    }
+    if (opt.ggml_rounding && kernels::ggml::exact_f16_weight(wt.type, wt.ne0)) {
+      kernels::ggml::matmul_f16(view, in, n, p.y, mm_ctx);
+      continue;
+    }
     const float* x = in;
     if (const auto f = kernels::activation_format(wt.type); opt.ggml_rounding && f != kernels::ActFormat::F32) {
       if (f != rounded_as) kernels::round_activations(f, in, n, wt.ne0, act.data());
       rounded_as = f;
       x = act.data();
     }
-    if (expert >= 0)
-      kernels::matmul(wt.expert(expert), x, n, p.y, mm_ctx);
-    else
-      kernels::matmul(wt, x, n, p.y, mm_ctx);
+    kernels::matmul(view, x, n, p.y, mm_ctx);
   }
 }
 
@@ -134,13 +142,18 @@ void Session::Impl::attention_block(const LayerWeights& L, int64_t il, int64_t n
   add_bias(q.data(), n, L.bq);
   add_bias(k_new, n, L.bk);
   add_bias(v_new, n, L.bv);
-  rope.apply(q.data(), n, c.n_head, n_q);
-  rope.apply(k_new, n, c.n_head_kv, n_kv);
+  rope.apply(q.data(), n, c.n_head, n_q, opt.ggml_rounding);
+  rope.apply(k_new, n, c.n_head_kv, n_kv, opt.ggml_rounding);
   if (opt.ggml_rounding) {
     kernels::round_activations(kernels::ActFormat::F16, k_new, n, n_kv, k_new);
     kernels::round_activations(kernels::ActFormat::F16, v_new, n, n_kv, v_new);
   }
-  model::attention(c, q.data(), kc, vc, n_past, n, attn.data(), pool, attn_scratch);
+  if (opt.ggml_rounding) {
+    const kernels::ggml::AttentionShape shape{c.n_head, c.n_head / c.n_head_kv, c.head_dim, n_q, n_kv};
+    kernels::ggml::attention(shape, q.data(), kc, vc, n_past, n, attn.data(), pool);
+  } else {
+    model::attention(c, q.data(), kc, vc, n_past, n, attn.data(), pool, attn_scratch);
+  }
   matmul(L.wo, attn.data(), n, proj.data());
   add_bias(proj.data(), n, L.bo);
   for (int64_t i = 0; i < n * d; ++i) x[size_t(i)] += proj[size_t(i)];
@@ -148,7 +161,10 @@ void Session::Impl::attention_block(const LayerWeights& L, int64_t il, int64_t n
 
 void Session::Impl::ffn_dense(const LayerWeights& L, int64_t n) {
   matmul({{L.ffn_gate, gate.data()}, {L.ffn_up, up.data()}}, xn.data(), n);
-  swiglu(gate.data(), up.data(), n * c.n_ff, gate.data());
+  if (opt.ggml_rounding)
+    kernels::ggml::swiglu(gate.data(), up.data(), n, c.n_ff, gate.data());
+  else
+    swiglu(gate.data(), up.data(), n * c.n_ff, gate.data());
   matmul(L.ffn_down, gate.data(), n, proj.data());
 }
 
@@ -162,6 +178,9 @@ const Model& Session::model() const { return impl_->model; }
 const SessionOptions& Session::options() const { return impl_->opt; }
 void Session::set_observer(MatmulObserver* observer) { impl_->observer = observer; }
 void Session::clear() { impl_->n_past = 0; }
+void Session::set_micro_batch(int64_t rows) {
+  impl_->micro_batch = rows <= 0 ? impl_->opt.n_ubatch : std::min(rows, impl_->opt.n_ubatch);
+}
 int64_t Session::n_past() const { return impl_->n_past; }
 
 void Session::decode(std::span<const int32_t> tokens, int64_t first_output, std::span<float> logits) {
@@ -175,8 +194,8 @@ void Session::decode(std::span<const int32_t> tokens, int64_t first_output, std:
   if (int64_t(logits.size()) < (n - first_output) * n_vocab)
     throw_error("logits buffer holds {} floats, {} rows of {} needed", logits.size(),
                 n - first_output, n_vocab);
-  for (int64_t b = 0; b < n; b += s.opt.n_ubatch) {
-    const int64_t m = std::min(s.opt.n_ubatch, n - b);
+  for (int64_t b = 0; b < n; b += s.micro_batch) {
+    const int64_t m = std::min(s.micro_batch, n - b);
     const int64_t out_from = std::clamp<int64_t>(first_output - b, 0, m);
     float* out = logits.data() + std::max<int64_t>(0, b + out_from - first_output) * n_vocab;
     s.forward(tokens.data() + b, m, out_from, out);

@@ -44,6 +44,7 @@ struct Session::Impl {
   MatmulObserver* observer = nullptr;
   KvCache kv;
   int64_t n_past = 0;
+  int64_t micro_batch = 0;  // rows per forward pass (set_micro_batch; n_ubatch by default)
   RopeTable rope;
 
   std::vector<float> x;       // [nu, n_embd] residual stream

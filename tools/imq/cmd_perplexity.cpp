@@ -35,7 +35,7 @@ int cmd_perplexity(int argc, char** argv) {
   app.add_option("-m,--model", model_path, "model GGUF file")->required();
   app.add_option("-f,--file", text_path, "text file to evaluate");
   app.add_option("-c,--ctx-size", n_ctx, "tokens per chunk (context size)")->capture_default_str();
-  app.add_option("-b,--batch-size", n_batch, "logical batch size (accepted for compatibility)")
+  app.add_option("-b,--batch-size", n_batch, "logical batch size: n_batch / n_ctx chunks per batch, as llama-perplexity (it sets the micro-batches, and so the attention rounding)")
       ->capture_default_str();
   app.add_option("--ubatch-size", n_ubatch, "tokens per forward pass (also -ub)")->capture_default_str();
   app.add_option("--chunks", n_chunks, "most chunks to evaluate (-1: all)")->capture_default_str();
@@ -62,6 +62,8 @@ int cmd_perplexity(int argc, char** argv) {
   opt.n_ctx = n_ctx;
   opt.n_chunks = n_chunks;
   opt.bos = tokenizer->add_bos() ? tokenizer->bos() : -1;
+  opt.n_batch = n_batch;
+  opt.n_ubatch = n_ubatch;
 
   std::unique_ptr<eval::LogitsFile> base;
   std::vector<int32_t> tokens;

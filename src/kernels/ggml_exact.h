@@ -1,0 +1,76 @@
+// Operations computed the way llama.cpp's CPU backend (AVX2 + FMA build) computes them, to the
+// bit, where its rounding moves perplexity and KL divergence: small models whose activations
+// are quantized to Q8_0 are chaotic (one activation rounded the other way changes a chunk's
+// perplexity by up to 1 %), so agreeing to 0.1 % needs the same float operations in the same
+// order. Each function states the arithmetic it performs; docs/DESIGN.md says where it is used.
+// Bit-exactness needs fused multiply-add in the SIMD target (AVX2 and up); other targets give
+// results within a few ulp.
+#pragma once
+#include <cstdint>
+
+#include "core/thread_pool.h"
+#include "kernels/matmul.h"
+
+namespace imq::kernels::ggml {
+
+// ggml's vectorised exp (ggml_v_expf), per lane: z = fma(x, log2 e, 1.5·2²³), n = z − 1.5·2²³,
+// b = x − n·ln2 (two fused steps), a degree-5 polynomial j(b) by fused steps, result
+// fma(2ⁿ, j, 2ⁿ); |n| > 126 scales in two steps, |n| > 192 gives 0 or inf.
+float v_expf(float x);
+// out[i] = v_expf(x[i]) (SIMD; bit-identical to v_expf on FMA targets). out may alias x.
+void v_expf_row(const float* x, int64_t n, float* out);
+
+// ggml_vec_swiglu_f32 on `rows` rows of n_ff: the first n_ff − n_ff mod 8 values of each row are
+// x / (1 + v_expf(−x)) · up (the SIMD silu), the rest x / (1 + expf(−x)) · up. out may alias gate.
+void swiglu(const float* gate, const float* up, int64_t rows, int64_t n_ff, float* out);
+
+// Weights whose product llama.cpp computes from Q8_0-quantized activations with integer block
+// dot products (tinyBLAS and vec_dot agree): Q5_0 and Q8_0 (Q4_0 and IQ4_NL are repacked on
+// AVX2 and keep the float path).
+bool exact_q8_0_weight(uint32_t type);
+// y = x·Wᵀ as ggml: x rounded to Q8_0 codes (d = f16(amax/127), code = round-half-even(x·127/amax));
+// per output, eight float lanes start at 0; for each block of 32, lane t gets
+// fma(d_w·d_x, Σ_{e=4t..4t+3} q_w·q_x, lane_t); the result is ((l0+l4)+(l2+l6))+((l1+l5)+(l3+l7)).
+void matmul_q8_0(const WeightView& w, const float* x, int64_t n, float* y, MatmulContext& ctx);
+
+// F16 weights whose rows are not a multiple of 8 long skip tinyBLAS: ggml_vec_dot_f16 on
+// half-rounded activations (four 8-lane fused-multiply-add accumulators over the first
+// ne0 − ne0 mod 32 values, reduced as ((a0+a2)+(a1+a3)) then lanes (l+l₄) pairwise, the rest
+// added in double).
+bool exact_f16_weight(uint32_t type, int64_t ne0);
+void matmul_f16(const WeightView& w, const float* x, int64_t n, float* y, MatmulContext& ctx);
+
+// Causal attention of one micro-batch as ggml's flash attention (F16 K/V cache, F32 Q):
+// q [n, ldq] (head h at h·hd), k/v caches [p0 + n, ldkv] (kv head g at g·hd) holding
+// half-rounded values; out [n, ldq]. Head h reads kv head h / group.
+struct AttentionShape {
+  int64_t n_head = 0, group = 1, hd = 0, ldq = 0, ldkv = 0;
+};
+// Micro-batches of 64 rows and more take ggml's tiled path (all float: scores as fused chains
+// over the head dimension, online softmax per tile of 64 keys with v_expf, values accumulated
+// by fused chains over the keys); smaller ones its per-row path (Q rounded to half, scores
+// summed in double, values accumulated in half precision key by key).
+bool attention_tiled_path(int64_t n_rows, int64_t hd);
+void attention(const AttentionShape& s, const float* q, const float* k, const float* v, int64_t p0,
+               int64_t n, float* out, ThreadPool& pool);
+
+namespace detail {
+// SIMD pieces (ggml_exact_hwy.cpp) and their scalar references (ggml_exact.cpp).
+// s[j] = chain over d < hd of fma(q[d], kt[d·64 + j], ·) from +0, for j < 64.
+void key_chains(const float* q, const float* kt, int64_t hd, float* s);
+// acc[d] = chain over i < n_keys of fma(p[i], v[i·ldv + d], acc[d]), for d < hd.
+void value_chains(const float* p, const float* v, int64_t ldv, int64_t n_keys, int64_t hd, float* acc);
+// The eight lane accumulators of one Q8_0 product: codes in lane-major blocks (element 4t+r of
+// a block at r·8 + t), scales per block.
+void q8_lanes(const float* wq, const float* wd, const float* xq, const float* xd, int64_t nb,
+              float* lanes);
+namespace ref {
+void key_chains(const float* q, const float* kt, int64_t hd, float* s);
+void value_chains(const float* p, const float* v, int64_t ldv, int64_t n_keys, int64_t hd, float* acc);
+void q8_lanes(const float* wq, const float* wd, const float* xq, const float* xd, int64_t nb,
+              float* lanes);
+void v_expf_row(const float* x, int64_t n, float* out);
+}  // namespace ref
+}  // namespace detail
+
+}  // namespace imq::kernels::ggml
