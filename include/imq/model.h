@@ -104,8 +104,10 @@ class Session {
   void set_observer(MatmulObserver* observer);
 
   void clear();            // empty the KV cache
-  // Micro-batch size for the following decodes (1 .. options().n_ubatch; 0: n_ubatch). With
-  // ggml rounding, attention's arithmetic depends on it as llama.cpp's does.
+  // The micro-batch llama.cpp would use for the following decodes (0: n_ubatch). With ggml
+  // rounding, attention's arithmetic depends on it (below 64 rows ggml takes its per-row
+  // path), so such micro-batches are used as given; otherwise the session keeps its n_ubatch,
+  // which gives the same results faster.
   void set_micro_batch(int64_t rows);
   int64_t n_past() const;  // tokens in the KV cache
 

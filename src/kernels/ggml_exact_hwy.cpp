@@ -22,13 +22,28 @@ namespace hn = hwy::HWY_NAMESPACE;
 // At most 8 lanes: the Q8_0 product has exactly 8 accumulators; chains are per lane anyway.
 using D8 = hn::CappedTag<float, 8>;
 
+// Eight independent chains per pass (one per vector of keys or of head dimensions), so the
+// fused multiply-adds pipeline instead of waiting on each other; each lane's order is unchanged.
 void KeyChains(const float* q, const float* kt, int64_t hd, float* s) {
   const D8 d;
   const int64_t N = int64_t(hn::Lanes(d));
-  for (int64_t j = 0; j < 64; j += N) {
-    auto acc = hn::Zero(d);
-    for (int64_t k = 0; k < hd; ++k) acc = hn::MulAdd(hn::Set(d, q[k]), hn::LoadU(d, kt + k * 64 + j), acc);
-    hn::StoreU(acc, d, s + j);
+  for (int64_t j = 0; j < 64; j += 8 * N) {
+    auto a0 = hn::Zero(d), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    for (int64_t k = 0; k < hd; ++k) {
+      const auto qk = hn::Set(d, q[k]);
+      const float* r = kt + k * 64 + j;
+      a0 = hn::MulAdd(qk, hn::LoadU(d, r), a0);
+      a1 = hn::MulAdd(qk, hn::LoadU(d, r + N), a1);
+      a2 = hn::MulAdd(qk, hn::LoadU(d, r + 2 * N), a2);
+      a3 = hn::MulAdd(qk, hn::LoadU(d, r + 3 * N), a3);
+      a4 = hn::MulAdd(qk, hn::LoadU(d, r + 4 * N), a4);
+      a5 = hn::MulAdd(qk, hn::LoadU(d, r + 5 * N), a5);
+      a6 = hn::MulAdd(qk, hn::LoadU(d, r + 6 * N), a6);
+      a7 = hn::MulAdd(qk, hn::LoadU(d, r + 7 * N), a7);
+    }
+    float* o = s + j;
+    hn::StoreU(a0, d, o); hn::StoreU(a1, d, o + N); hn::StoreU(a2, d, o + 2 * N); hn::StoreU(a3, d, o + 3 * N);
+    hn::StoreU(a4, d, o + 4 * N); hn::StoreU(a5, d, o + 5 * N); hn::StoreU(a6, d, o + 6 * N); hn::StoreU(a7, d, o + 7 * N);
   }
 }
 
@@ -36,6 +51,20 @@ void ValueChains(const float* p, const float* v, int64_t ldv, int64_t n_keys, in
   const D8 d;
   const int64_t N = int64_t(hn::Lanes(d));
   int64_t c = 0;
+  for (; c + 4 * N <= hd; c += 4 * N) {
+    auto a0 = hn::LoadU(d, acc + c), a1 = hn::LoadU(d, acc + c + N), a2 = hn::LoadU(d, acc + c + 2 * N),
+         a3 = hn::LoadU(d, acc + c + 3 * N);
+    for (int64_t i = 0; i < n_keys; ++i) {
+      const auto pi = hn::Set(d, p[i]);
+      const float* r = v + i * ldv + c;
+      a0 = hn::MulAdd(pi, hn::LoadU(d, r), a0);
+      a1 = hn::MulAdd(pi, hn::LoadU(d, r + N), a1);
+      a2 = hn::MulAdd(pi, hn::LoadU(d, r + 2 * N), a2);
+      a3 = hn::MulAdd(pi, hn::LoadU(d, r + 3 * N), a3);
+    }
+    hn::StoreU(a0, d, acc + c); hn::StoreU(a1, d, acc + c + N);
+    hn::StoreU(a2, d, acc + c + 2 * N); hn::StoreU(a3, d, acc + c + 3 * N);
+  }
   for (; c + N <= hd; c += N) {
     auto a = hn::LoadU(d, acc + c);
     for (int64_t i = 0; i < n_keys; ++i) a = hn::MulAdd(hn::Set(d, p[i]), hn::LoadU(d, v + i * ldv + c), a);
@@ -62,7 +91,7 @@ void Q8Lanes(const float* wq, const float* wd, const float* xq, const float* xd,
   }
 }
 
-// v_expf lane by lane (the spec is ggml::v_expf); lanes with |n| > 126 take the scalar code.
+// v_expf lane by lane (the spec is ggml::v_expf).
 void VExpfRow(const float* x, int64_t n, float* out) {
   const D8 d;
   const hn::RebindToSigned<D8> di;
@@ -81,13 +110,20 @@ void VExpfRow(const float* x, int64_t n, float* out) {
         hn::MulAdd(hn::MulAdd(hn::Set(d, 0x1.0e4020p-7f), b, hn::Set(d, 0x1.573e2ep-5f)), u,
                    hn::MulAdd(hn::Set(d, 0x1.555e66p-3f), b, hn::Set(d, 0x1.fffdb6p-2f))),
         u, hn::Mul(hn::Set(d, 0x1.ffffecp-1f), b));
-    if (hn::AllFalse(d, hn::Gt(hn::Abs(nv), hn::Set(d, 126.0f)))) {
-      hn::StoreU(hn::MulAdd(j, k, k), d, out + i);
-    } else {  // out may alias x: keep the inputs
-      float in[8];
-      hn::StoreU(xv, d, in);
-      for (int64_t l = 0; l < N; ++l) out[i + l] = v_expf(in[l]);
+    const auto normal = hn::MulAdd(j, k, k);
+    const auto an = hn::Abs(nv);
+    if (hn::AllFalse(d, hn::Gt(an, hn::Set(d, 126.0f)))) {
+      hn::StoreU(normal, d, out + i);
+      continue;
     }
+    // 2ⁿ out of range: scale in two steps (0 or inf beyond |n| = 192), as ggml does.
+    const auto g = hn::IfThenElseZero(hn::RebindMask(di, hn::Le(nv, hn::Zero(d))),
+                                      hn::Set(di, int32_t(0x82000000u)));
+    const auto s1 = hn::BitCast(d, hn::Add(g, hn::Set(di, 0x7f000000)));
+    const auto s2 = hn::BitCast(d, hn::Sub(e, g));
+    const auto big = hn::IfThenElse(hn::Gt(an, hn::Set(d, 192.0f)), hn::Mul(s1, s1),
+                                    hn::Mul(hn::MulAdd(s2, j, s2), s1));
+    hn::StoreU(hn::IfThenElse(hn::Gt(an, hn::Set(d, 126.0f)), big, normal), d, out + i);
   }
   for (; i < n; ++i) out[i] = v_expf(x[i]);
 }

@@ -179,7 +179,11 @@ const SessionOptions& Session::options() const { return impl_->opt; }
 void Session::set_observer(MatmulObserver* observer) { impl_->observer = observer; }
 void Session::clear() { impl_->n_past = 0; }
 void Session::set_micro_batch(int64_t rows) {
-  impl_->micro_batch = rows <= 0 ? impl_->opt.n_ubatch : std::min(rows, impl_->opt.n_ubatch);
+  Impl& s = *impl_;
+  const int64_t r = rows <= 0 ? s.opt.n_ubatch : std::min(rows, s.opt.n_ubatch);
+  // Only the attention path depends on the row count; larger micro-batches are faster.
+  const bool same = !s.opt.ggml_rounding || kernels::ggml::attention_tiled_path(r, s.c.head_dim);
+  s.micro_batch = same ? s.opt.n_ubatch : r;
 }
 int64_t Session::n_past() const { return impl_->n_past; }
 
