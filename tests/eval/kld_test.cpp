@@ -184,5 +184,21 @@ TEST(Perplexity, AllLogitsGivesTheSameScores) {
   EXPECT_EQ(eval::chunk_count(64, co), 2);
 }
 
+// llama-perplexity's batches: n_batch / n_ctx chunks each, their micro-batches split evenly.
+TEST(Perplexity, MicroBatchesAreLlamaPerplexitys) {
+  eval::ChunkOptions co;
+  EXPECT_EQ(eval::micro_batch_rows(co, 0, 20), 0);  // not asked: the session's own
+  co.n_ctx = 128, co.n_batch = 2048, co.n_ubatch = 512;
+  for (int64_t i : {0, 7, 15}) EXPECT_EQ(eval::micro_batch_rows(co, i, 20), 32) << i;  // 16 chunks
+  for (int64_t i : {16, 19}) EXPECT_EQ(eval::micro_batch_rows(co, i, 20), 128) << i;   // the last 4
+  EXPECT_EQ(eval::micro_batch_rows(co, 16, 17), 512);  // a batch of one chunk
+  co.n_ctx = 512;
+  EXPECT_EQ(eval::micro_batch_rows(co, 0, 8), 128);
+  co.n_ctx = 4096;  // a chunk longer than a batch: micro-batches of n_ubatch
+  EXPECT_EQ(eval::micro_batch_rows(co, 0, 2), 512);
+  co.n_ctx = 128, co.n_ubatch = 8;  // never below one row
+  EXPECT_EQ(eval::micro_batch_rows(co, 0, 16), 1);
+}
+
 }  // namespace
 }  // namespace imq

@@ -1,0 +1,278 @@
+// kernels/ggml_exact.h: the SIMD pieces give the bits of their scalar references, and each
+// operation computes what its comment says (independent transcriptions below), close to the
+// exact value.
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+
+#include "core/fp16.h"
+#include "core/thread_pool.h"
+#include "imq/ggml_types.h"
+#include "imq/quant.h"
+#include "kernels/ggml_exact.h"
+#include "kernels/matmul.h"
+
+namespace imq {
+namespace {
+
+namespace gx = kernels::ggml;
+
+std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 g(seed);
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(g);
+  return v;
+}
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// Bit-exactness of the vector code needs fused multiply-add in the dispatched target.
+bool cpu_has_fma() {
+#if defined(__x86_64__) || defined(__i386__)
+  return __builtin_cpu_supports("fma") && __builtin_cpu_supports("avx2");
+#else
+  return false;
+#endif
+}
+
+TEST(GgmlExact, VectorPiecesGiveTheScalarReferenceBits) {
+  if (!cpu_has_fma()) GTEST_SKIP() << "this CPU has no AVX2+FMA target: results differ by ulps";
+  const auto q = randn(128, 1), kt = randn(128 * 64, 2);
+  for (int64_t hd : {8, 64, 128}) {
+    std::vector<float> s(64), s_ref(64);
+    gx::detail::key_chains(q.data(), kt.data(), hd, s.data());
+    gx::detail::ref::key_chains(q.data(), kt.data(), hd, s_ref.data());
+    EXPECT_TRUE(same_bits(s, s_ref)) << "key chains, hd " << hd;
+  }
+  const auto p = randn(64, 3), v = randn(64 * 200, 4);
+  for (int64_t hd : {8, 36, 64, 128}) {  // 36: vectors of 8 and a scalar tail
+    for (int64_t keys : {1, 17, 64}) {
+      auto acc = randn(size_t(hd), 5), acc_ref = acc;
+      gx::detail::value_chains(p.data(), v.data(), 200, keys, hd, acc.data());
+      gx::detail::ref::value_chains(p.data(), v.data(), 200, keys, hd, acc_ref.data());
+      EXPECT_TRUE(same_bits(acc, acc_ref)) << "value chains, hd " << hd << " keys " << keys;
+    }
+  }
+  std::vector<float> wq(256), xq(256), wd(8), xd(8);
+  std::mt19937 g(6);
+  for (auto& c : wq) c = float(int(g() % 255) - 127);
+  for (auto& c : xq) c = float(int(g() % 255) - 127);
+  for (size_t b = 0; b < 8; ++b) wd[b] = f16_to_f32(f32_to_f16(0.01f * float(b + 1))), xd[b] = f16_to_f32(f32_to_f16(0.003f * float(9 - b)));
+  std::vector<float> lanes(8), lanes_ref(8);
+  gx::detail::q8_lanes(wq.data(), wd.data(), xq.data(), xd.data(), 8, lanes.data());
+  gx::detail::ref::q8_lanes(wq.data(), wd.data(), xq.data(), xd.data(), 8, lanes_ref.data());
+  EXPECT_TRUE(same_bits(lanes, lanes_ref));
+  auto x = randn(1000, 7, 30.0f);
+  const float inf = std::numeric_limits<float>::infinity();
+  for (float special : {-inf, inf, -1000.f, -200.f, -100.f, -87.5f, 0.0f, -0.0f, 88.0f, 88.8f, 100.f}) x.push_back(special);
+  std::vector<float> e(x.size()), e_ref(x.size());
+  gx::v_expf_row(x.data(), int64_t(x.size()), e.data());
+  gx::detail::ref::v_expf_row(x.data(), int64_t(x.size()), e_ref.data());
+  EXPECT_TRUE(same_bits(e, e_ref));
+  gx::v_expf_row(x.data(), int64_t(x.size()), x.data());  // in place, as the attention uses it
+  EXPECT_TRUE(same_bits(x, e_ref));
+}
+
+TEST(GgmlExact, VExpfIsWithinTwoUlpOfExp) {
+  for (float x = -87.0f; x < 88.5f; x += 0.0137f) {
+    const double want = std::exp(double(x));
+    EXPECT_NEAR(gx::v_expf(x), want, 2.5e-7 * want) << x;
+  }
+  EXPECT_EQ(gx::v_expf(-std::numeric_limits<float>::infinity()), 0.0f);
+  EXPECT_EQ(gx::v_expf(-200.0f), 0.0f);
+  EXPECT_EQ(gx::v_expf(100.0f), std::numeric_limits<float>::infinity());
+  EXPECT_EQ(gx::v_expf(0.0f), 1.0f);
+  // Subnormal results go through the two-step scaling: within one subnormal step (1.4e-45).
+  EXPECT_NEAR(gx::v_expf(-100.0f), std::exp(-100.0), 1.5e-45);
+  EXPECT_GT(gx::v_expf(-100.0f), 0.0f);
+}
+
+struct Weight {
+  std::vector<uint8_t> data;
+  kernels::WeightView view;
+};
+
+Weight make_weight(GgmlType type, int64_t ne0, int64_t ne1, uint32_t seed) {
+  Weight w;
+  const quant::Codec& codec = quant::codec(uint32_t(type));
+  const auto wf = randn(size_t(ne0 * ne1), seed, 0.05f);
+  const size_t row = quant::row_size(codec, ne0);
+  w.data.resize(row * size_t(ne1));
+  codec.quantize(wf.data(), w.data.data(), ne1, ne0, nullptr);
+  auto& v = w.view;
+  v.name = "w", v.type = uint32_t(type), v.ne0 = ne0, v.ne1 = ne1;
+  v.data = w.data.data(), v.row_bytes = row, v.codec = &codec;
+  return w;
+}
+
+// The Q8_0 product written from the header's words, independently of the kernel's layout.
+float q8_product_spec(const kernels::WeightView& w, int64_t r, const float* x) {
+  std::vector<float> wr(static_cast<size_t>(w.ne0));
+  kernels::dequantize_rows(w, r, r + 1, wr.data());
+  float l[8] = {};
+  for (int64_t b = 0; b < w.ne0 / 32; ++b) {
+    float amax = 0;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + j]));
+    const float dx = f16_to_f32(f32_to_f16(amax / 127.f));
+    const float id = amax != 0.0f ? 127.f / amax : 0.0f;
+    uint16_t h;
+    std::memcpy(&h, w.row(r) + size_t(b) * (w.row_bytes / size_t(w.ne0 / 32)), 2);
+    const float dw = f16_to_f32(h);
+    for (int t = 0; t < 8; ++t) {
+      int64_t sum = 0;
+      for (int e = 4 * t; e < 4 * t + 4; ++e) {
+        const auto qx = int64_t(std::nearbyint(x[b * 32 + e] * id));  // half to even
+        const auto qw = int64_t(std::lround(wr[size_t(b * 32 + e)] / dw));
+        sum += qx * qw;
+      }
+      l[t] = std::fma(dw * dx, float(sum), l[t]);
+    }
+  }
+  return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+}
+
+TEST(GgmlExact, Q8ProductsFollowTheirSpecAndApproximateTheProduct) {
+  EXPECT_TRUE(gx::exact_q8_0_weight(uint32_t(GgmlType::Q5_0)));
+  EXPECT_TRUE(gx::exact_q8_0_weight(uint32_t(GgmlType::Q8_0)));
+  EXPECT_FALSE(gx::exact_q8_0_weight(uint32_t(GgmlType::Q4_0)));  // repacked on AVX2
+  EXPECT_FALSE(gx::exact_q8_0_weight(uint32_t(GgmlType::Q4_K)));
+  for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q5_0}) {
+    const int64_t ne0 = 96, ne1 = 37, n = 5;
+    const Weight w = make_weight(type, ne0, ne1, 11);
+    auto x = randn(size_t(n * ne0), 12);
+    // A block whose codes hit .5 exactly: amax 127 gives id 1, so 2.5 -> 2 and -3.5 -> -4.
+    x[0] = 127.0f, x[1] = 2.5f, x[2] = -3.5f;
+    for (int threads : {1, 2}) {
+      ThreadPool pool(threads);
+      kernels::MatmulContext ctx(pool, ne0);
+      std::vector<float> y(size_t(n * ne1)), ref(size_t(n * ne1));
+      gx::matmul_q8_0(w.view, x.data(), n, y.data(), ctx);
+      kernels::matmul_ref(w.view, x.data(), n, ref.data());
+      double err = 0, norm = 0;
+      for (int64_t t = 0; t < n; ++t)
+        for (int64_t r = 0; r < ne1; ++r) {
+          const float got = y[size_t(t * ne1 + r)];
+          if (cpu_has_fma()) {
+            ASSERT_EQ(got, q8_product_spec(w.view, r, x.data() + t * ne0)) << t << " " << r;
+          }
+          err += std::pow(got - ref[size_t(t * ne1 + r)], 2), norm += std::pow(ref[size_t(t * ne1 + r)], 2);
+        }
+      EXPECT_LT(std::sqrt(err / norm), 0.02) << ggml_type_display_name(uint32_t(type));
+    }
+  }
+}
+
+TEST(GgmlExact, OddF16RowsFollowVecDotF16) {
+  EXPECT_TRUE(gx::exact_f16_weight(uint32_t(GgmlType::F16), 172));
+  EXPECT_FALSE(gx::exact_f16_weight(uint32_t(GgmlType::F16), 176));  // tinyBLAS
+  const int64_t ne0 = 172, ne1 = 9, n = 3;
+  const Weight w = make_weight(GgmlType::F16, ne0, ne1, 21);
+  const auto x = randn(size_t(n * ne0), 22);
+  ThreadPool pool(2);
+  kernels::MatmulContext ctx(pool, ne0);
+  std::vector<float> y(size_t(n * ne1));
+  gx::matmul_f16(w.view, x.data(), n, y.data(), ctx);
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t r = 0; r < ne1; ++r) {
+      const auto* wr = reinterpret_cast<const uint16_t*>(w.view.row(r));
+      // 160 values in four 8-lane FMA accumulators, the last 12 in double.
+      float acc[4][8] = {};
+      for (int64_t i = 0; i < 160; ++i)
+        acc[(i % 32) / 8][i % 8] = std::fma(f16_to_f32(wr[i]), f16_to_f32(f32_to_f16(x[size_t(t * ne0 + i)])),
+                                            acc[(i % 32) / 8][i % 8]);
+      float a[8];
+      for (int l = 0; l < 8; ++l) a[l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l]);
+      double want = double(((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7])));
+      double exact = 0;
+      for (int64_t i = 0; i < ne0; ++i) {
+        const float xi = f16_to_f32(f32_to_f16(x[size_t(t * ne0 + i)]));
+        if (i >= 160) want += double(f16_to_f32(wr[i]) * xi);
+        exact += double(f16_to_f32(wr[i])) * double(xi);
+      }
+      EXPECT_EQ(y[size_t(t * ne1 + r)], float(want));
+      EXPECT_NEAR(y[size_t(t * ne1 + r)], exact, 1e-5);
+    }
+}
+
+// Causal attention in double, the value both paths approximate.
+std::vector<float> attention_double(const gx::AttentionShape& s, const std::vector<float>& q,
+                                    const std::vector<float>& k, const std::vector<float>& v, int64_t n) {
+  std::vector<float> out(size_t(n * s.ldq));
+  const double scale = 1.0 / std::sqrt(double(s.hd));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t h = 0; h < s.n_head; ++h) {
+      const int64_t g = h / s.group;
+      std::vector<double> w(size_t(i + 1));
+      double mx = -1e300, sum = 0;
+      for (int64_t j = 0; j <= i; ++j) {
+        double d = 0;
+        for (int64_t c = 0; c < s.hd; ++c) d += double(q[size_t(i * s.ldq + h * s.hd + c)]) * k[size_t(j * s.ldkv + g * s.hd + c)];
+        w[size_t(j)] = d * scale, mx = std::max(mx, w[size_t(j)]);
+      }
+      for (auto& e : w) sum += (e = std::exp(e - mx));
+      for (int64_t c = 0; c < s.hd; ++c) {
+        double acc = 0;
+        for (int64_t j = 0; j <= i; ++j) acc += w[size_t(j)] * v[size_t(j * s.ldkv + g * s.hd + c)];
+        out[size_t(i * s.ldq + h * s.hd + c)] = float(acc / sum);
+      }
+    }
+  return out;
+}
+
+TEST(GgmlExact, AttentionPathsApproximateAttentionAndTiledRowsIgnoreTheSplit) {
+  gx::AttentionShape s;
+  s.n_head = 4, s.group = 2, s.hd = 16, s.ldq = 64, s.ldkv = 32;
+  const int64_t n = 160;
+  const auto q = randn(size_t(n * s.ldq), 31, 2.0f);
+  auto k = randn(size_t(n * s.ldkv), 32, 2.0f), v = randn(size_t(n * s.ldkv), 33);
+  for (auto& e : k) e = f16_to_f32(f32_to_f16(e));  // the cache holds half-rounded values
+  for (auto& e : v) e = f16_to_f32(f32_to_f16(e));
+  const auto want = attention_double(s, q, k, v, n);
+  EXPECT_TRUE(gx::attention_tiled_path(64, 16));
+  EXPECT_FALSE(gx::attention_tiled_path(63, 16));
+  EXPECT_FALSE(gx::attention_tiled_path(512, 12));
+  ThreadPool one(1), three(3);
+  std::vector<float> tiled(want.size()), tiled3(want.size()), split(want.size()), rows(want.size());
+  gx::attention(s, q.data(), k.data(), v.data(), 0, n, tiled.data(), one);
+  gx::attention(s, q.data(), k.data(), v.data(), 0, n, tiled3.data(), three);
+  EXPECT_TRUE(same_bits(tiled, tiled3)) << "thread count";
+  // 96 + 64 rows: both tiled, every row the same bits as in one micro-batch.
+  gx::attention(s, q.data(), k.data(), v.data(), 0, 96, split.data(), three);
+  gx::attention(s, q.data() + 96 * s.ldq, k.data(), v.data(), 96, 64, split.data() + 96 * s.ldq, three);
+  EXPECT_TRUE(same_bits(tiled, split)) << "micro-batch split";
+  // Micro-batches of 32 rows take the per-row path (half-precision value accumulators).
+  for (int64_t b = 0; b < n; b += 32)
+    gx::attention(s, q.data() + b * s.ldq, k.data(), v.data(), b, 32, rows.data() + b * s.ldq, three);
+  double e_tiled = 0, e_rows = 0, norm = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    e_tiled = std::max(e_tiled, double(std::fabs(tiled[i] - want[i])));
+    e_rows = std::max(e_rows, double(std::fabs(rows[i] - want[i])));
+    norm = std::max(norm, double(std::fabs(want[i])));
+  }
+  EXPECT_LT(e_tiled, 1e-5 * norm);
+  EXPECT_LT(e_rows, 4e-3 * norm);   // half precision accumulators
+  EXPECT_GT(e_rows, 10 * e_tiled);  // ... which the per-row path does use
+}
+
+TEST(GgmlExact, SwigluUsesVExpfForWholeGroupsOfEight) {
+  const int64_t rows = 2, n_ff = 21;  // 16 through v_expf, 5 through expf per row
+  const auto gate = randn(size_t(rows * n_ff), 41, 3.0f), up = randn(size_t(rows * n_ff), 42);
+  std::vector<float> out(gate.size());
+  gx::swiglu(gate.data(), up.data(), rows, n_ff, out.data());
+  for (int64_t t = 0; t < rows; ++t)
+    for (int64_t i = 0; i < n_ff; ++i) {
+      const float x = gate[size_t(t * n_ff + i)], g = up[size_t(t * n_ff + i)];
+      const float e = i < 16 ? gx::v_expf(-x) : std::exp(-x);
+      EXPECT_EQ(out[size_t(t * n_ff + i)], x / (1.0f + e) * g) << t << " " << i;
+    }
+}
+
+}  // namespace
+}  // namespace imq
