@@ -33,6 +33,23 @@ bool exact_q8_0_weight(uint32_t type);
 // fma(d_w·d_x, Σ_{e=4t..4t+3} q_w·q_x, lane_t); the result is ((l0+l4)+(l2+l6))+((l1+l5)+(l3+l7)).
 void matmul_q8_0(const WeightView& w, const float* x, int64_t n, float* y, MatmulContext& ctx);
 
+// Q4_K and Q6_K weights with Q8_K activations (quantize_row_q8_K: codes of −127/max, d = 1/iscale).
+// Q6_K: ggml_vec_dot_q6_K_q8_K: eight lanes, lane L holding Σ over the eight runs of 32 of
+// scale · Σ_{e=4L..4L+3} q·a (integers), then fma(d_x·d_w, lane, acc_L) per super-block and
+// ggml's horizontal sum. Q4_K with rows of W a multiple of 8 is repacked on AVX2: per output
+// one accumulator, fma(float(Σ scale·dot), d_w·d_x, acc) and the same for the mins, once per
+// super-block (gemv: activation rows outside whole groups of 4, and every expert row) or once
+// per pair of sub-blocks (gemm), result acc − acc_min; other Q4_K rows: ggml_vec_dot_q4_K_q8_K
+// (eight lanes as Q6_K, the mins in four lanes added at the end).
+bool exact_q8_k_weight(uint32_t type);
+void matmul_q8_k(const WeightView& w, const float* x, int64_t n, float* y, MatmulContext& ctx,
+                 bool gemv_only);
+
+// F32 weights with rows a multiple of 8 as tinyBLAS multiplies them: eight FMA lanes over the
+// row, ggml's horizontal sum. Scalar: used for the MoE router, whose last bits choose experts
+// (other F32 products keep SGEMM).
+void matmul_f32_lanes(const WeightView& w, const float* x, int64_t n, float* y);
+
 // F16 weights whose rows are not a multiple of 8 long skip tinyBLAS: ggml_vec_dot_f16 on
 // half-rounded activations (four 8-lane fused-multiply-add accumulators over the first
 // ne0 − ne0 mod 32 values, reduced as ((a0+a2)+(a1+a3)) then lanes (l+l₄) pairwise, the rest
@@ -64,12 +81,21 @@ void value_chains(const float* p, const float* v, int64_t ldv, int64_t n_keys, i
 // a block at r·8 + t), scales per block.
 void q8_lanes(const float* wq, const float* wd, const float* xq, const float* xd, int64_t nb,
               float* lanes);
+// acc[r] = fma(c[r], dw[r]·dt, acc[r]) for r < n (the per-output fused step after an exact
+// integer sum c; dw[r]·dt rounded first).
+void scaled_update(const float* c, const float* dw, float dt, int64_t n, float* acc);
+// The same for a Q4_K pair of sub-blocks, and accm[r] = fma(m0[r]·b0 + m1[r]·b1, dmin[r]·dt, accm[r]).
+void pair_update(const float* c, const float* dw, const float* dmin, const float* m0, const float* m1,
+                 float dt, float b0, float b1, int64_t n, float* acc, float* accm);
 namespace ref {
 void key_chains(const float* q, const float* kt, int64_t hd, float* s);
 void value_chains(const float* p, const float* v, int64_t ldv, int64_t n_keys, int64_t hd, float* acc);
 void q8_lanes(const float* wq, const float* wd, const float* xq, const float* xd, int64_t nb,
               float* lanes);
 void v_expf_row(const float* x, int64_t n, float* out);
+void scaled_update(const float* c, const float* dw, float dt, int64_t n, float* acc);
+void pair_update(const float* c, const float* dw, const float* dmin, const float* m0, const float* m1,
+                 float dt, float b0, float b1, int64_t n, float* acc, float* accm);
 }  // namespace ref
 }  // namespace detail
 

@@ -91,6 +91,30 @@ void Q8Lanes(const float* wq, const float* wd, const float* xq, const float* xd,
   }
 }
 
+void ScaledUpdate(const float* c, const float* dw, float dt, int64_t n, float* acc) {
+  const D8 d;
+  const int64_t N = int64_t(hn::Lanes(d));
+  const auto vdt = hn::Set(d, dt);
+  int64_t r = 0;
+  for (; r + N <= n; r += N)
+    hn::StoreU(hn::MulAdd(hn::LoadU(d, c + r), hn::Mul(hn::LoadU(d, dw + r), vdt), hn::LoadU(d, acc + r)), d, acc + r);
+  if (r < n) detail::ref::scaled_update(c + r, dw + r, dt, n - r, acc + r);
+}
+
+void PairUpdate(const float* c, const float* dw, const float* dmin, const float* m0, const float* m1, float dt,
+                float b0, float b1, int64_t n, float* acc, float* accm) {
+  const D8 d;
+  const int64_t N = int64_t(hn::Lanes(d));
+  const auto vdt = hn::Set(d, dt), vb0 = hn::Set(d, b0), vb1 = hn::Set(d, b1);
+  int64_t r = 0;
+  for (; r + N <= n; r += N) {
+    hn::StoreU(hn::MulAdd(hn::LoadU(d, c + r), hn::Mul(hn::LoadU(d, dw + r), vdt), hn::LoadU(d, acc + r)), d, acc + r);
+    const auto mins = hn::MulAdd(hn::LoadU(d, m1 + r), vb1, hn::Mul(hn::LoadU(d, m0 + r), vb0));  // exact
+    hn::StoreU(hn::MulAdd(mins, hn::Mul(hn::LoadU(d, dmin + r), vdt), hn::LoadU(d, accm + r)), d, accm + r);
+  }
+  if (r < n) detail::ref::pair_update(c + r, dw + r, dmin + r, m0 + r, m1 + r, dt, b0, b1, n - r, acc + r, accm + r);
+}
+
 // v_expf lane by lane (the spec is ggml::v_expf).
 void VExpfRow(const float* x, int64_t n, float* out) {
   const D8 d;
@@ -138,6 +162,8 @@ HWY_EXPORT(KeyChains);
 HWY_EXPORT(ValueChains);
 HWY_EXPORT(Q8Lanes);
 HWY_EXPORT(VExpfRow);
+HWY_EXPORT(ScaledUpdate);
+HWY_EXPORT(PairUpdate);
 
 void v_expf_row(const float* x, int64_t n, float* out) { HWY_DYNAMIC_DISPATCH(VExpfRow)(x, n, out); }
 namespace detail {
@@ -149,6 +175,13 @@ void value_chains(const float* p, const float* v, int64_t ldv, int64_t n_keys, i
 }
 void q8_lanes(const float* wq, const float* wd, const float* xq, const float* xd, int64_t nb, float* lanes) {
   HWY_DYNAMIC_DISPATCH(Q8Lanes)(wq, wd, xq, xd, nb, lanes);
+}
+void scaled_update(const float* c, const float* dw, float dt, int64_t n, float* acc) {
+  HWY_DYNAMIC_DISPATCH(ScaledUpdate)(c, dw, dt, n, acc);
+}
+void pair_update(const float* c, const float* dw, const float* dmin, const float* m0, const float* m1,
+                 float dt, float b0, float b1, int64_t n, float* acc, float* accm) {
+  HWY_DYNAMIC_DISPATCH(PairUpdate)(c, dw, dmin, m0, m1, dt, b0, b1, n, acc, accm);
 }
 }  // namespace detail
 }  // namespace imq::kernels::ggml

@@ -73,6 +73,10 @@ void Session::Impl::matmul(std::initializer_list<Product> products, const float*
       kernels::ggml::matmul_q8_0(view, in, n, p.y, mm_ctx);
       continue;
     }
+    if (opt.ggml_rounding && kernels::ggml::exact_q8_k_weight(wt.type)) {
+      kernels::ggml::matmul_q8_k(view, in, n, p.y, mm_ctx, expert >= 0);
+      continue;
+    }
     if (opt.ggml_rounding && kernels::ggml::exact_f16_weight(wt.type, wt.ne0)) {
       kernels::ggml::matmul_f16(view, in, n, p.y, mm_ctx);
       continue;

@@ -15,6 +15,7 @@
 #include "imq/quant.h"
 #include "kernels/ggml_exact.h"
 #include "kernels/matmul.h"
+#include "quant/kquants/kquants.h"
 
 namespace imq {
 namespace {
@@ -69,6 +70,20 @@ TEST(GgmlExact, VectorPiecesGiveTheScalarReferenceBits) {
   gx::detail::q8_lanes(wq.data(), wd.data(), xq.data(), xd.data(), 8, lanes.data());
   gx::detail::ref::q8_lanes(wq.data(), wd.data(), xq.data(), xd.data(), 8, lanes_ref.data());
   EXPECT_TRUE(same_bits(lanes, lanes_ref));
+  {  // the per-output fused steps after the integer sums (lengths with a scalar tail)
+    // c, m0, m1 hold integers, as in the products (so m0·b0 + m1·b1 is exact in any order).
+    auto c = randn(37, 8, 1000.0f), m0 = randn(37, 11, 30.0f), m1 = randn(37, 12, 30.0f);
+    for (auto* v : {&c, &m0, &m1})
+      for (auto& e : *v) e = std::nearbyint(e);
+    const auto dw = randn(37, 9), dm = randn(37, 10);
+    auto acc = randn(37, 13), accm = randn(37, 14), acc_ref = acc, accm_ref = accm;
+    gx::detail::pair_update(c.data(), dw.data(), dm.data(), m0.data(), m1.data(), 0.37f, 3.0f, -5.0f, 37, acc.data(), accm.data());
+    gx::detail::ref::pair_update(c.data(), dw.data(), dm.data(), m0.data(), m1.data(), 0.37f, 3.0f, -5.0f, 37, acc_ref.data(), accm_ref.data());
+    EXPECT_TRUE(same_bits(acc, acc_ref) && same_bits(accm, accm_ref)) << "pair update";
+    gx::detail::scaled_update(c.data(), dw.data(), 0.37f, 37, acc.data());
+    gx::detail::ref::scaled_update(c.data(), dw.data(), 0.37f, 37, acc_ref.data());
+    EXPECT_TRUE(same_bits(acc, acc_ref)) << "scaled update";
+  }
   auto x = randn(1000, 7, 30.0f);
   const float inf = std::numeric_limits<float>::infinity();
   for (float special : {-inf, inf, -1000.f, -200.f, -100.f, -87.5f, 0.0f, -0.0f, 88.0f, 88.8f, 100.f}) x.push_back(special);
@@ -165,6 +180,116 @@ TEST(GgmlExact, Q8ProductsFollowTheirSpecAndApproximateTheProduct) {
           err += std::pow(got - ref[size_t(t * ne1 + r)], 2), norm += std::pow(ref[size_t(t * ne1 + r)], 2);
         }
       EXPECT_LT(std::sqrt(err / norm), 0.02) << ggml_type_display_name(uint32_t(type));
+    }
+  }
+}
+
+// Q8_K activations (quantize_row_q8_K_ref) and the K-quant products, from the header's words.
+struct Q8K {
+  std::vector<int> q;
+  std::vector<float> d;
+};
+Q8K q8k(const float* x, int64_t ne0) {
+  Q8K r;
+  r.q.assign(size_t(ne0), 0);
+  for (int64_t b = 0; b < ne0 / 256; ++b) {
+    float amax = 0, max = 0;
+    for (int64_t j = 0; j < 256; ++j)
+      if (std::fabs(x[b * 256 + j]) > amax) amax = std::fabs(x[b * 256 + j]), max = x[b * 256 + j];
+    const float iscale = -127.f / max;
+    for (int64_t j = 0; j < 256; ++j) r.q[size_t(b * 256 + j)] = std::min(127, int(std::nearbyint(iscale * x[b * 256 + j])));
+    r.d.push_back(1 / iscale);
+  }
+  return r;
+}
+float hsum8(const float* l) { return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7])); }
+
+float q6_k_spec(const kernels::WeightView& w, int64_t r, const Q8K& a) {
+  const auto* blocks = reinterpret_cast<const quant::BlockQ6K*>(w.row(r));
+  float acc[8] = {};
+  std::vector<float> deq(256);
+  for (int64_t b = 0; b < w.ne0 / 256; ++b) {
+    const quant::BlockQ6K& x = blocks[b];
+    quant::dequantize_block_q6_k(x, deq.data());
+    const float d = a.d[size_t(b)] * f16_to_f32(x.d);
+    for (int L = 0; L < 8; ++L) {
+      int64_t T = 0;
+      for (int run = 0; run < 8; ++run) {
+        const int sc = x.scales[2 * run + (L >= 4)];
+        int64_t s4 = 0;
+        for (int e = 32 * run + 4 * L; e < 32 * run + 4 * L + 4; ++e)
+          s4 += std::lround(deq[size_t(e)] / (f16_to_f32(x.d) * float(sc))) * a.q[size_t(b * 256 + e)];
+        T += sc * s4;
+      }
+      acc[L] = std::fma(d, float(T), acc[L]);
+    }
+  }
+  return hsum8(acc);
+}
+
+float q4_k_spec(const kernels::WeightView& w, int64_t r, const Q8K& a, bool gemm) {
+  const auto* blocks = reinterpret_cast<const quant::BlockQ4K*>(w.row(r));
+  float acc = 0, accm = 0;
+  for (int64_t b = 0; b < w.ne0 / 256; ++b) {
+    const quant::BlockQ4K& x = blocks[b];
+    int64_t dot[8], B[8], sc[8], m[8];
+    for (int j = 0; j < 8; ++j) {
+      uint8_t s6, m6;
+      quant::k4_scale_min(x.scales, j, &s6, &m6);
+      sc[j] = s6, m[j] = m6, dot[j] = 0, B[j] = 0;
+      for (int e = 0; e < 32; ++e) {
+        const int el = 32 * j + e;  // byte 32c+l: low nibble element 64c+l, high 64c+32+l
+        const uint8_t byte = x.qs[32 * (el / 64) + el % 32];
+        const int q = (el % 64) < 32 ? byte & 15 : byte >> 4;
+        dot[j] += q * a.q[size_t(b * 256 + el)];
+        B[j] += a.q[size_t(b * 256 + el)];
+      }
+    }
+    const float D = f16_to_f32(x.d) * a.d[size_t(b)], Dm = f16_to_f32(x.dmin) * a.d[size_t(b)];
+    if (gemm) {
+      for (int p = 0; p < 8; p += 2) {
+        acc = std::fma(float(sc[p] * dot[p] + sc[p + 1] * dot[p + 1]), D, acc);
+        accm = std::fma(float(m[p] * B[p] + m[p + 1] * B[p + 1]), Dm, accm);
+      }
+    } else {
+      int64_t S = 0, M = 0;
+      for (int j = 0; j < 8; ++j) S += sc[j] * dot[j], M += m[j] * B[j];
+      acc = std::fma(float(S), D, acc);
+      accm = std::fma(float(M), Dm, accm);
+    }
+  }
+  return acc - accm;
+}
+
+TEST(GgmlExact, KQuantProductsFollowTheirSpecAndApproximateTheProduct) {
+  EXPECT_TRUE(gx::exact_q8_k_weight(uint32_t(GgmlType::Q4_K)));
+  EXPECT_TRUE(gx::exact_q8_k_weight(uint32_t(GgmlType::Q6_K)));
+  EXPECT_FALSE(gx::exact_q8_k_weight(uint32_t(GgmlType::Q5_K)));
+  const int64_t ne0 = 512, n = 7;  // 7 rows: 4 through gemm, 3 through gemv
+  const auto x = randn(size_t(n * ne0), 51);
+  for (GgmlType type : {GgmlType::Q4_K, GgmlType::Q6_K}) {
+    for (int64_t ne1 : {136, 12}) {  // Q4_K: 136 rows repacked, 12 not (vec_dot)
+      const Weight w = make_weight(type, ne0, ne1, 52);
+      ThreadPool pool(2);
+      kernels::MatmulContext ctx(pool, ne0);
+      for (bool experts : {false, true}) {
+        std::vector<float> y(size_t(n * ne1)), ref(size_t(n * ne1));
+        gx::matmul_q8_k(w.view, x.data(), n, y.data(), ctx, experts);
+        kernels::matmul_ref(w.view, x.data(), n, ref.data());
+        double err = 0, norm = 0;
+        for (int64_t t = 0; t < n; ++t) {
+          const Q8K a = q8k(x.data() + t * ne0, ne0);
+          for (int64_t r = 0; r < ne1; ++r) {
+            const float got = y[size_t(t * ne1 + r)];
+            if (cpu_has_fma() && (type == GgmlType::Q6_K || ne1 % 8 == 0)) {
+              const float want = type == GgmlType::Q6_K ? q6_k_spec(w.view, r, a) : q4_k_spec(w.view, r, a, !experts && t < 4);
+              ASSERT_EQ(got, want) << ggml_type_display_name(uint32_t(type)) << " t " << t << " r " << r;
+            }
+            err += std::pow(got - ref[size_t(t * ne1 + r)], 2), norm += std::pow(ref[size_t(t * ne1 + r)], 2);
+          }
+        }
+        EXPECT_LT(std::sqrt(err / norm), 0.02) << ggml_type_display_name(uint32_t(type)) << " " << ne1;
+      }
     }
   }
 }
