@@ -118,15 +118,12 @@ bool exact_q8_k_weight(uint32_t type) {
 
 namespace {
 
-// Activation rows as quantize_row_q8_K_ref makes them: codes (floats, element order), the scale
-// of each super-block, the sums of each 16 codes.
-struct Q8KRows {
-  std::vector<float> q, d;
-  std::vector<int32_t> bsums;
-};
+}  // namespace
 
-void quantize_rows_q8_k(const float* x, int64_t n, int64_t ne0, Q8KRows& r, ThreadPool& pool) {
+void quantize_q8_k(const float* x, int64_t n, int64_t ne0, Q8KActivations& r, ThreadPool& pool) {
+  if (ne0 % 256) throw_error("Q8_K activations need rows of a multiple of 256, got {}", ne0);
   const int64_t nb = ne0 / 256;
+  r.n = n, r.ne0 = ne0;
   r.q.resize(size_t(n * ne0));
   r.d.resize(size_t(n * nb));
   r.bsums.resize(size_t(n * nb * 16));
@@ -154,6 +151,8 @@ void quantize_rows_q8_k(const float* x, int64_t n, int64_t ne0, Q8KRows& r, Thre
     }
   });
 }
+
+namespace {
 
 // One Q4_K weight row decoded: codes 0..15 (element order), scale and min codes, d and dmin.
 struct KRow {
@@ -234,7 +233,7 @@ struct KTile {
 };
 
 void q4_k_tile(const WeightView& w, int64_t r0, int64_t rows, const std::vector<float>& aq,
-               const Q8KRows& a, int64_t n, int64_t n_gemm, float* y, KTile& T) {
+               const Q8KActivations& a, int64_t n, int64_t n_gemm, float* y, KTile& T) {
   const int64_t ne0 = w.ne0, nb = ne0 / 256;
   T.size(rows, ne0, n, 1);
   auto &ws = T.ws, &dw = T.dw, &dm = T.dm, &mc = T.mc, &acc = T.acc, &accm = T.accm, &c = T.c;
@@ -300,7 +299,7 @@ inline int64_t q6_lane_column(int64_t e) {  // element e of a super-block -> reg
 }
 
 void q6_k_tile(const WeightView& w, int64_t r0, int64_t rows, const std::vector<float>& aq6,
-               const Q8KRows& a, int64_t n, float* y, KTile& T) {
+               const Q8KActivations& a, int64_t n, float* y, KTile& T) {
   const int64_t ne0 = w.ne0, nb = ne0 / 256;
   T.size(rows, ne0, n, 8);
   auto &ws = T.ws, &dw = T.dw, &acc = T.acc, &c = T.c;
@@ -340,13 +339,10 @@ void q6_k_tile(const WeightView& w, int64_t r0, int64_t rows, const std::vector<
 
 }  // namespace
 
-void matmul_q8_k(const WeightView& w, const float* x, int64_t n, float* y, MatmulContext& ctx,
-                 bool gemv_only) {
-  const int64_t ne0 = w.ne0, nb = ne0 / 256;
-  if (ne0 % 256) throw_error("{}: Q8_K products need rows of a multiple of 256, got {}", w.name, ne0);
+void matmul_q8_k(const WeightView& w, const Q8KActivations& a, float* y, MatmulContext& ctx, bool gemv_only) {
+  const int64_t ne0 = w.ne0, nb = ne0 / 256, n = a.n;
+  if (a.ne0 != ne0) throw_error("{}: activations of {} columns for a weight of {}", w.name, a.ne0, ne0);
   if (!exact_q8_k_weight(w.type)) throw_error("{}: no Q8_K product for this type", w.name);
-  Q8KRows a;
-  quantize_rows_q8_k(x, n, ne0, a, ctx.pool());
   const bool q4 = w.type == uint32_t(GgmlType::Q4_K);
   if (q4 && w.ne1 % 8 != 0) {  // not repacked: ggml_vec_dot_q4_K_q8_K, row by row
     ctx.pool().parallel_for(size_t(w.ne1), [&](size_t b, size_t e, int) {

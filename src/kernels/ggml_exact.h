@@ -7,6 +7,7 @@
 // results within a few ulp.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "core/thread_pool.h"
 #include "kernels/matmul.h"
@@ -42,8 +43,15 @@ void matmul_q8_0(const WeightView& w, const float* x, int64_t n, float* y, Matmu
 // per pair of sub-blocks (gemm), result acc − acc_min; other Q4_K rows: ggml_vec_dot_q4_K_q8_K
 // (eight lanes as Q6_K, the mins in four lanes added at the end).
 bool exact_q8_k_weight(uint32_t type);
-void matmul_q8_k(const WeightView& w, const float* x, int64_t n, float* y, MatmulContext& ctx,
-                 bool gemv_only);
+// Activation rows quantized once for every product that shares them (q/k/v, gate/up).
+struct Q8KActivations {
+  std::vector<float> q, d;      // codes (element order, as floats), scale per super-block
+  std::vector<int32_t> bsums;   // sums of each 16 codes
+  int64_t n = 0, ne0 = 0;
+};
+void quantize_q8_k(const float* x, int64_t n, int64_t ne0, Q8KActivations& a, ThreadPool& pool);
+// y [a.n, w.ne1]; gemv_only: every row through gemv (expert products, mul_mat_id).
+void matmul_q8_k(const WeightView& w, const Q8KActivations& a, float* y, MatmulContext& ctx, bool gemv_only);
 
 // F32 weights with rows a multiple of 8 as tinyBLAS multiplies them: eight FMA lanes over the
 // row, ggml's horizontal sum. Scalar: used for the MoE router, whose last bits choose experts

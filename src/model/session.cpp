@@ -62,6 +62,7 @@ void Session::Impl::matmul(std::initializer_list<Product> products, const float*
   // The observer sees the float activations (as llama-imatrix does); the products use them
   // rounded as ggml's CPU backend rounds them for each weight's type.
   auto rounded_as = kernels::ActFormat::F32;  // what act holds for this input
+  bool q8k_ready = false;                      // q8k holds this input's Q8_K codes
   for (const Product& p : products) {
     const WeightView& wt = p.w;
     if (observer) [[unlikely]] {
@@ -74,7 +75,9 @@ void Session::Impl::matmul(std::initializer_list<Product> products, const float*
       continue;
     }
     if (opt.ggml_rounding && kernels::ggml::exact_q8_k_weight(wt.type)) {
-      kernels::ggml::matmul_q8_k(view, in, n, p.y, mm_ctx, expert >= 0);
+      if (!q8k_ready) kernels::ggml::quantize_q8_k(in, n, wt.ne0, q8k, pool);
+      q8k_ready = true;
+      kernels::ggml::matmul_q8_k(view, q8k, p.y, mm_ctx, expert >= 0);
       continue;
     }
     if (opt.ggml_rounding && kernels::ggml::exact_f16_weight(wt.type, wt.ne0)) {

@@ -7,6 +7,7 @@
 #include "core/thread_pool.h"
 #include "imq/model.h"
 #include "imq/observer.h"
+#include "kernels/ggml_exact.h"
 #include "kernels/matmul.h"
 #include "model/ops.h"
 #include "model/weights.h"
@@ -55,6 +56,7 @@ struct Session::Impl {
   std::vector<float> gate;    // [nu, n_ff]
   std::vector<float> up;      // [nu, n_ff]
   std::vector<float> act;     // [nu, longest row] activations rounded for the weight type
+  kernels::ggml::Q8KActivations q8k;  // the same as Q8_K codes for ggml's K-quant products
   std::vector<std::vector<float>> attn_scratch;  // per thread
   MoeBuffers moe;
 
