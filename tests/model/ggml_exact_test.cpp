@@ -15,6 +15,7 @@
 #include "imq/quant.h"
 #include "kernels/ggml_exact.h"
 #include "kernels/matmul.h"
+#include "synth_util.h"
 #include "quant/kquants/kquants.h"
 
 namespace imq {
@@ -22,13 +23,7 @@ namespace {
 
 namespace gx = kernels::ggml;
 
-std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 g(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(g);
-  return v;
-}
+using test::randn;
 
 bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;

@@ -12,17 +12,12 @@
 #include "imq/quant.h"
 #include "kernels/matmul.h"
 #include "kernels/vec.h"
+#include "synth_util.h"
 
 namespace imq {
 namespace {
 
-std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 g(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(g);
-  return v;
-}
+using test::randn;
 
 TEST(VecKernels, EverySimdTargetMatchesTheReference) {
   const auto targets = kernels::simd_targets();

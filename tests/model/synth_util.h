@@ -57,4 +57,13 @@ inline std::vector<int32_t> random_tokens(size_t n, int64_t n_vocab, uint32_t se
   return t;
 }
 
+// n normal floats (mean 0, standard deviation `scale`).
+inline std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 g(seed);
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(g);
+  return v;
+}
+
 }  // namespace imq::test
