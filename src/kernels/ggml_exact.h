@@ -80,6 +80,10 @@ void attention(const AttentionShape& s, const float* q, const float* k, const fl
                int64_t n, float* out, ThreadPool& pool);
 
 namespace detail {
+// ggml's horizontal sum of eight float lanes (hsum_float_8, tinyBLAS's hsum).
+inline float lanes_sum(const float* l) {
+  return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+}
 // SIMD pieces (ggml_exact_hwy.cpp) and their scalar references (ggml_exact.cpp).
 // s[j] = chain over d < hd of fma(q[d], kt[d·64 + j], ·) from +0, for j < 64.
 void key_chains(const float* q, const float* kt, int64_t hd, float* s);
