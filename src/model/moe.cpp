@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <numeric>
 
-#include "imq/ggml_types.h"
 #include "kernels/ggml_exact.h"
 #include "model/session_impl.h"
 
@@ -15,15 +14,7 @@ void Session::Impl::ffn_moe(const LayerWeights& L, int64_t n) {
   MoeBuffers& M = moe;
 
   // Routing: router[t] = softmax(W_gate_inp · xn[t]); keep the k most probable experts.
-  if (opt.ggml_rounding && L.ffn_gate_inp.type == uint32_t(GgmlType::F32) && L.ffn_gate_inp.ne0 % 8 == 0) {
-    if (observer) [[unlikely]] {  // the hook sees every weight matmul
-      MatmulEvent e{L.ffn_gate_inp.name, L.ffn_gate_inp.ne0, n, xn.data(), -1, 0};
-      observer->on_matmul(e);
-    }
-    kernels::ggml::matmul_f32_lanes(L.ffn_gate_inp, xn.data(), n, M.router.data());
-  } else {
-    matmul(L.ffn_gate_inp, xn.data(), n, M.router.data());
-  }
+  matmul({Product{L.ffn_gate_inp, M.router.data(), /*f32_lanes=*/true}}, xn.data(), n);
   std::vector<int32_t>& order = M.order;
   for (int64_t t = 0; t < n; ++t) {
     float* p = M.router.data() + t * n_exp;

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "imq/error.h"
+#include "imq/ggml_types.h"
 #include "kernels/activations.h"
 #include "kernels/ggml_exact.h"
 #include "model/session_impl.h"
@@ -70,6 +71,10 @@ void Session::Impl::matmul(std::initializer_list<Product> products, const float*
       observer->on_matmul(e);
     }
     const kernels::WeightView view = expert >= 0 ? wt.expert(expert) : wt;
+    if (opt.ggml_rounding && p.f32_lanes && wt.type == uint32_t(GgmlType::F32) && wt.ne0 % 8 == 0) {
+      kernels::ggml::matmul_f32_lanes(view, in, n, p.y);
+      continue;
+    }
     if (opt.ggml_rounding && kernels::ggml::exact_q8_0_weight(wt.type)) {
       kernels::ggml::matmul_q8_0(view, in, n, p.y, mm_ctx);
       continue;

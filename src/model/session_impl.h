@@ -66,6 +66,9 @@ struct Session::Impl {
   struct Product {
     const WeightView& w;
     float* y;
+    // An F32 weight multiplied as tinyBLAS does (kernels::ggml::matmul_f32_lanes) under ggml
+    // rounding: the MoE router, whose last bits choose experts.
+    bool f32_lanes = false;
   };
   void matmul(std::initializer_list<Product> products, const float* x, int64_t n, int32_t expert = -1);
   void matmul(const WeightView& w, const float* x, int64_t n, float* y, int32_t expert = -1) {
