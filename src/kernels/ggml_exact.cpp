@@ -13,6 +13,7 @@
 #include "core/fp16.h"
 #include "imq/error.h"
 #include "imq/ggml_types.h"
+#include "kernels/act_codes.h"
 
 namespace imq::kernels::ggml {
 
@@ -56,30 +57,28 @@ bool exact_q8_0_weight(uint32_t type) {
 }
 
 namespace {
-
 // Element 4t + r of a block of 32 goes to r·8 + t, so that the four codes of lane t are one
 // vector apart.
 inline int64_t lane_major(int64_t e) { return (e & 3) * 8 + (e >> 2); }
-
-// Q8_0 codes of one row as ggml's AVX2 quantize_row_q8_0 makes them, as floats (lane-major).
-void quantize_row_q8(const float* x, int64_t ne0, float* codes, float* scales) {
-  for (int64_t b = 0; b < ne0 / 32; ++b) {
-    const float* xb = x + b * 32;
-    float amax = 0;
-    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(xb[j]));
-    scales[b] = f16_to_f32(f32_to_f16(amax / 127.f));
-    const float id = amax != 0.0f ? 127.f / amax : 0.0f;
-    for (int64_t j = 0; j < 32; ++j) codes[b * 32 + lane_major(j)] = std::nearbyint(xb[j] * id);
-  }
-}
-
 }  // namespace
 
-void matmul_q8_0(const WeightView& w, const float* x, int64_t n, float* y, MatmulContext& ctx) {
-  const int64_t ne0 = w.ne0, nb = ne0 / 32;
-  if (ne0 % 32) throw_error("{}: Q8_0 products need rows of a multiple of 32, got {}", w.name, ne0);
-  std::vector<float> xq(size_t(n * ne0)), xd(size_t(n * nb));
-  for (int64_t t = 0; t < n; ++t) quantize_row_q8(x + t * ne0, ne0, xq.data() + t * ne0, xd.data() + t * nb);
+void quantize_q8_0(const float* x, int64_t n, int64_t ne0, ActCodes& a, ThreadPool& pool) {
+  if (ne0 % 32) throw_error("Q8_0 activations need rows of a multiple of 32, got {}", ne0);
+  const int64_t nb = ne0 / 32;
+  a.n = n, a.ne0 = ne0;
+  a.q.resize(size_t(n * ne0)), a.d.resize(size_t(n * nb)), a.bsums.clear();
+  pool.parallel_for(size_t(n * nb), [&](size_t b0, size_t b1, int) {
+    float codes[32];
+    for (int64_t b = int64_t(b0); b < int64_t(b1); ++b) {
+      a.d[size_t(b)] = q8_0_codes(x + b * 32, codes);
+      for (int64_t j = 0; j < 32; ++j) a.q[size_t(b * 32 + lane_major(j))] = codes[j];
+    }
+  });
+}
+
+void matmul_q8_0(const WeightView& w, const ActCodes& a, float* y, MatmulContext& ctx) {
+  const int64_t ne0 = w.ne0, nb = ne0 / 32, n = a.n;
+  if (a.ne0 != ne0) throw_error("{}: activations of {} columns for a weight of {}", w.name, a.ne0, ne0);
   const int64_t rows_per_task = 16;
   const int64_t tasks = (w.ne1 + rows_per_task - 1) / rows_per_task;
   ctx.pool().parallel_for(size_t(tasks), [&](size_t b, size_t e, int) {
@@ -99,7 +98,7 @@ void matmul_q8_0(const WeightView& w, const float* x, int64_t n, float* y, Matmu
           wq[size_t(bl * 32 + lane_major(j))] = d != 0.0f ? row[size_t(bl * 32 + j)] / d : 0.0f;
       }
       for (int64_t t = 0; t < n; ++t) {
-        detail::q8_lanes(wq.data(), wd.data(), xq.data() + t * ne0, xd.data() + t * nb, nb, lanes);
+        detail::q8_lanes(wq.data(), wd.data(), a.q.data() + t * ne0, a.d.data() + t * nb, nb, lanes);
         y[t * w.ne1 + r] = detail::lanes_sum(lanes);
       }
     }

@@ -25,16 +25,28 @@ void v_expf_row(const float* x, int64_t n, float* out);
 // x / (1 + v_expf(−x)) · up (the SIMD silu), the rest x / (1 + expf(−x)) · up. out may alias gate.
 void swiglu(const float* gate, const float* up, int64_t rows, int64_t n_ff, float* out);
 
-// Weights whose product llama.cpp computes from Q8_0-quantized activations with integer block
-// dot products (tinyBLAS and vec_dot agree): Q5_0 and Q8_0 (Q4_0 and IQ4_NL are repacked on
-// AVX2 and keep the float path).
-bool exact_q8_0_weight(uint32_t type);
-// y = x·Wᵀ as ggml: x rounded to Q8_0 codes (d = f16(amax/127), code = round-half-even(x·127/amax));
-// per output, eight float lanes start at 0; for each block of 32, lane t gets
-// fma(d_w·d_x, Σ_{e=4t..4t+3} q_w·q_x, lane_t); the result is ((l0+l4)+(l2+l6))+((l1+l5)+(l3+l7)).
-void matmul_q8_0(const WeightView& w, const float* x, int64_t n, float* y, MatmulContext& ctx);
+// Activation rows as integer codes (floats) and block scales (kernels/act_codes.h), quantized
+// once for every product that shares the input (q/k/v, gate/up).
+//   Q8_0: codes lane-major per 32 (element 4t+r at r·8+t), d per 32, no bsums;
+//   Q8_K: codes in element order, d per 256, bsums = sums of each 16 codes.
+struct ActCodes {
+  std::vector<float> q, d;
+  std::vector<int32_t> bsums;
+  int64_t n = 0, ne0 = 0;
+};
+void quantize_q8_0(const float* x, int64_t n, int64_t ne0, ActCodes& a, ThreadPool& pool);
+void quantize_q8_k(const float* x, int64_t n, int64_t ne0, ActCodes& a, ThreadPool& pool);
 
-// Q4_K and Q6_K weights with Q8_K activations (quantize_row_q8_K: codes of −127/max, d = 1/iscale).
+// Weights whose product llama.cpp computes from Q8_0 codes with integer block dot products
+// (tinyBLAS and vec_dot agree): Q5_0 and Q8_0 (Q4_0 and IQ4_NL are repacked on AVX2 and keep
+// the float path).
+bool exact_q8_0_weight(uint32_t type);
+// y [a.n, w.ne1] = x·Wᵀ as ggml: per output, eight float lanes start at 0; for each block of
+// 32, lane t gets fma(d_w·d_x, Σ_{e=4t..4t+3} q_w·q_x, lane_t); the result is
+// ((l0+l4)+(l2+l6))+((l1+l5)+(l3+l7)). `a` from quantize_q8_0.
+void matmul_q8_0(const WeightView& w, const ActCodes& a, float* y, MatmulContext& ctx);
+
+// Q4_K and Q6_K weights with Q8_K codes (`a` from quantize_q8_k).
 // Q6_K: ggml_vec_dot_q6_K_q8_K: eight lanes, lane L holding Σ over the eight runs of 32 of
 // scale · Σ_{e=4L..4L+3} q·a (integers), then fma(d_x·d_w, lane, acc_L) per super-block and
 // ggml's horizontal sum. Q4_K with rows of W a multiple of 8 is repacked on AVX2: per output
@@ -43,15 +55,8 @@ void matmul_q8_0(const WeightView& w, const float* x, int64_t n, float* y, Matmu
 // per pair of sub-blocks (gemm), result acc − acc_min; other Q4_K rows: ggml_vec_dot_q4_K_q8_K
 // (eight lanes as Q6_K, the mins in four lanes added at the end).
 bool exact_q8_k_weight(uint32_t type);
-// Activation rows quantized once for every product that shares them (q/k/v, gate/up).
-struct Q8KActivations {
-  std::vector<float> q, d;      // codes (element order, as floats), scale per super-block
-  std::vector<int32_t> bsums;   // sums of each 16 codes
-  int64_t n = 0, ne0 = 0;
-};
-void quantize_q8_k(const float* x, int64_t n, int64_t ne0, Q8KActivations& a, ThreadPool& pool);
-// y [a.n, w.ne1]; gemv_only: every row through gemv (expert products, mul_mat_id).
-void matmul_q8_k(const WeightView& w, const Q8KActivations& a, float* y, MatmulContext& ctx, bool gemv_only);
+// gemv_only: every row through gemv (expert products, mul_mat_id).
+void matmul_q8_k(const WeightView& w, const ActCodes& a, float* y, MatmulContext& ctx, bool gemv_only);
 
 // F32 weights with rows a multiple of 8 as tinyBLAS multiplies them: eight FMA lanes over the
 // row, ggml's horizontal sum. Scalar: used for the MoE router, whose last bits choose experts

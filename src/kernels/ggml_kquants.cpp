@@ -14,6 +14,7 @@
 #include "core/fp16.h"
 #include "imq/error.h"
 #include "imq/ggml_types.h"
+#include "kernels/act_codes.h"
 #include "quant/kquants/kquants.h"
 
 namespace imq::kernels::ggml {
@@ -24,38 +25,20 @@ bool exact_q8_k_weight(uint32_t type) {
   return type == uint32_t(GgmlType::Q4_K) || type == uint32_t(GgmlType::Q6_K);
 }
 
-namespace {
-
-}  // namespace
-
-void quantize_q8_k(const float* x, int64_t n, int64_t ne0, Q8KActivations& r, ThreadPool& pool) {
+void quantize_q8_k(const float* x, int64_t n, int64_t ne0, ActCodes& a, ThreadPool& pool) {
   if (ne0 % 256) throw_error("Q8_K activations need rows of a multiple of 256, got {}", ne0);
   const int64_t nb = ne0 / 256;
-  r.n = n, r.ne0 = ne0;
-  r.q.resize(size_t(n * ne0));
-  r.d.resize(size_t(n * nb));
-  r.bsums.resize(size_t(n * nb * 16));
+  a.n = n, a.ne0 = ne0;
+  a.q.resize(size_t(n * ne0)), a.d.resize(size_t(n * nb)), a.bsums.resize(size_t(n * nb * 16));
   pool.parallel_for(size_t(n * nb), [&](size_t b0, size_t b1, int) {
     for (int64_t b = int64_t(b0); b < int64_t(b1); ++b) {
-      const float* xb = x + b * 256;
-      float* q = r.q.data() + b * 256;
-      int32_t* bs = r.bsums.data() + b * 16;
-      float amax = 0, max = 0;
-      for (int j = 0; j < 256; ++j)
-        if (std::fabs(xb[j]) > amax) amax = std::fabs(xb[j]), max = xb[j];
-      std::fill(bs, bs + 16, 0);
-      if (amax == 0.0f) {
-        std::fill(q, q + 256, 0.0f);
-        r.d[size_t(b)] = 0.0f;
-        continue;
+      float* q = a.q.data() + b * 256;
+      a.d[size_t(b)] = q8_k_codes(x + b * 256, q);
+      for (int g = 0; g < 16; ++g) {
+        int32_t s = 0;
+        for (int j = 0; j < 16; ++j) s += int32_t(q[16 * g + j]);
+        a.bsums[size_t(b * 16 + g)] = s;
       }
-      const float iscale = -127.f / max;
-      for (int j = 0; j < 256; ++j) {
-        const int v = std::min(127, int(std::nearbyint(iscale * xb[j])));
-        q[j] = float(v);
-        bs[j / 16] += v;
-      }
-      r.d[size_t(b)] = 1 / iscale;
     }
   });
 }
@@ -141,7 +124,7 @@ struct KTile {
 };
 
 void q4_k_tile(const WeightView& w, int64_t r0, int64_t rows, const std::vector<float>& aq,
-               const Q8KActivations& a, int64_t n, int64_t n_gemm, float* y, KTile& T) {
+               const ActCodes& a, int64_t n, int64_t n_gemm, float* y, KTile& T) {
   const int64_t ne0 = w.ne0, nb = ne0 / 256;
   T.size(rows, ne0, n, 1);
   auto &ws = T.ws, &dw = T.dw, &dm = T.dm, &mc = T.mc, &acc = T.acc, &accm = T.accm, &c = T.c;
@@ -207,7 +190,7 @@ inline int64_t q6_lane_column(int64_t e) {  // element e of a super-block -> reg
 }
 
 void q6_k_tile(const WeightView& w, int64_t r0, int64_t rows, const std::vector<float>& aq6,
-               const Q8KActivations& a, int64_t n, float* y, KTile& T) {
+               const ActCodes& a, int64_t n, float* y, KTile& T) {
   const int64_t ne0 = w.ne0, nb = ne0 / 256;
   T.size(rows, ne0, n, 8);
   auto &ws = T.ws, &dw = T.dw, &acc = T.acc, &c = T.c;
@@ -247,7 +230,7 @@ void q6_k_tile(const WeightView& w, int64_t r0, int64_t rows, const std::vector<
 
 }  // namespace
 
-void matmul_q8_k(const WeightView& w, const Q8KActivations& a, float* y, MatmulContext& ctx, bool gemv_only) {
+void matmul_q8_k(const WeightView& w, const ActCodes& a, float* y, MatmulContext& ctx, bool gemv_only) {
   const int64_t ne0 = w.ne0, nb = ne0 / 256, n = a.n;
   if (a.ne0 != ne0) throw_error("{}: activations of {} columns for a weight of {}", w.name, a.ne0, ne0);
   if (!exact_q8_k_weight(w.type)) throw_error("{}: no Q8_K product for this type", w.name);

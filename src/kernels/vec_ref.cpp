@@ -3,8 +3,8 @@
 #include <cmath>
 
 #include "core/fp16.h"
+#include "kernels/act_codes.h"
 #include "kernels/vec.h"
-#include "quant/signed_absmax.h"
 
 namespace imq::kernels::vec_ref {
 
@@ -40,25 +40,18 @@ void add_squares(const float* x, int64_t n_rows, int64_t ne0, double* s) {
 // std::nearbyint rounds half to even in the default rounding mode, as the SIMD round
 // instruction and ggml's nearest_int do.
 void round_q8_0(const float* x, int64_t n, float* out) {
+  float codes[32];
   for (int64_t b = 0; b < n; b += 32) {
-    float amax = 0;
-    for (int64_t j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b + j]));
-    const float d = f16_to_f32(f32_to_f16(amax / 127.f));
-    const float id = amax != 0.0f ? 127.f / amax : 0.0f;
-    for (int64_t j = 0; j < 32; ++j) out[b + j] = d * std::nearbyint(x[b + j] * id);
+    const float d = q8_0_codes(x + b, codes);
+    for (int64_t j = 0; j < 32; ++j) out[b + j] = d * codes[j];
   }
 }
 
 void round_q8_k(const float* x, int64_t n, float* out) {
+  float codes[256];
   for (int64_t b = 0; b < n; b += 256) {
-    const float max = quant::signed_absmax(x + b, 256);
-    if (max == 0.0f) {
-      std::fill(out + b, out + b + 256, 0.0f);
-      continue;
-    }
-    const float iscale = -127.f / max;
-    const float d = 1.0f / iscale;
-    for (int64_t j = 0; j < 256; ++j) out[b + j] = d * std::min(127.0f, std::nearbyint(iscale * x[b + j]));
+    const float d = q8_k_codes(x + b, codes);
+    for (int64_t j = 0; j < 256; ++j) out[b + j] = d * codes[j];
   }
 }
 

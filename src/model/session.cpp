@@ -63,7 +63,7 @@ void Session::Impl::matmul(std::initializer_list<Product> products, const float*
   // The observer sees the float activations (as llama-imatrix does); the products use them
   // rounded as ggml's CPU backend rounds them for each weight's type.
   auto rounded_as = kernels::ActFormat::F32;  // what act holds for this input
-  bool q8k_ready = false;                      // q8k holds this input's Q8_K codes
+  bool q80_ready = false, q8k_ready = false;   // q80 / q8k hold this input's codes
   for (const Product& p : products) {
     const WeightView& wt = p.w;
     if (observer) [[unlikely]] {
@@ -76,7 +76,9 @@ void Session::Impl::matmul(std::initializer_list<Product> products, const float*
       continue;
     }
     if (opt.ggml_rounding && kernels::ggml::exact_q8_0_weight(wt.type)) {
-      kernels::ggml::matmul_q8_0(view, in, n, p.y, mm_ctx);
+      if (!q80_ready) kernels::ggml::quantize_q8_0(in, n, wt.ne0, q80, pool);
+      q80_ready = true;
+      kernels::ggml::matmul_q8_0(view, q80, p.y, mm_ctx);
       continue;
     }
     if (opt.ggml_rounding && kernels::ggml::exact_q8_k_weight(wt.type)) {

@@ -56,7 +56,7 @@ struct Session::Impl {
   std::vector<float> gate;    // [nu, n_ff]
   std::vector<float> up;      // [nu, n_ff]
   std::vector<float> act;     // [nu, longest row] activations rounded for the weight type
-  kernels::ggml::Q8KActivations q8k;  // the same as Q8_K codes for ggml's K-quant products
+  kernels::ggml::ActCodes q80, q8k;  // the input as Q8_0 / Q8_K codes for ggml's exact products
   std::vector<std::vector<float>> attn_scratch;  // per thread
   MoeBuffers moe;
 

@@ -163,7 +163,9 @@ TEST(GgmlExact, Q8ProductsFollowTheirSpecAndApproximateTheProduct) {
       ThreadPool pool(threads);
       kernels::MatmulContext ctx(pool, ne0);
       std::vector<float> y(size_t(n * ne1)), ref(size_t(n * ne1));
-      gx::matmul_q8_0(w.view, x.data(), n, y.data(), ctx);
+      gx::ActCodes a8;
+      gx::quantize_q8_0(x.data(), n, ne0, a8, pool);
+      gx::matmul_q8_0(w.view, a8, y.data(), ctx);
       kernels::matmul_ref(w.view, x.data(), n, ref.data());
       double err = 0, norm = 0;
       for (int64_t t = 0; t < n; ++t)
@@ -269,7 +271,7 @@ TEST(GgmlExact, KQuantProductsFollowTheirSpecAndApproximateTheProduct) {
       kernels::MatmulContext ctx(pool, ne0);
       for (bool experts : {false, true}) {
         std::vector<float> y(size_t(n * ne1)), ref(size_t(n * ne1));
-        gx::Q8KActivations a8;
+        gx::ActCodes a8;
         gx::quantize_q8_k(x.data(), n, ne0, a8, pool);
         gx::matmul_q8_k(w.view, a8, y.data(), ctx, experts);
         kernels::matmul_ref(w.view, x.data(), n, ref.data());
