@@ -204,24 +204,50 @@ float hsum8(const float* l) { return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + 
 float q6_k_spec(const kernels::WeightView& w, int64_t r, const Q8K& a) {
   const auto* blocks = reinterpret_cast<const quant::BlockQ6K*>(w.row(r));
   float acc[8] = {};
-  std::vector<float> deq(256);
+  int8_t q[256];
   for (int64_t b = 0; b < w.ne0 / 256; ++b) {
     const quant::BlockQ6K& x = blocks[b];
-    quant::dequantize_block_q6_k(x, deq.data());
+    quant::q6_k_codes(x, q);
     const float d = a.d[size_t(b)] * f16_to_f32(x.d);
     for (int L = 0; L < 8; ++L) {
       int64_t T = 0;
       for (int run = 0; run < 8; ++run) {
-        const int sc = x.scales[2 * run + (L >= 4)];
         int64_t s4 = 0;
-        for (int e = 32 * run + 4 * L; e < 32 * run + 4 * L + 4; ++e)
-          s4 += std::lround(deq[size_t(e)] / (f16_to_f32(x.d) * float(sc))) * a.q[size_t(b * 256 + e)];
-        T += sc * s4;
+        for (int e = 32 * run + 4 * L; e < 32 * run + 4 * L + 4; ++e) s4 += q[e] * a.q[size_t(b * 256 + e)];
+        T += x.scales[2 * run + (L >= 4)] * s4;
       }
       acc[L] = std::fma(d, float(T), acc[L]);
     }
   }
   return hsum8(acc);
+}
+
+// ggml_vec_dot_q4_K_q8_K: lane L sums Σ_j scale_j · (elements 32j+4L..+3); mins in four lanes
+// k from sub-blocks 2k and 2k+1, d_min negated.
+float q4_k_vec_dot_spec(const kernels::WeightView& w, int64_t r, const Q8K& a) {
+  const auto* blocks = reinterpret_cast<const quant::BlockQ4K*>(w.row(r));
+  float acc[8] = {}, am[4] = {};
+  uint8_t q[256];
+  for (int64_t b = 0; b < w.ne0 / 256; ++b) {
+    const quant::BlockQ4K& x = blocks[b];
+    quant::q4_k_codes(x, q);
+    int sc[8], m[8], B[8] = {};
+    for (int j = 0; j < 8; ++j) {
+      uint8_t s6, m6;
+      quant::k4_scale_min(x.scales, j, &s6, &m6);
+      sc[j] = s6, m[j] = m6;
+      for (int e = 32 * j; e < 32 * j + 32; ++e) B[j] += a.q[size_t(b * 256 + e)];
+    }
+    const float d = a.d[size_t(b)] * f16_to_f32(x.d), dmin = -a.d[size_t(b)] * f16_to_f32(x.dmin);
+    for (int L = 0; L < 8; ++L) {
+      int64_t T = 0;
+      for (int j = 0; j < 8; ++j)
+        for (int e = 32 * j + 4 * L; e < 32 * j + 4 * L + 4; ++e) T += sc[j] * q[e] * a.q[size_t(b * 256 + e)];
+      acc[L] = std::fma(d, float(T), acc[L]);
+    }
+    for (int k = 0; k < 4; ++k) am[k] = std::fma(dmin, float(m[2 * k] * B[2 * k] + m[2 * k + 1] * B[2 * k + 1]), am[k]);
+  }
+  return hsum8(acc) + ((am[0] + am[2]) + (am[1] + am[3]));
 }
 
 float q4_k_spec(const kernels::WeightView& w, int64_t r, const Q8K& a, bool gemm) {
@@ -280,8 +306,10 @@ TEST(GgmlExact, KQuantProductsFollowTheirSpecAndApproximateTheProduct) {
           const Q8K a = q8k(x.data() + t * ne0, ne0);
           for (int64_t r = 0; r < ne1; ++r) {
             const float got = y[size_t(t * ne1 + r)];
-            if (cpu_has_fma() && (type == GgmlType::Q6_K || ne1 % 8 == 0)) {
-              const float want = type == GgmlType::Q6_K ? q6_k_spec(w.view, r, a) : q4_k_spec(w.view, r, a, !experts && t < 4);
+            if (cpu_has_fma()) {
+              const float want = type == GgmlType::Q6_K ? q6_k_spec(w.view, r, a)
+                                 : ne1 % 8 == 0       ? q4_k_spec(w.view, r, a, !experts && t < 4)
+                                                      : q4_k_vec_dot_spec(w.view, r, a);
               ASSERT_EQ(got, want) << ggml_type_display_name(uint32_t(type)) << " t " << t << " r " << r;
             }
             err += std::pow(got - ref[size_t(t * ne1 + r)], 2), norm += std::pow(ref[size_t(t * ne1 + r)], 2);

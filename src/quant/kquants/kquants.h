@@ -72,6 +72,12 @@ void quantize_block_q5_k(const float* x, const float* qw, BlockQ5K* y);
 void quantize_block_q6_k(const float* x, const float* qw, BlockQ6K* y);
 void quantize_block_q8_k(const float* x, BlockQ8K* y);  // no importance: activations
 
+// The codes of one super-block in element order (the bit layouts of q4_k.cpp / q6_k.cpp, for
+// dequantization and for kernels/ggml_exact.h's integer products): Q4_K 0..15, Q6_K the 6-bit
+// value minus 32 (−32..31).
+void q4_k_codes(const BlockQ4K& b, uint8_t q[256]);
+void q6_k_codes(const BlockQ6K& b, int8_t q[256]);
+
 void dequantize_block_q2_k(const BlockQ2K& b, float* y);
 void dequantize_block_q3_k(const BlockQ3K& b, float* y);
 void dequantize_block_q4_k(const BlockQ4K& b, float* y);

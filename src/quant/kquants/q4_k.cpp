@@ -31,17 +31,23 @@ void quantize_block_q4_k(const float* x, const float* qw, BlockQ4K* y) {
       y->qs[32 * c + l] = uint8_t(L[64 * c + l] | (L[64 * c + 32 + l] << 4));
 }
 
+void q4_k_codes(const BlockQ4K& b, uint8_t q[256]) {
+  for (int c = 0; c < 4; ++c)
+    for (int l = 0; l < 32; ++l) {
+      q[64 * c + l] = b.qs[32 * c + l] & 15;
+      q[64 * c + 32 + l] = b.qs[32 * c + l] >> 4;
+    }
+}
+
 void dequantize_block_q4_k(const BlockQ4K& b, float* y) {
   const float d = f16_to_f32(b.d), dmin = f16_to_f32(b.dmin);
-  for (int c = 0; c < 4; ++c) {
+  uint8_t q[kQK_K];
+  q4_k_codes(b, q);
+  for (int j = 0; j < 8; ++j) {  // sub-blocks of 32
     uint8_t sc, m;
-    k4_scale_min(b.scales, 2 * c, &sc, &m);
-    const float d1 = d * float(sc), m1 = dmin * float(m);
-    k4_scale_min(b.scales, 2 * c + 1, &sc, &m);
-    const float d2 = d * float(sc), m2 = dmin * float(m);
-    const uint8_t* q = b.qs + 32 * c;
-    for (int l = 0; l < 32; ++l) y[64 * c + l] = d1 * float(q[l] & 15) - m1;
-    for (int l = 0; l < 32; ++l) y[64 * c + 32 + l] = d2 * float(q[l] >> 4) - m2;
+    k4_scale_min(b.scales, j, &sc, &m);
+    const float dj = d * float(sc), mj = dmin * float(m);
+    for (int e = 32 * j; e < 32 * j + 32; ++e) y[e] = dj * float(q[e]) - mj;
   }
 }
 

@@ -69,25 +69,25 @@ void quantize_block_q6_k(const float* x, const float* qw, BlockQ6K* y) {
   }
 }
 
-void dequantize_block_q6_k(const BlockQ6K& b, float* y) {
-  const float d = f16_to_f32(b.d);
+void q6_k_codes(const BlockQ6K& b, int8_t q[256]) {
   for (int h = 0; h < 2; ++h) {
     const uint8_t* ql = b.ql + 64 * h;
     const uint8_t* qh = b.qh + 32 * h;
-    float* yh = y + 128 * h;
-    const int8_t* sc = b.scales + 8 * h;
+    int8_t* qq = q + 128 * h;
     for (int l = 0; l < 32; ++l) {
-      const int is = l / 16;
-      const int q1 = ((ql[l] & 15) | ((qh[l] & 3) << 4)) - 32;
-      const int q2 = ((ql[l + 32] & 15) | (((qh[l] >> 2) & 3) << 4)) - 32;
-      const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
-      const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
-      yh[l] = d * float(sc[is]) * float(q1);
-      yh[l + 32] = d * float(sc[is + 2]) * float(q2);
-      yh[l + 64] = d * float(sc[is + 4]) * float(q3);
-      yh[l + 96] = d * float(sc[is + 6]) * float(q4);
+      qq[l] = int8_t(((ql[l] & 15) | ((qh[l] & 3) << 4)) - 32);
+      qq[l + 32] = int8_t(((ql[l + 32] & 15) | (((qh[l] >> 2) & 3) << 4)) - 32);
+      qq[l + 64] = int8_t(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+      qq[l + 96] = int8_t(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
     }
   }
+}
+
+void dequantize_block_q6_k(const BlockQ6K& b, float* y) {
+  const float d = f16_to_f32(b.d);
+  int8_t q[kQK_K];
+  q6_k_codes(b, q);
+  for (int e = 0; e < kQK_K; ++e) y[e] = d * float(b.scales[e / 16]) * float(q[e]);  // scale per 16
 }
 
 Codec q6_k_codec() {
