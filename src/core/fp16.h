@@ -53,6 +53,9 @@ inline uint16_t f32_to_f16(float f) {
   return uint16_t(sign | r);
 }
 
+// v rounded to the nearest half-precision value (ties to even), as a float.
+inline float f16_round(float v) { return f16_to_f32(f32_to_f16(v)); }
+
 inline float bf16_to_f32(uint16_t h) { return std::bit_cast<float>(uint32_t(h) << 16); }
 
 inline uint16_t f32_to_bf16(float f) {

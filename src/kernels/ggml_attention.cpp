@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -11,13 +10,9 @@
 
 namespace imq::kernels::ggml {
 
-// --- attention ---------------------------------------------------------------------------
-
 namespace {
 constexpr int64_t kTile = 64;  // ggml's query and key tile (GGML_FA_TILE_Q / _KV)
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-inline float round_half(float v) { return f16_to_f32(f32_to_f16(v)); }
-
 }  // namespace
 
 bool attention_tiled_path(int64_t n_rows, int64_t hd) { return n_rows >= kTile && hd % 8 == 0; }
@@ -83,7 +78,7 @@ void attention(const AttentionShape& s, const float* q, const float* k, const fl
     std::vector<float> q16(static_cast<size_t>(hd)), acc(static_cast<size_t>(hd));
     for (size_t task = b; task < e; ++task) {
       const int64_t i = int64_t(task) / s.n_head, h = int64_t(task) % s.n_head, g = h / s.group;
-      for (int64_t d = 0; d < hd; ++d) q16[size_t(d)] = round_half(q[i * s.ldq + h * hd + d]);
+      for (int64_t d = 0; d < hd; ++d) q16[size_t(d)] = f16_round(q[i * s.ldq + h * hd + d]);
       float M = kNegInf, S = 0;
       std::fill(acc.begin(), acc.end(), 0.0f);
       for (int64_t key = 0; key <= p0 + i; ++key) {
@@ -96,11 +91,11 @@ void attention(const AttentionShape& s, const float* q, const float* k, const fl
         if (sc > M) {
           ms = std::exp(M - sc);
           M = sc;
-          for (auto& a : acc) a = round_half(a * ms);
+          for (auto& a : acc) a = f16_round(a * ms);
         } else {
           vs = std::exp(sc - M);
         }
-        for (int64_t d = 0; d < hd; ++d) acc[size_t(d)] = round_half(std::fma(vr[d], vs, acc[size_t(d)]));
+        for (int64_t d = 0; d < hd; ++d) acc[size_t(d)] = f16_round(std::fma(vr[d], vs, acc[size_t(d)]));
         S = std::fma(S, ms, vs);
       }
       const float inv = S == 0.0f ? 0.0f : 1.0f / S;

@@ -7,7 +7,6 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
-#include <limits>
 #include <vector>
 
 #include "core/fp16.h"
@@ -147,14 +146,12 @@ float vec_dot_f16(const uint16_t* w, const float* x16, int64_t n) {
 }
 }  // namespace
 
-void matmul_f16(const WeightView& w, const float* x, int64_t n, float* y, MatmulContext& ctx) {
+void matmul_f16(const WeightView& w, const float* x16, int64_t n, float* y, MatmulContext& ctx) {
   const int64_t ne0 = w.ne0;
-  std::vector<float> x16(size_t(n * ne0));
-  for (size_t i = 0; i < x16.size(); ++i) x16[i] = f16_to_f32(f32_to_f16(x[i]));
   ctx.pool().parallel_for(size_t(w.ne1), [&](size_t b, size_t e, int) {
     for (int64_t r = int64_t(b); r < int64_t(e); ++r) {
       const auto* wr = reinterpret_cast<const uint16_t*>(w.row(r));
-      for (int64_t t = 0; t < n; ++t) y[t * w.ne1 + r] = vec_dot_f16(wr, x16.data() + t * ne0, ne0);
+      for (int64_t t = 0; t < n; ++t) y[t * w.ne1 + r] = vec_dot_f16(wr, x16 + t * ne0, ne0);
     }
   });
 }

@@ -63,12 +63,12 @@ void matmul_q8_k(const WeightView& w, const ActCodes& a, float* y, MatmulContext
 // (other F32 products keep SGEMM).
 void matmul_f32_lanes(const WeightView& w, const float* x, int64_t n, float* y);
 
-// F16 weights whose rows are not a multiple of 8 long skip tinyBLAS: ggml_vec_dot_f16 on
-// half-rounded activations (four 8-lane fused-multiply-add accumulators over the first
-// ne0 − ne0 mod 32 values, reduced as ((a0+a2)+(a1+a3)) then lanes (l+l₄) pairwise, the rest
-// added in double).
+// F16 weights whose rows are not a multiple of 8 long skip tinyBLAS: ggml_vec_dot_f16 (four
+// 8-lane fused-multiply-add accumulators over the first ne0 − ne0 mod 32 values, reduced as
+// ((a0+a2)+(a1+a3)) then lanes (l+l₄) pairwise, the rest added in double). x16: activations
+// already rounded to half (kernels/activations.h, ActFormat::F16).
 bool exact_f16_weight(uint32_t type, int64_t ne0);
-void matmul_f16(const WeightView& w, const float* x, int64_t n, float* y, MatmulContext& ctx);
+void matmul_f16(const WeightView& w, const float* x16, int64_t n, float* y, MatmulContext& ctx);
 
 // Causal attention of one micro-batch as ggml's flash attention (F16 K/V cache, F32 Q):
 // q [n, ldq] (head h at h·hd), k/v caches [p0 + n, ldkv] (kv head g at g·hd) holding

@@ -87,17 +87,16 @@ void Session::Impl::matmul(std::initializer_list<Product> products, const float*
       kernels::ggml::matmul_q8_k(view, q8k, p.y, mm_ctx, expert >= 0);
       continue;
     }
-    if (opt.ggml_rounding && kernels::ggml::exact_f16_weight(wt.type, wt.ne0)) {
-      kernels::ggml::matmul_f16(view, in, n, p.y, mm_ctx);
-      continue;
-    }
     const float* x = in;
     if (const auto f = kernels::activation_format(wt.type); opt.ggml_rounding && f != kernels::ActFormat::F32) {
       if (f != rounded_as) kernels::round_activations(f, in, n, wt.ne0, act.data());
       rounded_as = f;
       x = act.data();
     }
-    kernels::matmul(view, x, n, p.y, mm_ctx);
+    if (opt.ggml_rounding && kernels::ggml::exact_f16_weight(wt.type, wt.ne0))
+      kernels::ggml::matmul_f16(view, x, n, p.y, mm_ctx);
+    else
+      kernels::matmul(view, x, n, p.y, mm_ctx);
   }
 }
 

@@ -15,6 +15,7 @@
 #include "imq/quant.h"
 #include "kernels/ggml_exact.h"
 #include "kernels/matmul.h"
+#include "kernels/vec.h"
 #include "synth_util.h"
 #include "quant/kquants/kquants.h"
 
@@ -329,8 +330,9 @@ TEST(GgmlExact, OddF16RowsFollowVecDotF16) {
   const auto x = randn(size_t(n * ne0), 22);
   ThreadPool pool(2);
   kernels::MatmulContext ctx(pool, ne0);
-  std::vector<float> y(size_t(n * ne1));
-  gx::matmul_f16(w.view, x.data(), n, y.data(), ctx);
+  std::vector<float> x16(x.size()), y(size_t(n * ne1));
+  kernels::round_f16(x.data(), int64_t(x.size()), x16.data());
+  gx::matmul_f16(w.view, x16.data(), n, y.data(), ctx);
   for (int64_t t = 0; t < n; ++t)
     for (int64_t r = 0; r < ne1; ++r) {
       const auto* wr = reinterpret_cast<const uint16_t*>(w.view.row(r));

@@ -30,7 +30,6 @@ constexpr int kRounds = 2;  // more rounds / a wider code window: < 1% more, 2-6
 constexpr int kW = 1;       // scale / min codes tried: floor(r) + 1 - kW .. floor(r) + kW
 constexpr float kGrid[] = {0.98f, 1.f, 1.02f};
 
-float to_f16_value(float v) { return f16_to_f32(f32_to_f16(v)); }
 
 // Error of one sub-block with stored scale A = d * sc and offset B = dmin * m, each element on
 // its nearest code.
@@ -207,7 +206,7 @@ class Engine {
     auto add = [&](float v) {
       if (!std::isfinite(v) || v == 0 || n >= 32) return;
       if (which == 1 && v < 0) return;
-      v = to_f16_value(v);
+      v = f16_round(v);
       if (!std::isfinite(v) || v == 0) return;
       for (int k = 0; k < n; ++k)
         if (out[k] == v) return;
