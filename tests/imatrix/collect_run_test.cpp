@@ -99,14 +99,19 @@ TEST_F(CollectRun, ThreadsAndMicroBatchesChangeNothingBeyondRounding) {
   ASSERT_EQ(run_imq(collect_args(s(), "--chunks 2 -t 3 -o " + d_.file("t3.gguf"))).rc, 0);
   EXPECT_EQ(read_all(d_.file("t1.gguf")), read_all(d_.file("a.gguf")));
   EXPECT_EQ(read_all(d_.file("t3.gguf")), read_all(d_.file("a.gguf")));
-  // Other micro-batches change the arithmetic as they change llama.cpp's: below 64 rows its
-  // flash attention takes the per-row path, which accumulates values in half precision
-  // (kernels/ggml_exact.h), and keys and values are rounded to half as they enter the cache.
-  // Over a tensor that stays below 1e-3 (L2; measured up to 5.4e-4 here). The float engine's
-  // own micro-batch invariance (no rounding) is asserted to 1e-4 on logits in
-  // tests/model/forward_test.cpp.
-  ASSERT_EQ(run_imq(collect_args(s(), "--chunks 2 -ub 32 -b 64 -o " + d_.file("c.gguf"))).rc, 0);
-  expect_same_entries(read_gguf(d_.file("c.gguf")), read_gguf(d_.file("a.gguf")), 1e-3);
+  // Other micro-batches on the same attention path (64 rows and more: ggml's tiled flash
+  // attention, row by row the same arithmetic) change only the summation order of the float
+  // products, and keys and values are rounded to half as llama.cpp's F16 cache rounds them: a
+  // last-bit float difference can flip one half rounding. Over a tensor that stays below 3e-4
+  // (L2; measured up to 9.8e-5 here). The float engine's own micro-batch invariance (no rounding)
+  // is asserted to 1e-4 on logits in tests/model/forward_test.cpp.
+  ASSERT_EQ(run_imq(collect_args(s(), "--chunks 2 -ub 64 -b 64 -o " + d_.file("c.gguf"))).rc, 0);
+  expect_same_entries(read_gguf(d_.file("c.gguf")), read_gguf(d_.file("a.gguf")), 3e-4);
+  // Below 64 rows ggml's flash attention takes its per-row path, which accumulates values in
+  // half precision (kernels/ggml_exact.h), as llama.cpp would with such micro-batches: a larger
+  // change, below 1e-3 (measured up to 5.4e-4).
+  ASSERT_EQ(run_imq(collect_args(s(), "--chunks 2 -ub 32 -b 64 -o " + d_.file("r.gguf"))).rc, 0);
+  expect_same_entries(read_gguf(d_.file("r.gguf")), read_gguf(d_.file("a.gguf")), 1e-3);
 }
 
 TEST_F(CollectRun, SnapshotsAndFormats) {
