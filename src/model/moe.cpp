@@ -4,13 +4,12 @@
 #include <algorithm>
 #include <numeric>
 
-#include "kernels/ggml_exact.h"
 #include "model/session_impl.h"
 
 namespace imq::model {
 
 void Session::Impl::ffn_moe(const LayerWeights& L, int64_t n) {
-  const int64_t d = c.n_embd, n_exp = c.n_expert, k = c.n_expert_used, n_ff = c.n_ff;
+  const int64_t d = c.n_embd, n_exp = c.n_expert, k = c.n_expert_used;
   MoeBuffers& M = moe;
 
   // Routing: router[t] = softmax(W_gate_inp · xn[t]); keep the k most probable experts.
@@ -44,10 +43,7 @@ void Session::Impl::ffn_moe(const LayerWeights& L, int64_t n) {
     for (int64_t r = 0; r < m; ++r)
       std::copy_n(xn.data() + M.rows[size_t(r)] * d, d, M.x.data() + r * d);
     matmul({{L.ffn_gate_exps, gate.data()}, {L.ffn_up_exps, up.data()}}, M.x.data(), m, e);
-    if (opt.ggml_rounding)
-      kernels::ggml::swiglu(gate.data(), up.data(), m, n_ff, gate.data());
-    else
-      swiglu(gate.data(), up.data(), m * n_ff, gate.data());
+    gate_silu_up(m);
     matmul(L.ffn_down_exps, gate.data(), m, M.out.data(), e);
     for (int64_t r = 0; r < m; ++r) {
       const int64_t t = M.rows[size_t(r)], s = M.slots[size_t(r)];

@@ -172,12 +172,16 @@ void Session::Impl::attention_block(const LayerWeights& L, int64_t il, int64_t n
   for (int64_t i = 0; i < n * d; ++i) x[size_t(i)] += proj[size_t(i)];
 }
 
+void Session::Impl::gate_silu_up(int64_t rows) {
+  if (opt.ggml_rounding)
+    kernels::ggml::swiglu(gate.data(), up.data(), rows, c.n_ff, gate.data());
+  else
+    swiglu(gate.data(), up.data(), rows * c.n_ff, gate.data());
+}
+
 void Session::Impl::ffn_dense(const LayerWeights& L, int64_t n) {
   matmul({{L.ffn_gate, gate.data()}, {L.ffn_up, up.data()}}, xn.data(), n);
-  if (opt.ggml_rounding)
-    kernels::ggml::swiglu(gate.data(), up.data(), n, c.n_ff, gate.data());
-  else
-    swiglu(gate.data(), up.data(), n * c.n_ff, gate.data());
+  gate_silu_up(n);
   matmul(L.ffn_down, gate.data(), n, proj.data());
 }
 
