@@ -66,6 +66,8 @@ class Model {
   // tensor costs without writing a file. Throws naming the tensor on an unknown name, a type
   // imq cannot read or a size that does not match the shape. Not thread-safe.
   void replace_weight(std::string_view name, uint32_t type, std::vector<uint8_t> data);
+  // The bytes given to replace_weight for `name` (empty when it holds the file's tensor).
+  std::span<const uint8_t> replaced_weight(std::string_view name) const;
 
  private:
   Model();
@@ -116,6 +118,18 @@ class Session {
   // layer's FFN and the output projection skip earlier rows, as llama.cpp does for tokens
   // that request no logits) and written to `logits` as [tokens.size() - first_output, n_vocab].
   void decode(std::span<const int32_t> tokens, int64_t first_output, std::span<float> logits);
+
+  // The model one layer at a time (error-compensated quantization runs each layer on hidden
+  // states that went through the layers before it): x holds one sequence's hidden states,
+  // [n, n_embd] for positions 0..n-1 (n <= n_ctx), and goes through decode's own arithmetic.
+  void embed(std::span<const int32_t> tokens, std::span<float> x);
+  // x = layer il(x) in place; the observer sees the layer's matmuls. Clears the KV cache.
+  // stop_at: the name of one of the layer's dense weights; the layer stops right after the
+  // observer has seen that weight's input (x is then left unchanged): collecting the inputs of
+  // the early weights costs only the part of the layer before them. Needs n <= n_ubatch.
+  void forward_layer(int64_t il, std::span<float> x, std::string_view stop_at = {});
+  // xn = the input of the output projection (the final norm of x).
+  void output_input(std::span<const float> x, std::span<float> xn);
 
  private:
   struct Impl;

@@ -11,6 +11,8 @@
 
 namespace imq::quant {
 
+struct GridOps;  // src/quant/grid.h
+
 struct Codec {
   uint32_t type;            // GgmlType id
   std::string_view name;    // ggml name, e.g. "q4_K"
@@ -28,6 +30,9 @@ struct Codec {
   // uses `quantize`). Set for Q2_K, Q3_K, Q4_K, Q5_K, Q6_K (src/quant/kquants/search_imq.h).
   size_t (*quantize_imq)(const float* src, void* dst, int64_t nrows, int64_t n_per_row,
                          const float* importance) = nullptr;
+  // The block grid for error-compensated quantization (`imq quantize --calibration-file`):
+  // nullptr where the type has none (its tensors are then quantized block by block as above).
+  const GridOps* grid = nullptr;
 };
 
 // The codec for a type id, or nullptr when imq cannot (de)quantize that type.

@@ -142,6 +142,9 @@ struct Callbacks {
   std::function<void(size_t index)> tensor_done;
   // Elements processed so far over all tensors to convert, and the total.
   std::function<void(uint64_t done, uint64_t total)> progress;
+  // Bytes already quantized for a planned tensor (its dst_bytes, e.g. by error-compensated
+  // quantization); empty: the runner converts it.
+  std::function<std::span<const uint8_t>(const TensorPlan&)> provided;
 };
 
 // Runs the plan: converts every tensor (rows split over n_threads; the bytes do not depend on

@@ -43,6 +43,11 @@ std::unique_ptr<Model> Model::load(const std::string& path) {
   return m;
 }
 
+std::span<const uint8_t> Model::replaced_weight(std::string_view name) const {
+  const auto it = impl_->replaced.find(name);
+  return it == impl_->replaced.end() ? std::span<const uint8_t>{} : std::span<const uint8_t>(it->second);
+}
+
 void Model::replace_weight(std::string_view name, uint32_t type, std::vector<uint8_t> data) {
   const auto views = impl_->views(name);
   if (views.empty()) throw_error("{}: no weight matrix named {}", impl_->file.path(), name);

@@ -69,6 +69,7 @@ void Session::Impl::matmul(std::initializer_list<Product> products, const float*
     if (observer) [[unlikely]] {
       MatmulEvent e{wt.name, wt.ne0, n, in, expert, expert >= 0 ? int32_t(c.n_expert) : 0};
       observer->on_matmul(e);
+      if (!stop_at.empty() && expert < 0 && wt.name == stop_at) throw Stop{};
     }
     const kernels::WeightView view = expert >= 0 ? wt.expert(expert) : wt;
     if (opt.ggml_rounding && p.f32_lanes && wt.type == uint32_t(GgmlType::F32) && wt.ne0 % 8 == 0) {
@@ -221,6 +222,69 @@ void Session::decode(std::span<const int32_t> tokens, int64_t first_output, std:
     float* out = logits.data() + std::max<int64_t>(0, b + out_from - first_output) * n_vocab;
     s.forward(tokens.data() + b, m, out_from, out);
   }
+}
+
+void Session::embed(std::span<const int32_t> tokens, std::span<float> x) {
+  Impl& s = *impl_;
+  const int64_t d = s.c.n_embd, n = int64_t(tokens.size());
+  if (int64_t(x.size()) != n * d)
+    throw_error("embed: {} floats for {} tokens of {}", x.size(), n, d);
+  for (int64_t t = 0; t < n; ++t) {
+    const int32_t id = tokens[size_t(t)];
+    if (id < 0 || id >= s.c.n_vocab)
+      throw_error("token id {} at position {} is outside the vocabulary (0..{})", id, t,
+                  s.c.n_vocab - 1);
+    kernels::dequantize_rows(s.w.token_embd, id, id + 1, x.data() + t * d);
+  }
+}
+
+void Session::forward_layer(int64_t il, std::span<float> x, std::string_view stop_at) {
+  Impl& s = *impl_;
+  const int64_t d = s.c.n_embd, n = int64_t(x.size()) / d;
+  if (il < 0 || il >= s.c.n_layer) throw_error("layer {} out of range (0..{})", il, s.c.n_layer - 1);
+  if (n * d != int64_t(x.size()) || n > s.opt.n_ctx)
+    throw_error("forward_layer: {} floats are not rows of {} within the context size {}", x.size(),
+                d, s.opt.n_ctx);
+  const LayerWeights& L = s.w.layers[size_t(il)];
+  if (!stop_at.empty() && n > s.micro_batch)
+    throw_error("forward_layer: stopping at {} needs one micro-batch, {} rows > {}", stop_at, n,
+                s.micro_batch);
+  s.n_past = 0;
+  s.stop_at = stop_at;
+  struct Reset {
+    Impl& s;
+    ~Reset() {
+      s.stop_at = {};
+      s.n_past = 0;
+    }
+  } reset{s};
+  for (int64_t b = 0; b < n; b += s.micro_batch) {
+    const int64_t m = std::min(s.micro_batch, n - b);
+    float* xb = x.data() + b * d;
+    std::memcpy(s.x.data(), xb, size_t(m * d) * sizeof(float));
+    s.rope.compute(s.n_past, m);
+    try {
+      s.attention_block(L, il, m);
+      rmsnorm(s.x.data(), L.ffn_norm.data, m, d, s.c.rms_eps, s.xn.data());
+      if (s.c.is_moe())
+        s.ffn_moe(L, m);
+      else
+        s.ffn_dense(L, m);
+    } catch (const Impl::Stop&) {
+      return;
+    }
+    for (int64_t i = 0; i < m * d; ++i) s.x[size_t(i)] += s.proj[size_t(i)];
+    std::memcpy(xb, s.x.data(), size_t(m * d) * sizeof(float));
+    s.n_past += m;
+  }
+}
+
+void Session::output_input(std::span<const float> x, std::span<float> xn) {
+  Impl& s = *impl_;
+  const int64_t d = s.c.n_embd;
+  if (x.size() != xn.size() || x.size() % size_t(d) != 0)
+    throw_error("output_input: {} / {} floats are not rows of {}", x.size(), xn.size(), d);
+  rmsnorm(x.data(), s.w.output_norm.data, int64_t(x.size()) / d, d, s.c.rms_eps, xn.data());
 }
 
 }  // namespace imq::model

@@ -43,6 +43,8 @@ struct Session::Impl {
   ThreadPool pool;
   kernels::MatmulContext mm_ctx;
   MatmulObserver* observer = nullptr;
+  std::string_view stop_at;  // forward_layer: stop once the observer has seen this weight
+  struct Stop {};            // thrown by matmul to end forward_layer there
   KvCache kv;
   int64_t n_past = 0;
   int64_t micro_batch = 0;  // rows per forward pass (set_micro_batch; n_ubatch by default)

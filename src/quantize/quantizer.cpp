@@ -140,7 +140,14 @@ void write_quantized(const gguf::File& model, const Plan& plan, const std::strin
     const TensorPlan& tp = plan.tensors[i];
     if (cb.tensor_begin) cb.tensor_begin(i);
     std::span<const uint8_t> bytes = model.tensor_data(model.tensor(tp.name));
-    if (tp.quantize) {
+    const std::span<const uint8_t> given = tp.quantize && cb.provided ? cb.provided(tp)
+                                                                      : std::span<const uint8_t>{};
+    if (!given.empty()) {
+      if (given.size() != tp.dst_bytes)
+        throw_error("tensor {}: {} bytes provided, {} planned", tp.name, given.size(), tp.dst_bytes);
+      bytes = given;
+      done += uint64_t(tp.n_elements());
+    } else if (tp.quantize) {
       out.resize(tp.dst_bytes);
       convert_tensor(model, tp, *rq, pool, buffers, out.data(), [&](uint64_t n, int thread) {
         const uint64_t now = done += n;

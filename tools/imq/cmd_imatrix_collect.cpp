@@ -14,39 +14,11 @@
 #include "imq/tokenizer.h"
 
 #include "progress.h"
+#include "stop_signals.h"
 #include "text_file.h"
 
 namespace imq::cli {
 namespace {
-
-// The only process-wide state: what a signal handler may touch.
-volatile std::sig_atomic_t g_stop = 0;
-volatile std::sig_atomic_t g_signal = 0;
-
-extern "C" void on_stop_signal(int sig) {
-  g_signal = sig;
-  g_stop = 1;
-}
-
-// Installs the handlers for the lifetime of a collection, then restores the old ones.
-class StopSignals {
- public:
-  StopSignals() {
-    struct sigaction sa {};
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGINT, &sa, &old_int_);
-    sigaction(SIGTERM, &sa, &old_term_);
-  }
-  ~StopSignals() {
-    sigaction(SIGINT, &old_int_, nullptr);
-    sigaction(SIGTERM, &old_term_, nullptr);
-  }
-
- private:
-  struct sigaction old_int_ {}, old_term_ {};
-};
 
 using Clock = std::chrono::steady_clock;
 

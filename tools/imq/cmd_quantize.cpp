@@ -14,10 +14,12 @@
 #include "commands.h"
 #include "imq/error.h"
 #include "imq/ggml_types.h"
+#include "imq/gptq.h"
 #include "imq/mix_tune.h"
 #include "imq/quantize.h"
 
 #include "progress.h"
+#include "stop_signals.h"
 #include "text_file.h"
 
 namespace imq::cli {
@@ -111,6 +113,13 @@ int cmd_quantize(int argc, char** argv) {
   app.add_option("--tune-ctx", tune_ctx, "--tune-mix: tokens per chunk (default: min(512, training context))");
   app.add_flag("--tune-per-tensor", tune_per_tensor, "--tune-mix: one type per tensor instead of per tensor kind (n_layer times slower)");
   app.add_option("--tune-save", tune_save, "--tune-mix: also write the chosen types as a --tensor-type-file");
+  std::string calib_text;
+  int64_t calib_ctx = 0, calib_chunks = -1;
+  double damp = 0.01;
+  app.add_option("--calibration-file", calib_text, "imq: error-compensated quantization (GPTQ into the same block types): run the model layer by layer over this text and push each weight's rounding error onto the weights not yet rounded");
+  app.add_option("--calibration-ctx", calib_ctx, "--calibration-file: tokens per chunk (default: min(512, training context))");
+  app.add_option("--calibration-chunks", calib_chunks, "--calibration-file: chunks to use (default: all the text holds)");
+  app.add_option("--damp", damp, "--calibration-file: H_ii += DAMP * mean(diag H) (default 0.01)");
   app.add_flag("--pure", pure, "no k-quant mixes: every quantized tensor gets the default type");
   app.add_flag("--leave-output-tensor", leave_output, "keep output.weight unquantized");
   app.add_flag("--allow-requantize", requantize, "allow quantized input tensors (dequantized first)");
@@ -197,6 +206,34 @@ int cmd_quantize(int argc, char** argv) {
       std::fprintf(stderr, "tune: %s will be empty (the standard mix needs no overrides)\n", tune_save.c_str());
     if (!tune_save.empty()) tune::write_tensor_type_file(tune_save, r);
     opt.tensor_types.insert(opt.tensor_types.begin(), r.overrides.begin(), r.overrides.end());
+  }
+  if (!calib_text.empty() && !dry_run) {
+    gptq::Options go;
+    go.quant = opt;
+    go.text_name = calib_text;
+    go.n_ctx = calib_ctx;
+    go.n_chunks = calib_chunks;
+    go.damp = damp;
+    go.n_threads = n_threads;
+    go.log = [](const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); };
+    Progress progress("error compensation:");
+    go.progress = [&](int64_t done, int64_t total) {
+      progress.update(uint64_t(done), uint64_t(total), fmt::format("step {}/{}", done, total));
+    };
+    StopSignals signals;
+    go.cancelled = [] { return g_stop != 0; };
+    std::printf("quantizing '%s' to '%s' as %s with error compensation from %s\n", input.c_str(),
+                output.c_str(), std::string(ft->name).c_str(), calib_text.c_str());
+    std::fflush(stdout);
+    const Plan plan =
+        gptq::quantize_compensated(input, read_text(calib_text, "the calibration text"), output, go);
+    progress.clear();
+    print_header(plan);
+    print_totals(plan);
+    const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    std::printf("wrote %s: %llu bytes; quantize time = %.2f ms (%d threads)\n", output.c_str(),
+                (unsigned long long)plan.file_size, ms, n_threads);
+    return 0;
   }
   gguf::File model = gguf::File::open(input);
   Plan plan = make_plan(model, opt);

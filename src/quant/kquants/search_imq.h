@@ -23,11 +23,29 @@ struct KShape {
   int mmax;            // sub-block min codes 0..mmax; 0 = symmetric type
 };
 
+inline constexpr KShape kQ2{16, 16, 0, 3, 0, 15, 15};
+inline constexpr KShape kQ3{16, 16, -4, 3, -32, 31, 0};
+inline constexpr KShape kQ4{8, 32, 0, 15, 0, 63, 63};
+inline constexpr KShape kQ5{8, 32, 0, 31, 0, 63, 63};
+inline constexpr KShape kQ6{16, 16, -32, 31, -128, 127, 0};
+
 struct KParams {
   float d = 0, dmin = 0;
   int sc[16] = {}, m[16] = {};
   int8_t q[256] = {};
 };
+
+// A block in canonical form and back, in the type's exact byte layout.
+void unpack(const BlockQ2K& b, KParams& p);
+void unpack(const BlockQ3K& b, KParams& p);
+void unpack(const BlockQ4K& b, KParams& p);
+void unpack(const BlockQ5K& b, KParams& p);
+void unpack(const BlockQ6K& b, KParams& p);
+void pack(const KParams& p, BlockQ2K* b);
+void pack(const KParams& p, BlockQ3K* b);
+void pack(const KParams& p, BlockQ4K* b);
+void pack(const KParams& p, BlockQ5K* b);
+void pack(const KParams& p, BlockQ6K* b);
 
 // The error weights of a type: llama.cpp's search weights for that type (qw == nullptr: its
 // no-imatrix defaults, e.g. x^2 for Q3_K / Q6_K, |x| for Q2_K, rms + |x| for Q4_K / Q5_K).
@@ -52,5 +70,13 @@ void quantize_block_q3_k_imq(const float* x, const float* qw, BlockQ3K* y);
 void quantize_block_q4_k_imq(const float* x, const float* qw, BlockQ4K* y);
 void quantize_block_q5_k_imq(const float* x, const float* qw, BlockQ5K* y);
 void quantize_block_q6_k_imq(const float* x, const float* qw, BlockQ6K* y);
+
+// Their block grids for error-compensated quantization (grid.cpp, quant/grid.h).
+struct GridOps;
+const GridOps* q2_k_grid();
+const GridOps* q3_k_grid();
+const GridOps* q4_k_grid();
+const GridOps* q5_k_grid();
+const GridOps* q6_k_grid();
 
 }  // namespace imq::quant

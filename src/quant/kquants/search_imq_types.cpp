@@ -12,12 +12,6 @@
 namespace imq::quant {
 namespace {
 
-constexpr KShape kQ2{16, 16, 0, 3, 0, 15, 15};
-constexpr KShape kQ3{16, 16, -4, 3, -32, 31, 0};
-constexpr KShape kQ4{8, 32, 0, 15, 0, 63, 63};
-constexpr KShape kQ5{8, 32, 0, 31, 0, 63, 63};
-constexpr KShape kQ6{16, 16, -32, 31, -128, 127, 0};
-
 // 2-bit planes shared by Q2_K and Q3_K: bits 2k of qs[32h + l] = element 128h + 32k + l.
 void unpack_2bit(const uint8_t qs[64], uint8_t L[256]) {
   for (int h = 0; h < 2; ++h)
@@ -31,6 +25,8 @@ void pack_2bit(const uint8_t L[256], uint8_t qs[64]) {
       qs[32 * h + l] = uint8_t((q[0] & 3) | (q[32] & 3) << 2 | (q[64] & 3) << 4 | (q[96] & 3) << 6);
     }
 }
+
+}  // namespace
 
 // ---- Q2_K ----
 void unpack(const BlockQ2K& b, KParams& p) {
@@ -79,6 +75,8 @@ void pack(const KParams& p, BlockQ3K* b) {
   pack_2bit(L, b->qs);
 }
 
+namespace {
+
 // ---- Q4_K / Q5_K shared scales ----
 void unpack_k4(uint16_t d, uint16_t dmin, const uint8_t scales[12], KParams& p) {
   p.d = f16_to_f32(d);
@@ -106,6 +104,8 @@ void pack_k4(const KParams& p, uint16_t* d, uint16_t* dmin, uint8_t scales[12]) 
     }
   }
 }
+
+}  // namespace
 
 void unpack(const BlockQ4K& b, KParams& p) {
   unpack_k4(b.d, b.dmin, b.scales, p);
@@ -173,6 +173,8 @@ void pack(const KParams& p, BlockQ6K* b) {
     }
   }
 }
+
+namespace {
 
 template <typename Block, void (*Reference)(const float*, const float*, Block*),
           void (*Dequantize)(const Block&, float*)>

@@ -1,0 +1,40 @@
+// The GPTQ/OBQ step of error-compensated quantization, for one weight matrix W [rows, n] whose
+// inputs x have the second-moment matrix H = sum x xᵀ (hessian.h):
+//   1. damp H (H_ii += damp * mean(diag H); a column no token reached gets H_ii = 1), and take
+//      U, the upper Cholesky factor of H⁻¹ (H⁻¹ = UᵀU);
+//   2. per row, columns in order: when a column starts a block, fit the block's parameters to
+//      the row's current values (quant/grid.h); round the column to the nearest grid value,
+//      and push its error e onto the columns after it: w_j -= e / U_ii * U_ij (j > i).
+// The updates of columns beyond the current batch of columns are deferred and applied with one
+// GEMM per batch ("lazy batches"); batches hold whole blocks, so a block is always fitted to
+// fully updated values. Rows go in fixed tiles of kTileRows, so the bytes do not depend on the
+// thread count.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "imq/quant.h"
+
+namespace imq::gptq {
+
+inline constexpr int64_t kTileRows = 32;
+
+struct Factor {
+  int64_t n = 0;
+  std::vector<float> u;  // [n, n] row-major, upper triangle: H⁻¹ = UᵀU
+  double damp = 0;       // the damping that made H positive definite (fraction of mean diag)
+};
+
+// Damps H ([n, n] row-major, symmetric, as accumulated) by `damp` times its mean diagonal and
+// factors it. When the damped H is not positive definite the damping is raised tenfold up to
+// three times; returns false when even that fails (the caller falls back to plain rounding).
+bool factor_hessian(std::vector<double> h, int64_t n, double damp, Factor& out);
+
+// Quantizes rows [rows, n] of W (modified: on return it holds the rounded values) to the
+// codec's type into dst (rows * row_size bytes). importance: n weights for the block fits (the
+// imatrix slice, or diag(H) / tokens), or null. imq: use the type's --search imq for the fits.
+void quantize_rows(const quant::Codec& codec, bool imq, const Factor& f, const float* importance,
+                   float* w, int64_t rows, uint8_t* dst, ThreadPool& pool);
+
+}  // namespace imq::gptq

@@ -1,0 +1,37 @@
+// Block grids for error-compensated quantization (src/gptq). Such a quantizer fixes a block's
+// parameters (scales, mins) first, from the codec's own search on the block's current values,
+// and then chooses each element's code one at a time, nearest on the grid those parameters
+// define, pushing each element's rounding error onto the elements not yet rounded. A type
+// supports it with two functions in its codec row (Codec::grid): fit and store.
+#pragma once
+#include <cstdint>
+
+namespace imq::quant {
+
+// The values one block can take once its parameters are fixed: element i decodes to
+// step[i] * level(q) + offset[i] for a code q in qmin..qmax, where level(q) = q for the
+// uniform types and levels[q - qmin] for the non-uniform ones (IQ4's 16 values).
+struct BlockGrid {
+  static constexpr int kMax = 256;  // elements of the largest block
+  float step[kMax];
+  float offset[kMax];
+  int qmin = 0, qmax = 0;
+  const int8_t* levels = nullptr;
+  int8_t q[kMax];  // the codes (fit: the search's own; store: the ones chosen)
+
+  float value(int i, int code) const {
+    return step[i] * float(levels ? levels[code - qmin] : code) + offset[i];
+  }
+  // The code whose value is nearest to x at element i (ties: the lower code).
+  int nearest(int i, float x) const;
+};
+
+struct GridOps {
+  // Quantizes one block of x (block_size values, importance qw or null) with the codec's search
+  // (imq: the type's --search imq where it has one) into `block` and describes its grid.
+  void (*fit)(const float* x, const float* qw, bool imq, void* block, BlockGrid& g);
+  // Writes g.q into `block` (from fit), keeping its parameters.
+  void (*store)(const BlockGrid& g, void* block);
+};
+
+}  // namespace imq::quant

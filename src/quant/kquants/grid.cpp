@@ -1,0 +1,49 @@
+// Block grids of the K-quants (quant/grid.h): the block's d/dmin and sub-block scale/min codes
+// come from the type's search (llama.cpp's, or --search imq's), element i of sub-block j then
+// decodes to (d * sc_j) * q - dmin * m_j, exactly as the dequantizers compute it.
+#include "quant/grid.h"
+
+#include "quant/kquants/search_imq.h"
+
+namespace imq::quant {
+namespace {
+
+template <typename Block, void (*Reference)(const float*, const float*, Block*),
+          void (*Imq)(const float*, const float*, Block*), const KShape& kShape>
+struct KGrid {
+  static void fit(const float* x, const float* qw, bool imq, void* block, BlockGrid& g) {
+    Block b;
+    (imq ? Imq : Reference)(x, qw, &b);
+    store_block(block, 0, b);
+    KParams p;
+    unpack(b, p);
+    g.qmin = kShape.qmin;
+    g.qmax = kShape.qmax;
+    g.levels = nullptr;
+    for (int i = 0; i < kQK_K; ++i) {
+      const int j = i / kShape.sub;
+      g.step[i] = p.d * float(p.sc[j]);
+      g.offset[i] = kShape.mmax ? -(p.dmin * float(p.m[j])) : 0.0f;
+      g.q[i] = p.q[i];
+    }
+  }
+  static void store(const BlockGrid& g, void* block) {
+    Block b = load_block<Block>(block, 0);
+    KParams p;
+    unpack(b, p);
+    for (int i = 0; i < kQK_K; ++i) p.q[i] = g.q[i];
+    pack(p, &b);
+    store_block(block, 0, b);
+  }
+  static constexpr GridOps ops{fit, store};
+};
+
+}  // namespace
+
+const GridOps* q2_k_grid() { return &KGrid<BlockQ2K, quantize_block_q2_k, quantize_block_q2_k_imq, kQ2>::ops; }
+const GridOps* q3_k_grid() { return &KGrid<BlockQ3K, quantize_block_q3_k, quantize_block_q3_k_imq, kQ3>::ops; }
+const GridOps* q4_k_grid() { return &KGrid<BlockQ4K, quantize_block_q4_k, quantize_block_q4_k_imq, kQ4>::ops; }
+const GridOps* q5_k_grid() { return &KGrid<BlockQ5K, quantize_block_q5_k, quantize_block_q5_k_imq, kQ5>::ops; }
+const GridOps* q6_k_grid() { return &KGrid<BlockQ6K, quantize_block_q6_k, quantize_block_q6_k_imq, kQ6>::ops; }
+
+}  // namespace imq::quant
