@@ -114,7 +114,7 @@ struct Run {
       // sees with everything before it quantized, on all the calibration tokens (measured on
       // dict8-spm4k Q4_K_M: KLD 0.00162 against 0.00177 with an 8-chunk llama-imatrix file).
       const std::vector<float> ms = it->second.mean_square();
-      quantize_rows(codec, imq(), f, ms.data(), we, rows, oe, pool);
+      quantize_rows(codec, o.variants, f, ms.data(), we, rows, oe, pool);
       ++summary.compensated;
       if (f.damp > o.damp) say(fmt::format("{}: damping raised to {}", tp.name, f.damp));
     }

@@ -3,6 +3,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "imq/error.h"
@@ -62,42 +63,72 @@ bool factor_hessian(std::vector<double> h, int64_t n, double damp, Factor& out) 
   return false;
 }
 
-void quantize_rows(const quant::Codec& codec, bool imq, const Factor& f, const float* importance,
+void quantize_rows(const quant::Codec& codec, int variants, const Factor& f, const float* importance,
                    float* w, int64_t rows, uint8_t* dst, ThreadPool& pool) {
   const quant::GridOps* ops = codec.grid;
   if (!ops) throw_error("type {} has no block grid for error-compensated quantization", codec.name);
   const int64_t n = f.n, bs = codec.block_size;
   if (n % bs != 0) throw_error("row length {} is not a multiple of {}'s block size {}", n, codec.name, bs);
+  if (bs > quant::BlockGrid::kMax) throw_error("{}: blocks of {} are too long", codec.name, bs);
+  variants = std::clamp(variants, 1, ops->n_variants);
   // Columns per lazy batch: whole blocks, at least 128.
   const int64_t batch = std::max<int64_t>(bs, (128 / bs) * bs);
   const size_t row_bytes = quant::row_size(codec, n);
   const float* u = f.u.data();
   const int64_t n_tiles = (rows + kTileRows - 1) / kTileRows;
   pool.parallel_for(size_t(n_tiles), [&](size_t t0, size_t t1, int) {
-    std::vector<quant::BlockGrid> grids{size_t(kTileRows)};
-    std::vector<float> err(size_t(kTileRows * batch));
+    quant::BlockGrid g;
+    const auto nb = static_cast<size_t>(bs);
+    std::vector<float> err(static_cast<size_t>(kTileRows * batch)), vals(nb), e(nb), best_vals(nb),
+        best_e(nb);
+    std::vector<uint8_t> cand(codec.type_size), best(codec.type_size);
     for (size_t tile = t0; tile < t1; ++tile) {
       const int64_t r0 = int64_t(tile) * kTileRows, nr = std::min(kTileRows, rows - r0);
       float* wt = w + r0 * n;
       uint8_t* out = dst + size_t(r0) * row_bytes;
       for (int64_t b0 = 0; b0 < n; b0 += batch) {
         const int64_t b1 = std::min(n, b0 + batch);
-        for (int64_t i = b0; i < b1; ++i) {
-          const int64_t k = i % bs;
-          const float inv_d = 1.0f / u[i * n + i];
-          const float* ui = u + i * n;
-          for (int64_t r = 0; r < nr; ++r) {
-            float* wr = wt + r * n;
-            quant::BlockGrid& g = grids[size_t(r)];
-            void* block = out + size_t(r) * row_bytes + size_t(i / bs) * codec.type_size;
-            if (k == 0) ops->fit(wr + i, importance ? importance + i : nullptr, imq, block, g);
-            const int q = g.nearest(int(k), wr[i]);
-            g.q[k] = int8_t(q);
-            const float e = (wr[i] - g.value(int(k), q)) * inv_d;
-            wr[i] = g.value(int(k), q);
-            err[size_t(r * batch + (i - b0))] = e;
-            for (int64_t j = i + 1; j < b1; ++j) wr[j] -= e * ui[j];
-            if (k == bs - 1) ops->store(g, block);
+        for (int64_t r = 0; r < nr; ++r) {
+          float* wr = wt + r * n;
+          for (int64_t i0 = b0; i0 < b1; i0 += bs) {
+            // Each parameter set: round the block's elements in order with feedback inside
+            // the block; its cost is the sum of (rounding error / U_ii)^2, the rise of the
+            // layer's output error with the later columns compensating.
+            double best_loss = INFINITY;
+            for (int v = 0; v < variants; ++v) {
+              ops->fit(wr + i0, importance ? importance + i0 : nullptr, v, cand.data(), g);
+              std::copy(wr + i0, wr + i0 + bs, vals.begin());
+              double loss = 0;
+              for (int64_t k = 0; k < bs; ++k) {
+                const int64_t i = i0 + k;
+                const int q = g.nearest(int(k), vals[size_t(k)]);
+                g.q[k] = int8_t(q);
+                const float val = g.value(int(k), q);
+                const float ek = (vals[size_t(k)] - val) / u[i * n + i];
+                vals[size_t(k)] = val;
+                e[size_t(k)] = ek;
+                loss += double(ek) * ek;
+                const float* ui = u + i * n + i0;
+                for (int64_t j = k + 1; j < bs; ++j) vals[size_t(j)] -= ek * ui[j];
+              }
+              if (loss < best_loss) {
+                best_loss = loss;
+                ops->store(g, cand.data());
+                best.swap(cand);
+                best_vals.swap(vals);
+                best_e.swap(e);
+              }
+            }
+            std::memcpy(out + size_t(r) * row_bytes + size_t(i0 / bs) * codec.type_size,
+                        best.data(), best.size());
+            std::copy(best_vals.begin(), best_vals.end(), wr + i0);
+            std::copy(best_e.begin(), best_e.end(), err.begin() + r * batch + (i0 - b0));
+            // The block's errors onto the rest of the batch (the rest of the row: below).
+            for (int64_t k = 0; k < bs; ++k) {
+              const float ek = best_e[size_t(k)];
+              const float* ui = u + (i0 + k) * n;
+              for (int64_t j = i0 + bs; j < b1; ++j) wr[j] -= ek * ui[j];
+            }
           }
         }
         if (b1 < n)

@@ -5,6 +5,8 @@
 //   2. per row, columns in order: when a column starts a block, fit the block's parameters to
 //      the row's current values (quant/grid.h); round the column to the nearest grid value,
 //      and push its error e onto the columns after it: w_j -= e / U_ii * U_ij (j > i).
+//      A block tries each of its type's candidate parameter sets this way and keeps the one
+//      with the least sum of (e / U_ii)^2, the rise of the output error it causes.
 // The updates of columns beyond the current batch of columns are deferred and applied with one
 // GEMM per batch ("lazy batches"); batches hold whole blocks, so a block is always fitted to
 // fully updated values. Rows go in fixed tiles of kTileRows, so the bytes do not depend on the
@@ -33,8 +35,9 @@ bool factor_hessian(std::vector<double> h, int64_t n, double damp, Factor& out);
 
 // Quantizes rows [rows, n] of W (modified: on return it holds the rounded values) to the
 // codec's type into dst (rows * row_size bytes). importance: n weights for the block fits (the
-// imatrix slice, or diag(H) / tokens), or null. imq: use the type's --search imq for the fits.
-void quantize_rows(const quant::Codec& codec, bool imq, const Factor& f, const float* importance,
+// imatrix slice, or diag(H) / tokens), or null. variants: how many of the type's candidate
+// parameter sets each block tries (quant::GridOps; 1: the codec's reference search only).
+void quantize_rows(const quant::Codec& codec, int variants, const Factor& f, const float* importance,
                    float* w, int64_t rows, uint8_t* dst, ThreadPool& pool);
 
 }  // namespace imq::gptq

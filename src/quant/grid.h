@@ -27,9 +27,13 @@ struct BlockGrid {
 };
 
 struct GridOps {
-  // Quantizes one block of x (block_size values, importance qw or null) with the codec's search
-  // (imq: the type's --search imq where it has one) into `block` and describes its grid.
-  void (*fit)(const float* x, const float* qw, bool imq, void* block, BlockGrid& g);
+  // Candidate parameter sets per block: the error-compensated quantizer tries each and keeps
+  // the one whose elements, rounded with error feedback, cost least.
+  int n_variants;
+  // Quantizes one block of x (block_size values, importance qw or null) with parameter set
+  // `variant` (0: the codec's reference search; others: the type's own alternatives) into
+  // `block` and describes its grid.
+  void (*fit)(const float* x, const float* qw, int variant, void* block, BlockGrid& g);
   // Writes g.q into `block` (from fit), keeping its parameters.
   void (*store)(const BlockGrid& g, void* block);
 };
