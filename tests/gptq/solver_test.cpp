@@ -1,0 +1,219 @@
+// The GPTQ step (src/gptq): H accumulation, the damped Cholesky factor of H⁻¹ and its fallback,
+// the column loop against the textbook OBS update, and what it is for: a lower output error
+// ‖X(W − Ŵ)ᵀ‖² than rounding each block alone, at the same bytes.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "core/thread_pool.h"
+#include "gptq/hessian.h"
+#include "gptq/solver.h"
+#include "imq/ggml_types.h"
+#include "imq/quant.h"
+#include "model/synth_util.h"
+#include "quant/grid.h"
+
+namespace imq::test {
+namespace {
+
+using gptq::Factor;
+using gptq::Hessian;
+
+// Inputs with what real activations have: correlated columns (a low-rank mix) and a few
+// columns far larger than the rest.
+std::vector<float> activations(int64_t tokens, int64_t n, uint32_t seed) {
+  const int64_t rank = 8;
+  const auto z = randn(size_t(tokens * rank), seed);
+  const auto mix = randn(size_t(rank * n), seed + 1);
+  const auto noise = randn(size_t(tokens * n), seed + 2, 0.3f);
+  std::vector<float> x(size_t(tokens * n));
+  for (int64_t t = 0; t < tokens; ++t)
+    for (int64_t j = 0; j < n; ++j) {
+      float v = noise[size_t(t * n + j)];
+      for (int64_t k = 0; k < rank; ++k) v += z[size_t(t * rank + k)] * mix[size_t(k * n + j)];
+      if (j % 37 == 5) v *= 6;  // outlier columns
+      x[size_t(t * n + j)] = v;
+    }
+  return x;
+}
+
+Hessian hessian_of(const std::vector<float>& x, int64_t n) {
+  Hessian h(n);
+  const int64_t tokens = int64_t(x.size()) / n;
+  for (int64_t t = 0; t < tokens; t += 100) h.add(x.data() + t * n, std::min<int64_t>(100, tokens - t));
+  return h;
+}
+
+// ‖X(W − Ŵ)ᵀ‖² in double.
+double output_error(const std::vector<float>& x, const std::vector<float>& w,
+                    const std::vector<float>& wq, int64_t n) {
+  const int64_t tokens = int64_t(x.size()) / n, rows = int64_t(w.size()) / n;
+  double sum = 0;
+  for (int64_t t = 0; t < tokens; ++t)
+    for (int64_t r = 0; r < rows; ++r) {
+      double y = 0;
+      for (int64_t j = 0; j < n; ++j)
+        y += double(x[size_t(t * n + j)]) * (double(w[size_t(r * n + j)]) - wq[size_t(r * n + j)]);
+      sum += y * y;
+    }
+  return sum;
+}
+
+TEST(GptqHessian, EqualsDirectProduct) {
+  const int64_t n = 24, tokens = 250;
+  const auto x = activations(tokens, n, 3);
+  const Hessian h = hessian_of(x, n);
+  EXPECT_EQ(h.tokens, tokens);
+  const auto full = h.full();
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double direct = 0;
+      for (int64_t t = 0; t < tokens; ++t) direct += double(x[size_t(t * n + i)]) * x[size_t(t * n + j)];
+      EXPECT_NEAR(full[size_t(i * n + j)], direct, 1e-5 * (std::fabs(direct) + 10)) << i << "," << j;
+    }
+  const auto ms = h.mean_square();
+  EXPECT_NEAR(ms[3], full[3 * n + 3] / tokens, 1e-6 * ms[3]);
+}
+
+TEST(GptqFactor, IsTheCholeskyFactorOfTheDampedInverse) {
+  const int64_t n = 32;
+  const Hessian h = hessian_of(activations(400, n, 5), n);
+  Factor f;
+  ASSERT_TRUE(gptq::factor_hessian(h.full(), n, 0.01, f));
+  EXPECT_EQ(f.damp, 0.01);
+  auto a = h.full();
+  double mean = 0;
+  for (int64_t i = 0; i < n; ++i) mean += a[size_t(i * n + i)] / double(n);
+  for (int64_t i = 0; i < n; ++i) a[size_t(i * n + i)] += 0.01 * mean;
+  // (H + λI) · UᵀU = I
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double s = 0;
+      for (int64_t k = 0; k < n; ++k) {
+        double inv = 0;  // (UᵀU)_kj
+        for (int64_t m = 0; m <= std::min(k, j); ++m) inv += double(f.u[size_t(m * n + k)]) * f.u[size_t(m * n + j)];
+        s += a[size_t(i * n + k)] * inv;
+      }
+      EXPECT_NEAR(s, i == j ? 1.0 : 0.0, 2e-3) << i << "," << j;
+    }
+}
+
+TEST(GptqFactor, RaisesTheDampingThenGivesUp) {
+  // Rank 2 of 16 (two tokens) with columns no token reached: positive definite once damped.
+  const int64_t n = 16;
+  Hessian h(n);
+  const auto x = randn(size_t(2 * n), 9);
+  h.add(x.data(), 2);
+  Factor f;
+  EXPECT_TRUE(gptq::factor_hessian(h.full(), n, 0.01, f));
+  EXPECT_TRUE(gptq::factor_hessian(std::vector<double>(size_t(n * n), 0.0), n, 0.01, f));
+  // Indefinite beyond any damping tried (eigenvalues 101 and -99, damping at most 10x diag).
+  EXPECT_FALSE(gptq::factor_hessian({1, 100, 100, 1}, 2, 0.01, f));
+  // [[1, 3], [3, 1]] is indefinite (eigenvalues 4, -2) up to a damping of 2: the fourth try
+  // (10x the mean diagonal) makes it definite.
+  ASSERT_TRUE(gptq::factor_hessian({1, 3, 3, 1}, 2, 0.01, f));
+  EXPECT_NEAR(f.damp, 10.0, 1e-9);
+}
+
+TEST(GptqSolver, FollowsTheTextbookUpdate) {
+  // One Q4_K row of one block: the grid is fitted once to the original row, then each column
+  // is rounded and the error spread by the OBS formula with H⁻¹ updated column by column.
+  const int64_t n = 256;
+  const quant::Codec& c = quant::codec(uint32_t(GgmlType::Q4_K));
+  const Hessian h = hessian_of(activations(1200, n, 11), n);
+  Factor f;
+  ASSERT_TRUE(gptq::factor_hessian(h.full(), n, 0.01, f));
+  auto w = randn(size_t(n), 12, 0.05f);
+  const auto imp = h.mean_square();
+
+  // Textbook, in double.
+  auto a = h.full();
+  double mean = 0;
+  for (int64_t i = 0; i < n; ++i) mean += a[size_t(i * n + i)] / double(n);
+  for (int64_t i = 0; i < n; ++i) a[size_t(i * n + i)] += 0.01 * mean;
+  std::vector<double> hinv(size_t(n * n));
+  {  // Gauss-Jordan inverse
+    std::vector<double> m = a;
+    for (int64_t i = 0; i < n; ++i) hinv[size_t(i * n + i)] = 1;
+    for (int64_t p = 0; p < n; ++p) {
+      const double piv = m[size_t(p * n + p)];
+      for (int64_t j = 0; j < n; ++j) m[size_t(p * n + j)] /= piv, hinv[size_t(p * n + j)] /= piv;
+      for (int64_t r = 0; r < n; ++r) {
+        if (r == p) continue;
+        const double fct = m[size_t(r * n + p)];
+        if (fct == 0) continue;
+        for (int64_t j = 0; j < n; ++j)
+          m[size_t(r * n + j)] -= fct * m[size_t(p * n + j)], hinv[size_t(r * n + j)] -= fct * hinv[size_t(p * n + j)];
+      }
+    }
+  }
+  quant::BlockGrid g;
+  std::vector<uint8_t> block(c.type_size);
+  c.grid->fit(w.data(), imp.data(), 0, block.data(), g);
+  std::vector<double> wd(w.begin(), w.end());
+  std::vector<int> codes(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    codes[size_t(i)] = g.nearest(int(i), float(wd[size_t(i)]));
+    const double err = wd[size_t(i)] - g.value(int(i), codes[size_t(i)]);
+    const double d = hinv[size_t(i * n + i)];
+    for (int64_t j = i + 1; j < n; ++j) wd[size_t(j)] -= err / d * hinv[size_t(i * n + j)];
+    std::vector<double> col(static_cast<size_t>(n)), row(static_cast<size_t>(n));
+    for (int64_t k = 0; k < n; ++k) col[size_t(k)] = hinv[size_t(k * n + i)], row[size_t(k)] = hinv[size_t(i * n + k)];
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t k = 0; k < n; ++k) hinv[size_t(r * n + k)] -= col[size_t(r)] * row[size_t(k)] / d;
+  }
+
+  ThreadPool pool(1);
+  std::vector<float> wq = w;
+  std::vector<uint8_t> out(c.type_size);
+  gptq::quantize_rows(c, 1, f, imp.data(), wq.data(), 1, out.data(), pool);
+  ASSERT_EQ(out.size(), block.size());
+  std::vector<float> dq(static_cast<size_t>(n));
+  c.dequantize(out.data(), dq.data(), n);
+  int same = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    same += g.value(int(i), codes[size_t(i)]) == dq[size_t(i)];
+    EXPECT_EQ(wq[size_t(i)], dq[size_t(i)]) << "the returned row holds the stored values";
+  }
+  EXPECT_GE(same, n - 3) << "codes that differ from the textbook's beyond float rounding";
+}
+
+// Same bytes, lower output error: error feedback against rounding each block alone with the
+// same importance (the codec's own imatrix search), for the K-quants it serves.
+class GptqLowersError : public ::testing::TestWithParam<GgmlType> {};
+
+TEST_P(GptqLowersError, AgainstBlockRounding) {
+  const int64_t n = 512, rows = 48, tokens = 1500;
+  const quant::Codec& c = quant::codec(uint32_t(GetParam()));
+  const auto x = activations(tokens, n, 21);
+  const Hessian h = hessian_of(x, n);
+  const auto imp = h.mean_square();
+  const auto w = randn(size_t(rows * n), 22, 0.02f);
+  const size_t bytes = quant::row_size(c, n) * size_t(rows);
+
+  std::vector<uint8_t> plain(bytes), comp(bytes), comp3(bytes);
+  c.quantize(w.data(), plain.data(), rows, n, imp.data());
+  Factor f;
+  ASSERT_TRUE(gptq::factor_hessian(h.full(), n, 0.01, f));
+  ThreadPool pool1(1), pool3(3);
+  auto w1 = w, w3 = w;
+  gptq::quantize_rows(c, 16, f, imp.data(), w1.data(), rows, comp.data(), pool1);
+  gptq::quantize_rows(c, 16, f, imp.data(), w3.data(), rows, comp3.data(), pool3);
+  EXPECT_EQ(comp, comp3) << "the bytes depend on the thread count";
+
+  std::vector<float> yp(w.size()), yc(w.size());
+  c.dequantize(plain.data(), yp.data(), int64_t(w.size()));
+  c.dequantize(comp.data(), yc.data(), int64_t(w.size()));
+  const double ep = output_error(x, w, yp, n), ec = output_error(x, w, yc, n);
+  EXPECT_LT(ec, 0.5 * ep) << "plain " << ep << ", error-compensated " << ec;
+  RecordProperty("ratio", std::to_string(ec / ep));
+}
+
+INSTANTIATE_TEST_SUITE_P(KQuants, GptqLowersError,
+                         ::testing::Values(GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K,
+                                           GgmlType::Q5_K, GgmlType::Q6_K),
+                         [](const auto& info) { return std::string(ggml_type_info(uint32_t(info.param))->name); });
+
+}  // namespace
+}  // namespace imq::test
