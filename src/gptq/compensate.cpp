@@ -99,9 +99,14 @@ struct Run {
       const int64_t tokens = it == obs.hessians().end() ? 0 : it->second.tokens;
       Factor f;
       std::string why;
+      std::vector<double> h;
+      if (tokens >= min_tokens) {
+        h = it->second.full();
+        if (o.act_order) f.order = importance_order(h, n, codec.block_size);
+      }
       if (tokens < min_tokens)
         why = fmt::format("{} tokens (< {})", tokens, min_tokens);
-      else if (!factor_hessian(it->second.full(), n, o.damp, f))
+      else if (!factor_hessian(std::move(h), n, o.damp, f))
         why = "H is not positive definite even with 1000x the damping";
       if (!why.empty()) {
         const auto fn = imq() && codec.quantize_imq ? codec.quantize_imq : codec.quantize;

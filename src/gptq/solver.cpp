@@ -29,6 +29,10 @@ bool cholesky_upper(std::vector<double>& a, int n) {
 
 bool factor_once(const std::vector<double>& h, int64_t n, double damp, Factor& out) {
   std::vector<double> a = h;
+  if (!out.order.empty())  // H in quantization order
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < n; ++j)
+        a[size_t(i * n + j)] = h[size_t(out.order[size_t(i)] * n + out.order[size_t(j)])];
   double mean = 0;
   for (int64_t i = 0; i < n; ++i) mean += a[size_t(i * n + i)];
   mean = mean > 0 ? mean / double(n) : 1.0;
@@ -63,6 +67,28 @@ bool factor_hessian(std::vector<double> h, int64_t n, double damp, Factor& out) 
   return false;
 }
 
+std::vector<int64_t> importance_order(const std::vector<double>& h, int64_t n, int64_t bs) {
+  if (bs <= 0 || n % bs != 0) throw_error("importance_order: {} columns in blocks of {}", n, bs);
+  auto diag = [&](int64_t c) { return h[size_t(c * n + c)]; };
+  std::vector<int64_t> blocks(size_t(n / bs));
+  std::vector<double> block_sum(blocks.size(), 0.0);
+  for (int64_t b = 0; b < n / bs; ++b) {
+    blocks[size_t(b)] = b;
+    for (int64_t k = 0; k < bs; ++k) block_sum[size_t(b)] += diag(b * bs + k);
+  }
+  std::stable_sort(blocks.begin(), blocks.end(),
+                   [&](int64_t a, int64_t b) { return block_sum[size_t(a)] > block_sum[size_t(b)]; });
+  std::vector<int64_t> order;
+  order.reserve(size_t(n));
+  for (int64_t b : blocks) {
+    const size_t first = order.size();
+    for (int64_t k = 0; k < bs; ++k) order.push_back(b * bs + k);
+    std::stable_sort(order.begin() + first, order.end(),
+                     [&](int64_t x, int64_t y) { return diag(x) > diag(y); });
+  }
+  return order;
+}
+
 void quantize_rows(const quant::Codec& codec, int variants, const Factor& f, const float* importance,
                    float* w, int64_t rows, uint8_t* dst, ThreadPool& pool) {
   const quant::GridOps* ops = codec.grid;
@@ -70,8 +96,20 @@ void quantize_rows(const quant::Codec& codec, int variants, const Factor& f, con
   const int64_t n = f.n, bs = codec.block_size;
   if (n % bs != 0) throw_error("row length {} is not a multiple of {}'s block size {}", n, codec.name, bs);
   if (bs > quant::BlockGrid::kMax) throw_error("{}: blocks of {} are too long", codec.name, bs);
+  // Position p of the quantization order holds column perm[p]; every block's columns must be
+  // consecutive positions.
+  std::vector<int64_t> perm = f.order;
+  if (perm.empty()) {
+    perm.resize(size_t(n));
+    for (int64_t i = 0; i < n; ++i) perm[size_t(i)] = i;
+  }
+  if (int64_t(perm.size()) != n) throw_error("quantize_rows: an order of {} columns for {}", perm.size(), n);
+  for (int64_t p = 0; p < n; p += bs)
+    for (int64_t k = 1; k < bs; ++k)
+      if (perm[size_t(p + k)] / bs != perm[size_t(p)] / bs)
+        throw_error("quantize_rows: the column order splits block {}", perm[size_t(p)] / bs);
   variants = std::clamp(variants, 1, ops->n_variants);
-  // Columns per lazy batch: whole blocks, at least 128.
+  // Positions per lazy batch: whole blocks, at least 128.
   const int64_t batch = std::max<int64_t>(bs, (128 / bs) * bs);
   const size_t row_bytes = quant::row_size(codec, n);
   const float* u = f.u.data();
@@ -80,36 +118,45 @@ void quantize_rows(const quant::Codec& codec, int variants, const Factor& f, con
     quant::BlockGrid g;
     const auto nb = static_cast<size_t>(bs);
     std::vector<float> err(static_cast<size_t>(kTileRows * batch)), vals(nb), e(nb), best_vals(nb),
-        best_e(nb);
+        best_e(nb), x(nb), imp(nb), wt(static_cast<size_t>(kTileRows * n));
     std::vector<uint8_t> cand(codec.type_size), best(codec.type_size);
     for (size_t tile = t0; tile < t1; ++tile) {
       const int64_t r0 = int64_t(tile) * kTileRows, nr = std::min(kTileRows, rows - r0);
-      float* wt = w + r0 * n;
+      for (int64_t r = 0; r < nr; ++r)  // the tile in quantization order
+        for (int64_t p = 0; p < n; ++p) wt[size_t(r * n + p)] = w[(r0 + r) * n + perm[size_t(p)]];
       uint8_t* out = dst + size_t(r0) * row_bytes;
       for (int64_t b0 = 0; b0 < n; b0 += batch) {
         const int64_t b1 = std::min(n, b0 + batch);
         for (int64_t r = 0; r < nr; ++r) {
-          float* wr = wt + r * n;
+          float* wr = wt.data() + r * n;
           for (int64_t i0 = b0; i0 < b1; i0 += bs) {
+            const int64_t blk = perm[size_t(i0)] / bs;
+            // The block's values and importance in the block's own element order.
+            for (int64_t p = i0; p < i0 + bs; ++p) {
+              const int64_t k = perm[size_t(p)] % bs;
+              x[size_t(k)] = wr[p];
+              if (importance) imp[size_t(k)] = importance[perm[size_t(p)]];
+            }
             // Each parameter set: round the block's elements in order with feedback inside
-            // the block; its cost is the sum of (rounding error / U_ii)^2, the rise of the
+            // the block; its cost is the sum of (rounding error / U_pp)^2, the rise of the
             // layer's output error with the later columns compensating.
             double best_loss = INFINITY;
             for (int v = 0; v < variants; ++v) {
-              ops->fit(wr + i0, importance ? importance + i0 : nullptr, v, cand.data(), g);
+              ops->fit(x.data(), importance ? imp.data() : nullptr, v, cand.data(), g);
               std::copy(wr + i0, wr + i0 + bs, vals.begin());
               double loss = 0;
-              for (int64_t k = 0; k < bs; ++k) {
-                const int64_t i = i0 + k;
-                const int q = g.nearest(int(k), vals[size_t(k)]);
+              for (int64_t j = 0; j < bs; ++j) {
+                const int64_t p = i0 + j;
+                const int k = int(perm[size_t(p)] % bs);
+                const int q = g.nearest(k, vals[size_t(j)]);
                 g.q[k] = int8_t(q);
-                const float val = g.value(int(k), q);
-                const float ek = (vals[size_t(k)] - val) / u[i * n + i];
-                vals[size_t(k)] = val;
-                e[size_t(k)] = ek;
-                loss += double(ek) * ek;
-                const float* ui = u + i * n + i0;
-                for (int64_t j = k + 1; j < bs; ++j) vals[size_t(j)] -= ek * ui[j];
+                const float val = g.value(k, q);
+                const float ej = (vals[size_t(j)] - val) / u[p * n + p];
+                vals[size_t(j)] = val;
+                e[size_t(j)] = ej;
+                loss += double(ej) * ej;
+                const float* up = u + p * n + i0;
+                for (int64_t m = j + 1; m < bs; ++m) vals[size_t(m)] -= ej * up[m];
               }
               if (loss < best_loss) {
                 best_loss = loss;
@@ -119,22 +166,25 @@ void quantize_rows(const quant::Codec& codec, int variants, const Factor& f, con
                 best_e.swap(e);
               }
             }
-            std::memcpy(out + size_t(r) * row_bytes + size_t(i0 / bs) * codec.type_size,
-                        best.data(), best.size());
+            std::memcpy(out + size_t(r) * row_bytes + size_t(blk) * codec.type_size, best.data(),
+                        best.size());
             std::copy(best_vals.begin(), best_vals.end(), wr + i0);
             std::copy(best_e.begin(), best_e.end(), err.begin() + r * batch + (i0 - b0));
             // The block's errors onto the rest of the batch (the rest of the row: below).
-            for (int64_t k = 0; k < bs; ++k) {
-              const float ek = best_e[size_t(k)];
-              const float* ui = u + (i0 + k) * n;
-              for (int64_t j = i0 + bs; j < b1; ++j) wr[j] -= ek * ui[j];
+            for (int64_t j = 0; j < bs; ++j) {
+              const float ej = best_e[size_t(j)];
+              const float* up = u + (i0 + j) * n;
+              for (int64_t m = i0 + bs; m < b1; ++m) wr[m] -= ej * up[m];
             }
           }
         }
         if (b1 < n)
           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(nr), int(n - b1), int(b1 - b0),
-                      -1.0f, err.data(), int(batch), u + b0 * n + b1, int(n), 1.0f, wt + b1, int(n));
+                      -1.0f, err.data(), int(batch), u + b0 * n + b1, int(n), 1.0f,
+                      wt.data() + b1, int(n));
       }
+      for (int64_t r = 0; r < nr; ++r)
+        for (int64_t p = 0; p < n; ++p) w[(r0 + r) * n + perm[size_t(p)]] = wt[size_t(r * n + p)];
     }
   });
 }

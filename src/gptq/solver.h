@@ -24,9 +24,18 @@ inline constexpr int64_t kTileRows = 32;
 
 struct Factor {
   int64_t n = 0;
+  // The quantization order: position p holds column order[p] (empty: 0, 1, ...). Set it before
+  // factor_hessian; U is then the factor of H with rows and columns in this order.
+  std::vector<int64_t> order;
   std::vector<float> u;  // [n, n] row-major, upper triangle: H⁻¹ = UᵀU
   double damp = 0;       // the damping that made H positive definite (fraction of mean diag)
 };
+
+// "Act order" within the block constraint: blocks by their sum of diag(H), most important
+// first, and inside each block its columns likewise (a block's columns stay together, so its
+// parameters can still be fitted to all of them before the first is rounded). The errors of
+// the columns that matter most are then spread over those that matter less.
+std::vector<int64_t> importance_order(const std::vector<double>& h, int64_t n, int64_t block);
 
 // Damps H ([n, n] row-major, symmetric, as accumulated) by `damp` times its mean diagonal and
 // factors it. When the damped H is not positive definite the damping is raised tenfold up to
