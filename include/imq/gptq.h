@@ -22,6 +22,8 @@ struct Options {
   int64_t n_chunks = -1;        // chunks to use; -1: every whole chunk of the text
   double damp = 0.01;           // H_ii += damp * mean(diag H)
   bool act_order = true;        // columns by importance within the block constraint
+  bool correct = true;          // aim at the full-precision model's outputs, not at this layer's
+                                // own outputs on the quantized inputs (a second model mapping)
   int variants = 16;            // candidate parameter sets per block (quant::GridOps), at most
   int64_t min_tokens = 0;       // fewer inputs than this (an expert's routed tokens; 0: the
                                 // row length / 8): plain rounding

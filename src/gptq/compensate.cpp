@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <array>
 #include <map>
+#include <memory>
 #include <set>
 
 #include "core/thread_pool.h"
@@ -35,14 +36,19 @@ constexpr std::array<std::array<std::string_view, 4>, 4> kGroups{{
     {"ffn_down", "ffn_down_exps", "", ""},
 }};
 
+using Hessians = std::map<std::pair<std::string, int32_t>, Hessian>;
+
 struct Run {
   const Options& o;
   model::Model& model;
   const quantize::Plan& plan;
   ThreadPool pool;
   model::Session session;
+  // The full-precision model beside it (Options::correct): its hidden states are the targets.
+  model::Session* fp_session;
   int64_t n_ctx, n_chunks, d;
-  std::vector<float> hidden;  // [n_chunks * n_ctx, n_embd]
+  std::vector<float> hidden;     // [n_chunks * n_ctx, n_embd], through the quantized layers
+  std::vector<float> hidden_fp;  // the same through the full-precision layers
   Summary summary;
   int64_t step = 0, steps = 0;
 
@@ -58,6 +64,9 @@ struct Run {
   }
   std::span<float> chunk(int64_t c) {
     return {hidden.data() + c * n_ctx * d, size_t(n_ctx * d)};
+  }
+  std::span<float> chunk_fp(int64_t c) {
+    return {hidden_fp.data() + c * n_ctx * d, size_t(n_ctx * d)};
   }
   bool imq() const { return plan.search == quantize::Search::kImq; }
 
@@ -82,7 +91,9 @@ struct Run {
 
   // Quantizes tp with error feedback where its H allows (the H of weight `lead`, which sees
   // the same input), expert by expert for 3-D weights.
-  void compensated(const TensorPlan& tp, const std::string& lead, HessianObserver& obs) {
+  // g: G = (X − X̃)ᵀX̃ of a dense weight's paired runs, or null (no correction).
+  void compensated(const TensorPlan& tp, const std::string& lead, Hessians& hs,
+                   const std::vector<float>* g = nullptr) {
     const quant::Codec& codec = quant::codec(tp.dst_type);
     const int64_t n = tp.ne[0], rows = tp.ne[1];
     const size_t row_bytes = quant::row_size(codec, n);
@@ -95,8 +106,8 @@ struct Run {
       float* we = w.data() + e * rows * n;
       uint8_t* oe = out.data() + size_t(e * rows) * row_bytes;
       const float* imp = tp.importance.empty() ? nullptr : tp.importance.data() + e * n;
-      auto it = obs.hessians().find({lead, moe ? int32_t(e) : -1});
-      const int64_t tokens = it == obs.hessians().end() ? 0 : it->second.tokens;
+      auto it = hs.find({lead, moe ? int32_t(e) : -1});
+      const int64_t tokens = it == hs.end() ? 0 : it->second.tokens;
       Factor f;
       std::string why;
       std::vector<double> h;
@@ -106,8 +117,10 @@ struct Run {
       }
       if (tokens < min_tokens)
         why = fmt::format("{} tokens (< {})", tokens, min_tokens);
-      else if (!factor_hessian(std::move(h), n, o.damp, f))
+      else if (!factor_hessian(h, n, o.damp, f))
         why = "H is not positive definite even with 1000x the damping";
+      else if (g)
+        corrected_target(h, *g, f, we, rows);
       if (!why.empty()) {
         const auto fn = imq() && codec.quantize_imq ? codec.quantize_imq : codec.quantize;
         fn(we, oe, rows, n, imp);
@@ -142,6 +155,26 @@ struct Run {
       session.forward_layer(il, x, stop_at);
     }
     session.set_observer(nullptr);
+    if (advance_hidden && fp_session)
+      for (int64_t c = 0; c < n_chunks; ++c) fp_session->forward_layer(il, chunk_fp(c));
+  }
+
+  // The dense weight `lead`'s inputs in both runs, chunk by chunk, up to that weight.
+  void run_paired(int64_t il, PairedObserver& po, std::string_view lead) {
+    std::vector<float> tf, tq;
+    for (int64_t c = 0; c < n_chunks; ++c) {
+      check_cancelled();
+      tf.assign(chunk_fp(c).begin(), chunk_fp(c).end());
+      tq.assign(chunk(c).begin(), chunk(c).end());
+      po.capture(true);
+      fp_session->set_observer(&po);
+      fp_session->forward_layer(il, tf, lead);
+      fp_session->set_observer(nullptr);
+      po.capture(false);
+      session.set_observer(&po);
+      session.forward_layer(il, tq, lead);
+      session.set_observer(nullptr);
+    }
   }
 };
 
@@ -176,8 +209,15 @@ quantize::Plan quantize_compensated(const std::string& model_path, std::string_v
   so.n_ubatch = n_ctx;  // one micro-batch per chunk: passes can stop early (forward_layer)
   so.n_threads = o.n_threads;
   so.ggml_rounding = false;  // float arithmetic: the activations, not llama.cpp's last bits
-  Run run{o, *model, plan, ThreadPool(o.n_threads), model::Session(*model, so), n_ctx, n_chunks,
-          cfg.n_embd, {}, {}, 0, 0};
+  // The full-precision model: a second mapping of the same file that is never changed.
+  std::unique_ptr<model::Model> fp_model;
+  std::unique_ptr<model::Session> fp_session;
+  if (o.correct) {
+    fp_model = model::Model::load(model_path);
+    fp_session = std::make_unique<model::Session>(*fp_model, so);
+  }
+  Run run{o, *model, plan, ThreadPool(o.n_threads), model::Session(*model, so), fp_session.get(),
+          n_ctx, n_chunks, cfg.n_embd, {}, {}, {}, 0, 0};
   run.summary.calib_tokens = n_chunks * n_ctx;
   run.steps = cfg.n_layer * 5 + 1;
 
@@ -202,6 +242,10 @@ quantize::Plan quantize_compensated(const std::string& model_path, std::string_v
     std::vector<int32_t> t(tokens.begin() + c * n_ctx, tokens.begin() + (c + 1) * n_ctx);
     if (bos >= 0) t[0] = bos;
     run.session.embed(t, run.chunk(c));
+    if (fp_session) {
+      if (c == 0) run.hidden_fp.resize(run.hidden.size());
+      fp_session->embed(t, run.chunk_fp(c));
+    }
   }
 
   for (int64_t il = 0; il < cfg.n_layer; ++il) {
@@ -228,13 +272,20 @@ quantize::Plan quantize_compensated(const std::string& model_path, std::string_v
         else
           run.plain(*tp);
       }
-      if (!comp.empty()) {
+      // Experts see their routed rows only after the router, and the two runs route tokens
+      // differently: no pairing, and those passes run the whole layer.
+      const bool experts = lead.find("_exps") != std::string::npos;
+      if (!comp.empty() && fp_session && !experts) {
+        PairedObserver po(lead, file.tensor(lead).ne[0]);
+        run.run_paired(il, po, lead);
+        Hessians hs;
+        hs.emplace(std::make_pair(lead, int32_t(-1)), std::move(po.hessian()));
+        for (const TensorPlan* tp : comp) run.compensated(*tp, lead, hs, &po.cross());
+      } else if (!comp.empty()) {
         HessianObserver obs;
         obs.watch(lead);
-        // Experts see their routed rows only after the router: those passes run the whole layer.
-        const bool experts = lead.find("_exps") != std::string::npos;
         run.run_layer(il, false, &obs, experts ? std::string_view{} : std::string_view(lead));
-        for (const TensorPlan* tp : comp) run.compensated(*tp, lead, obs);
+        for (const TensorPlan* tp : comp) run.compensated(*tp, lead, obs.hessians());
       }
       run.advance();
     }
@@ -244,16 +295,25 @@ quantize::Plan quantize_compensated(const std::string& model_path, std::string_v
 
   if (const TensorPlan* out = planned("output.weight")) {
     if (has_grid(*out)) {
-      HessianObserver obs;
+      PairedObserver po(out->name, cfg.n_embd);
       Hessian h(cfg.n_embd);
-      std::vector<float> xn(size_t(n_ctx * cfg.n_embd));
+      std::vector<float> xn(size_t(n_ctx * cfg.n_embd)), xf(xn.size());
       for (int64_t c = 0; c < n_chunks; ++c) {
         run.check_cancelled();
         run.session.output_input(run.chunk(c), xn);
-        h.add(xn.data(), n_ctx);
+        if (fp_session) {
+          fp_session->output_input(run.chunk_fp(c), xf);
+          po.capture(true);
+          po.on_matmul({out->name, cfg.n_embd, n_ctx, xf.data(), -1, 0});
+          po.capture(false);
+          po.on_matmul({out->name, cfg.n_embd, n_ctx, xn.data(), -1, 0});
+        } else {
+          h.add(xn.data(), n_ctx);
+        }
       }
-      obs.hessians().emplace(std::make_pair(out->name, int32_t(-1)), std::move(h));
-      run.compensated(*out, out->name, obs);
+      Hessians hs;
+      hs.emplace(std::make_pair(out->name, int32_t(-1)), fp_session ? std::move(po.hessian()) : std::move(h));
+      run.compensated(*out, out->name, hs, fp_session ? &po.cross() : nullptr);
     } else {
       run.plain(*out);
     }

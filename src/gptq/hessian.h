@@ -39,4 +39,29 @@ class HessianObserver : public MatmulObserver {
   std::map<std::pair<std::string, int32_t>, Hessian> h_;
 };
 
+// The inputs of one dense weight in two runs over the same tokens: the full-precision model
+// (capture) and the model with everything before the weight quantized (paired). The paired run
+// accumulates H = X̃ᵀX̃ and G = (X − X̃)ᵀX̃, from which the weight that best maps the quantized
+// run's inputs to the full-precision outputs follows (solver.h, corrected_target).
+class PairedObserver : public MatmulObserver {
+ public:
+  PairedObserver(std::string weight, int64_t n) : name_(std::move(weight)), h_(n), g_(size_t(n * n), 0.0f) {}
+  // Capturing: the full-precision rows of the next chunk are recorded.
+  void capture(bool on) {
+    capturing_ = on;
+    if (on) rows_.clear();
+    used_ = 0;
+  }
+  void on_matmul(const MatmulEvent& e) override;
+  Hessian& hessian() { return h_; }
+  const std::vector<float>& cross() const { return g_; }
+
+ private:
+  std::string name_;
+  Hessian h_;
+  std::vector<float> g_, rows_, diff_;
+  bool capturing_ = false;
+  size_t used_ = 0;  // paired rows consumed from rows_
+};
+
 }  // namespace imq::gptq

@@ -13,6 +13,8 @@
 extern "C" {
 void dpotrf_(const char* uplo, const int* n, double* a, const int* lda, int* info, size_t);
 void dpotri_(const char* uplo, const int* n, double* a, const int* lda, int* info, size_t);
+void dpotrs_(const char* uplo, const int* n, const int* nrhs, const double* a, const int* lda,
+             double* b, const int* ldb, int* info, size_t);
 }
 
 namespace imq::gptq {
@@ -27,20 +29,26 @@ bool cholesky_upper(std::vector<double>& a, int n) {
   return info == 0;
 }
 
+// H with its diagonal damped: H_ii += damp * mean(diag H); a column no token reached gets 1
+// first (it keeps its plain rounding).
+void damp_in_place(std::vector<double>& a, int64_t n, double damp) {
+  double mean = 0;
+  for (int64_t i = 0; i < n; ++i) mean += a[size_t(i * n + i)];
+  mean = mean > 0 ? mean / double(n) : 1.0;
+  for (int64_t i = 0; i < n; ++i) {
+    double& d = a[size_t(i * n + i)];
+    if (d <= 0) d = 1;
+    d += damp * mean;
+  }
+}
+
 bool factor_once(const std::vector<double>& h, int64_t n, double damp, Factor& out) {
   std::vector<double> a = h;
   if (!out.order.empty())  // H in quantization order
     for (int64_t i = 0; i < n; ++i)
       for (int64_t j = 0; j < n; ++j)
         a[size_t(i * n + j)] = h[size_t(out.order[size_t(i)] * n + out.order[size_t(j)])];
-  double mean = 0;
-  for (int64_t i = 0; i < n; ++i) mean += a[size_t(i * n + i)];
-  mean = mean > 0 ? mean / double(n) : 1.0;
-  for (int64_t i = 0; i < n; ++i) {
-    double& d = a[size_t(i * n + i)];
-    if (d <= 0) d = 1;  // a column no token reached: keeps its plain rounding
-    d += damp * mean;
-  }
+  damp_in_place(a, n, damp);
   const int ni = int(n);
   if (!cholesky_upper(a, ni)) return false;
   int info = 0;
@@ -65,6 +73,29 @@ bool factor_hessian(std::vector<double> h, int64_t n, double damp, Factor& out) 
   for (int attempt = 0; attempt < 4; ++attempt, damp *= 10)
     if (factor_once(h, n, damp, out)) return true;
   return false;
+}
+
+void corrected_target(const std::vector<double>& h, const std::vector<float>& g, const Factor& f,
+                      float* w, int64_t rows) {
+  const int64_t n = f.n;
+  if (int64_t(h.size()) != n * n || int64_t(g.size()) != n * n)
+    throw_error("corrected_target: H or G is not {}x{}", n, n);
+  std::vector<double> a = h;
+  damp_in_place(a, n, f.damp);
+  const int ni = int(n);
+  if (!cholesky_upper(a, ni)) throw_error("corrected_target: the damped H is not positive definite");
+  // M = W G (float GEMM), then M (H + λI)⁻¹: row-major M read column-major is Mᵀ, and
+  // (H + λI)⁻¹ Mᵀ read back row-major is M (H + λI)⁻¹.
+  std::vector<float> m(size_t(rows * n));
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(rows), ni, ni, 1.0f, w, ni, g.data(),
+              ni, 0.0f, m.data(), ni);
+  std::vector<double> b(m.begin(), m.end());
+  int info = 0;
+  const int nrhs = int(rows);
+  const char lo = 'L';
+  dpotrs_(&lo, &ni, &nrhs, a.data(), &ni, b.data(), &ni, &info, 1);
+  if (info != 0) throw_error("corrected_target: the solve failed (LAPACK info {})", info);
+  for (size_t i = 0; i < b.size(); ++i) w[i] += float(b[i]);
 }
 
 std::vector<int64_t> importance_order(const std::vector<double>& h, int64_t n, int64_t bs) {

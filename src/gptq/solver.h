@@ -42,6 +42,14 @@ std::vector<int64_t> importance_order(const std::vector<double>& h, int64_t n, i
 // three times; returns false when even that fails (the caller falls back to plain rounding).
 bool factor_hessian(std::vector<double> h, int64_t n, double damp, Factor& out);
 
+// The target that makes the layer correct the error of the layers before it: with H = X̃ᵀX̃
+// (inputs after the quantized layers) and G = (X − X̃)ᵀX̃ (X: the full-precision inputs of the
+// same tokens), W* = W + W G (H + λI)⁻¹ minimizes ‖X̃W*ᵀ − XWᵀ‖² (λ: f.damp's damping), so
+// that quantizing W* with H minimizes the distance to the full-precision outputs. In place on
+// w [rows, n]. Throws when the damped H cannot be factored (factor_hessian succeeded with it).
+void corrected_target(const std::vector<double>& h, const std::vector<float>& g, const Factor& f,
+                      float* w, int64_t rows);
+
 // Quantizes rows [rows, n] of W (modified: on return it holds the rounded values) to the
 // codec's type into dst (rows * row_size bytes). importance: n weights for the block fits (the
 // imatrix slice, or diag(H) / tokens), or null. variants: how many of the type's candidate

@@ -117,13 +117,14 @@ int cmd_quantize(int argc, char** argv) {
   int64_t calib_ctx = 0, calib_chunks = -1;
   double damp = 0.01;
   int variants = gptq::Options{}.variants;
-  bool no_act_order = false;
+  bool no_act_order = false, no_correct = false;
   app.add_option("--calibration-file", calib_text, "imq: error-compensated quantization (GPTQ into the same block types): run the model layer by layer over this text and push each weight's rounding error onto the weights not yet rounded");
   app.add_option("--calibration-ctx", calib_ctx, "--calibration-file: tokens per chunk (default: min(512, training context))");
   app.add_option("--calibration-chunks", calib_chunks, "--calibration-file: chunks to use (default: all the text holds)");
   app.add_option("--damp", damp, "--calibration-file: H_ii += DAMP * mean(diag H) (default 0.01)");
   app.add_option("--block-candidates", variants, "--calibration-file: parameter sets each block tries, keeping the one whose error-compensated rounding costs least (default: all the type has; 1: the codec's search only)");
   app.add_flag("--no-act-order", no_act_order, "--calibration-file: quantize columns in their stored order (default: blocks and columns by importance)");
+  app.add_flag("--no-correction", no_correct, "--calibration-file: fit each layer to its own outputs on the quantized inputs, not to the full-precision model's (half the passes)");
   app.add_flag("--pure", pure, "no k-quant mixes: every quantized tensor gets the default type");
   app.add_flag("--leave-output-tensor", leave_output, "keep output.weight unquantized");
   app.add_flag("--allow-requantize", requantize, "allow quantized input tensors (dequantized first)");
@@ -220,6 +221,7 @@ int cmd_quantize(int argc, char** argv) {
     go.damp = damp;
     go.variants = variants;
     go.act_order = !no_act_order;
+    go.correct = !no_correct;
     go.n_threads = n_threads;
     go.log = [](const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); };
     Progress progress("error compensation:");
