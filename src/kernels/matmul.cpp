@@ -19,6 +19,14 @@ constexpr int64_t kMinTileRows = 16;
 
 bool is_type(const WeightView& w, GgmlType t) { return w.type == uint32_t(t); }
 
+// Rows per SGEMM tile: at most what the scratch holds, and small enough that a matrix splits
+// into at least kMinTiles tiles for the pool to share (a multiple of kMinTileRows).
+constexpr int64_t kMinTiles = 8;
+int64_t gemm_tile_rows(int64_t scratch_rows, int64_t ne1) {
+  const int64_t share = (ne1 / kMinTiles + kMinTileRows - 1) / kMinTileRows * kMinTileRows;
+  return std::max(kMinTileRows, std::min(scratch_rows, share));
+}
+
 // Few activation rows: one weight row at a time against every activation row.
 void matmul_rows(const WeightView& w, const float* x, int64_t n, float* y, MatmulContext& ctx) {
   const int64_t ne0 = w.ne0, ne1 = w.ne1;
@@ -43,16 +51,20 @@ void matmul_rows(const WeightView& w, const float* x, int64_t n, float* y, Matmu
   }, 8);
 }
 
-// Many activation rows: SGEMM against float tiles of W.
+// Many activation rows: SGEMM against float tiles of W. The tiles are fixed by the shape alone
+// (never by the thread count), so every output element comes from the same SGEMM call shape
+// whichever thread computes it: OpenBLAS kernels (Haswell's among them) may sum a dot product
+// in another order at another N, and the thread count would otherwise change bits.
 void matmul_gemm(const WeightView& w, const float* x, int64_t n, float* y, MatmulContext& ctx) {
   const int64_t ne0 = w.ne0, ne1 = w.ne1;
   const bool in_place = is_type(w, GgmlType::F32);
   // F32 rows are multiplied in place, but still a tile at a time: OpenBLAS then packs a
   // panel of W that stays in cache (measured ~10 % faster than one call per thread).
-  const int64_t tile = ctx.tile_rows(ne0);
-  ctx.pool().parallel_for(size_t(ne1), [&](size_t b, size_t e, int thread) {
-    for (int64_t r0 = int64_t(b); r0 < int64_t(e); r0 += tile) {
-      const int64_t rows = std::min<int64_t>(tile, int64_t(e) - r0);
+  const int64_t tile = gemm_tile_rows(ctx.tile_rows(ne0), ne1);
+  const int64_t n_tiles = (ne1 + tile - 1) / tile;
+  ctx.pool().parallel_for(size_t(n_tiles), [&](size_t b, size_t e, int thread) {
+    for (int64_t ti = int64_t(b); ti < int64_t(e); ++ti) {
+      const int64_t r0 = ti * tile, rows = std::min<int64_t>(tile, ne1 - r0);
       const float* wt;
       if (in_place) {
         wt = reinterpret_cast<const float*>(w.row(r0));
@@ -65,7 +77,7 @@ void matmul_gemm(const WeightView& w, const float* x, int64_t n, float* y, Matmu
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(rows), int(ne0), 1.0f, x,
                   int(ne0), wt, int(ne0), 0.0f, y + r0, int(ne1));
     }
-  }, size_t(kMinTileRows));
+  });
 }
 
 }  // namespace
