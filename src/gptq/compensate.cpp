@@ -276,13 +276,14 @@ quantize::Plan quantize_compensated(const std::string& model_path, std::string_v
       // differently: no pairing, and those passes run the whole layer.
       const bool experts = lead.find("_exps") != std::string::npos;
       if (!comp.empty() && fp_session && !experts) {
-        PairedObserver po(lead, file.tensor(lead).ne[0]);
+        PairedObserver po(&run.pool);
+        po.watch(lead, file.tensor(lead).ne[0]);
         run.run_paired(il, po, lead);
         Hessians hs;
-        hs.emplace(std::make_pair(lead, int32_t(-1)), std::move(po.hessian()));
-        for (const TensorPlan* tp : comp) run.compensated(*tp, lead, hs, &po.cross());
+        hs.emplace(std::make_pair(lead, int32_t(-1)), std::move(po.hessian(lead)));
+        for (const TensorPlan* tp : comp) run.compensated(*tp, lead, hs, &po.cross(lead));
       } else if (!comp.empty()) {
-        HessianObserver obs;
+        HessianObserver obs(&run.pool);
         obs.watch(lead);
         run.run_layer(il, false, &obs, experts ? std::string_view{} : std::string_view(lead));
         for (const TensorPlan* tp : comp) run.compensated(*tp, lead, obs.hessians());
@@ -295,7 +296,8 @@ quantize::Plan quantize_compensated(const std::string& model_path, std::string_v
 
   if (const TensorPlan* out = planned("output.weight")) {
     if (has_grid(*out)) {
-      PairedObserver po(out->name, cfg.n_embd);
+      PairedObserver po(&run.pool);
+      po.watch(out->name, cfg.n_embd);
       Hessian h(cfg.n_embd);
       std::vector<float> xn(size_t(n_ctx * cfg.n_embd)), xf(xn.size());
       for (int64_t c = 0; c < n_chunks; ++c) {
@@ -308,12 +310,13 @@ quantize::Plan quantize_compensated(const std::string& model_path, std::string_v
           po.capture(false);
           po.on_matmul({out->name, cfg.n_embd, n_ctx, xn.data(), -1, 0});
         } else {
-          h.add(xn.data(), n_ctx);
+          h.add(xn.data(), n_ctx, &run.pool);
         }
       }
       Hessians hs;
-      hs.emplace(std::make_pair(out->name, int32_t(-1)), fp_session ? std::move(po.hessian()) : std::move(h));
-      run.compensated(*out, out->name, hs, fp_session ? &po.cross() : nullptr);
+      hs.emplace(std::make_pair(out->name, int32_t(-1)),
+                 fp_session ? std::move(po.hessian(out->name)) : std::move(h));
+      run.compensated(*out, out->name, hs, fp_session ? &po.cross(out->name) : nullptr);
     } else {
       run.plain(*out);
     }

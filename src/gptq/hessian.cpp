@@ -2,15 +2,44 @@
 
 #include <cblas.h>
 
+#include <algorithm>
+
+#include "core/thread_pool.h"
 #include "imq/error.h"
 
 namespace imq::gptq {
 
-void Hessian::add(const float* x, int64_t rows) {
+namespace {
+constexpr int64_t kTile = 64;  // columns of c per SGEMM
+}
+
+void add_at_b(const float* a, const float* b, int64_t rows, int64_t n, float* c, bool upper,
+              ThreadPool* pool) {
   if (rows <= 0) return;
-  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, int(n), int(rows), 1.0f, x, int(n), 1.0f,
-              h.data(), int(n));
-  tokens += rows;
+  const int64_t tiles = (n + kTile - 1) / kTile;
+  auto tile = [&](int64_t t) {
+    const int64_t j0 = t * kTile, w = std::min(kTile, n - j0);
+    const int64_t m = upper ? j0 + w : n;  // rows of c: the triangle needs those above j1 only
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(m), int(w), int(rows), 1.0f, a,
+                int(n), b + j0, int(n), 1.0f, c + j0, int(n));
+  };
+  // Triangle tiles grow with t: tile t goes with tile tiles-1-t so that the pairs cost alike.
+  const int64_t units = upper ? (tiles + 1) / 2 : tiles;
+  auto run = [&](size_t u0, size_t u1, int) {
+    for (int64_t u = int64_t(u0); u < int64_t(u1); ++u) {
+      tile(u);
+      if (upper && tiles - 1 - u != u) tile(tiles - 1 - u);
+    }
+  };
+  if (pool)
+    pool->parallel_for(size_t(units), run);
+  else
+    run(0, size_t(units), 0);
+}
+
+void Hessian::add(const float* x, int64_t rows, ThreadPool* pool) {
+  add_at_b(x, x, rows, n, h.data(), true, pool);
+  tokens += std::max<int64_t>(rows, 0);
 }
 
 std::vector<double> Hessian::full() const {
@@ -33,25 +62,48 @@ void HessianObserver::on_matmul(const MatmulEvent& e) {
   auto key = std::make_pair(std::string(e.weight), e.expert);
   auto it = h_.find(key);
   if (it == h_.end()) it = h_.emplace(key, Hessian(e.ne0)).first;
-  it->second.add(e.x, e.n_rows);
+  it->second.add(e.x, e.n_rows, pool_);
 }
 
-void PairedObserver::on_matmul(const MatmulEvent& e) {
-  if (e.weight != name_ || e.expert >= 0) return;
-  const int64_t n = h_.n;
-  const size_t count = size_t(e.n_rows * n);
+void PairedObserver::watch(const std::string& weight, int64_t n) {
+  Entry& e = e_[weight];
+  e.h = Hessian(n);
+  e.g.assign(size_t(n * n), 0.0f);
+}
+
+PairedObserver::Entry& PairedObserver::entry(const std::string& weight) {
+  const auto it = e_.find(weight);
+  if (it == e_.end()) throw_error("{}: not observed", weight);
+  return it->second;
+}
+
+void PairedObserver::capture(bool on) {
+  capturing_ = on;
+  for (auto& [name, e] : e_) {
+    if (on) e.rows.clear();
+    e.used = 0;
+  }
+}
+
+void PairedObserver::on_matmul(const MatmulEvent& ev) {
+  if (ev.expert >= 0) return;
+  const auto it = e_.find(ev.weight);
+  if (it == e_.end()) return;
+  Entry& e = it->second;
+  const int64_t n = e.h.n;
+  if (ev.ne0 != n) throw_error("{}: inputs of {} columns, expected {}", ev.weight, ev.ne0, n);
+  const size_t count = size_t(ev.n_rows * n);
   if (capturing_) {
-    rows_.insert(rows_.end(), e.x, e.x + count);
+    e.rows.insert(e.rows.end(), ev.x, ev.x + count);
     return;
   }
-  if (used_ + count > rows_.size())
-    throw_error("{}: the quantized run has more input rows than the full-precision run", name_);
+  if (e.used + count > e.rows.size())
+    throw_error("{}: the quantized run has more input rows than the full-precision run", ev.weight);
   diff_.resize(count);
-  for (size_t i = 0; i < count; ++i) diff_[i] = rows_[used_ + i] - e.x[i];
-  used_ += count;
-  h_.add(e.x, e.n_rows);
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(n), int(n), int(e.n_rows), 1.0f,
-              diff_.data(), int(n), e.x, int(n), 1.0f, g_.data(), int(n));
+  for (size_t i = 0; i < count; ++i) diff_[i] = e.rows[e.used + i] - ev.x[i];
+  e.used += count;
+  e.h.add(ev.x, ev.n_rows, pool_);
+  add_at_b(diff_.data(), ev.x, ev.n_rows, n, e.g.data(), false, pool_);
 }
 
 }  // namespace imq::gptq

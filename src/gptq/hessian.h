@@ -11,7 +11,17 @@
 
 #include "imq/observer.h"
 
+namespace imq {
+class ThreadPool;
+}
+
 namespace imq::gptq {
+
+// c[n, n] += aᵀb for rows of a and b [rows, n], in column tiles shared by the pool (null: this
+// thread). Each tile is one SGEMM whose shape depends on n alone, so the bits do not depend on
+// the thread count. upper: only the upper triangle of c (and a little below it) is computed.
+void add_at_b(const float* a, const float* b, int64_t rows, int64_t n, float* c, bool upper,
+              ThreadPool* pool);
 
 struct Hessian {
   int64_t n = 0;
@@ -19,8 +29,8 @@ struct Hessian {
   int64_t tokens = 0;
 
   explicit Hessian(int64_t n_ = 0) : n(n_), h(size_t(n_ * n_), 0.0f) {}
-  // h += xᵀx for rows of x [rows, n] (float products, float accumulation as SSYRK).
-  void add(const float* x, int64_t rows);
+  // h += xᵀx for rows of x [rows, n] (float products and accumulation), see add_at_b.
+  void add(const float* x, int64_t rows, ThreadPool* pool = nullptr);
   // The symmetric matrix in double.
   std::vector<double> full() const;
   // diag(H) / tokens: the imatrix value of each column (0 without tokens).
@@ -30,38 +40,44 @@ struct Hessian {
 // Accumulates H for the weights it is told to watch; expert -1 is a dense weight.
 class HessianObserver : public MatmulObserver {
  public:
+  explicit HessianObserver(ThreadPool* pool = nullptr) : pool_(pool) {}
   void watch(const std::string& weight) { names_.insert(weight); }
   void on_matmul(const MatmulEvent& e) override;
   std::map<std::pair<std::string, int32_t>, Hessian>& hessians() { return h_; }
 
  private:
+  ThreadPool* pool_;
   std::set<std::string, std::less<>> names_;
   std::map<std::pair<std::string, int32_t>, Hessian> h_;
 };
 
-// The inputs of one dense weight in two runs over the same tokens: the full-precision model
+// The inputs of dense weights in two runs over the same tokens: the full-precision model
 // (capture) and the model with everything before the weight quantized (paired). The paired run
-// accumulates H = X̃ᵀX̃ and G = (X − X̃)ᵀX̃, from which the weight that best maps the quantized
-// run's inputs to the full-precision outputs follows (solver.h, corrected_target).
+// accumulates H = X̃ᵀX̃ and G = (X − X̃)ᵀX̃ per weight, from which the weight that best maps the
+// quantized run's inputs to the full-precision outputs follows (solver.h, corrected_target).
+// Runs alternate chunk by chunk: capture(true), the full-precision chunk, capture(false), the
+// same chunk through the quantized model.
 class PairedObserver : public MatmulObserver {
  public:
-  PairedObserver(std::string weight, int64_t n) : name_(std::move(weight)), h_(n), g_(size_t(n * n), 0.0f) {}
+  explicit PairedObserver(ThreadPool* pool = nullptr) : pool_(pool) {}
+  void watch(const std::string& weight, int64_t n);
   // Capturing: the full-precision rows of the next chunk are recorded.
-  void capture(bool on) {
-    capturing_ = on;
-    if (on) rows_.clear();
-    used_ = 0;
-  }
+  void capture(bool on);
   void on_matmul(const MatmulEvent& e) override;
-  Hessian& hessian() { return h_; }
-  const std::vector<float>& cross() const { return g_; }
+  Hessian& hessian(const std::string& weight) { return entry(weight).h; }
+  const std::vector<float>& cross(const std::string& weight) { return entry(weight).g; }
 
  private:
-  std::string name_;
-  Hessian h_;
-  std::vector<float> g_, rows_, diff_;
+  struct Entry {
+    Hessian h;
+    std::vector<float> g, rows;
+    size_t used = 0;  // paired rows consumed from rows
+  };
+  Entry& entry(const std::string& weight);
+  ThreadPool* pool_;
+  std::map<std::string, Entry, std::less<>> e_;
+  std::vector<float> diff_;
   bool capturing_ = false;
-  size_t used_ = 0;  // paired rows consumed from rows_
 };
 
 }  // namespace imq::gptq
