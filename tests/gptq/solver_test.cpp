@@ -180,7 +180,7 @@ TEST(GptqSolver, FollowsTheTextbookUpdate) {
 }
 
 // Same bytes, lower output error: error feedback against rounding each block alone with the
-// same importance (the codec's own imatrix search), for the K-quants it serves.
+// same importance (the codec's own imatrix search), for every type with a grid.
 class GptqLowersError : public ::testing::TestWithParam<GgmlType> {};
 
 TEST_P(GptqLowersError, AgainstBlockRounding) {
@@ -210,9 +210,11 @@ TEST_P(GptqLowersError, AgainstBlockRounding) {
   RecordProperty("ratio", std::to_string(ec / ep));
 }
 
-INSTANTIATE_TEST_SUITE_P(KQuants, GptqLowersError,
+INSTANTIATE_TEST_SUITE_P(Grids, GptqLowersError,
                          ::testing::Values(GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K,
-                                           GgmlType::Q5_K, GgmlType::Q6_K),
+                                           GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::Q4_0,
+                                           GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1,
+                                           GgmlType::Q8_0, GgmlType::IQ4_NL, GgmlType::IQ4_XS),
                          [](const auto& info) { return std::string(ggml_type_info(uint32_t(info.param))->name); });
 
 }  // namespace

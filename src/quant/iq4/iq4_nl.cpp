@@ -12,6 +12,7 @@
 // code re-assigned with 1 / d computed from the float (not the f16) scale.
 #include "core/fp16.h"
 #include "quant/block_io.h"
+#include "quant/grid.h"
 #include "quant/iq4/codecs.h"
 #include "quant/iq4/iq4_search.h"
 
@@ -53,6 +54,29 @@ BlockIq4Nl quantize_block(const float* x, const float* qw) {
   return b;
 }
 
+// The block grid (quant/grid.h): the scale search as above, then element j decodes to
+// its scale times the codebook entry of its code.
+void grid_fit(const float* x, const float* qw, int /*variant*/, void* block, BlockGrid& g) {
+  const BlockIq4Nl b = quantize_block(x, qw);
+  store_block(block, 0, b);
+  g.qmin = 0, g.qmax = 15, g.levels = iq4::kCodebook;
+  const float d = f16_to_f32(b.d);
+  for (int j = 0; j < kBlock; ++j) g.step[j] = d;
+  for (int j = 0; j < kBlock; ++j) g.offset[j] = 0.0f;
+  for (int j = 0; j < kBlock / 2; ++j)
+    g.q[j] = int8_t(b.qs[j] & 0x0f), g.q[j + kBlock / 2] = int8_t(b.qs[j] >> 4);
+}
+
+void grid_store(const BlockGrid& g, void* block) {
+  BlockIq4Nl b = load_block<BlockIq4Nl>(block, 0);
+  uint8_t codes[kBlock];
+  for (int j = 0; j < kBlock; ++j) codes[j] = uint8_t(g.q[j]);
+  iq4::pack_codes(codes, b.qs);
+  store_block(block, 0, b);
+}
+
+constexpr GridOps kGrid{1, grid_fit, grid_store};
+
 size_t quantize(const float* src, void* dst, int64_t nrows, int64_t n_per_row,
                 const float* importance) {
   const int64_t nb = n_per_row / kBlock;
@@ -68,7 +92,9 @@ size_t quantize(const float* src, void* dst, int64_t nrows, int64_t n_per_row,
 }  // namespace
 
 Codec iq4_nl_codec() {
-  return {uint32_t(GgmlType::IQ4_NL), "iq4_nl", kBlock, sizeof(BlockIq4Nl), dequantize, quantize};
+  Codec c{uint32_t(GgmlType::IQ4_NL), "iq4_nl", kBlock, sizeof(BlockIq4Nl), dequantize, quantize};
+  c.grid = &kGrid;
+  return c;
 }
 
 }  // namespace imq::quant

@@ -17,6 +17,7 @@
 
 #include "core/fp16.h"
 #include "quant/block_io.h"
+#include "quant/grid.h"
 #include "quant/iq4/codecs.h"
 #include "quant/iq4/iq4_search.h"
 #include "quant/legacy/search.h"
@@ -85,6 +86,38 @@ BlockIq4Xs quantize_block(const float* x, const float* qw) {
   return b;
 }
 
+// The block grid (quant/grid.h): the scale search as above, then element j decodes to
+// its scale times the codebook entry of its code.
+void grid_fit(const float* x, const float* qw, int /*variant*/, void* block, BlockGrid& g) {
+  const BlockIq4Xs b = quantize_block(x, qw);
+  store_block(block, 0, b);
+  g.qmin = 0, g.qmax = 15, g.levels = iq4::kCodebook;
+  const float d = f16_to_f32(b.d);
+  for (int ib = 0; ib < kSubBlocks; ++ib) {
+    const int ls =
+        ((b.scales_l[ib / 2] >> (4 * (ib % 2))) & 15) | (((b.scales_h >> (2 * ib)) & 3) << 4);
+    for (int j = 0; j < kBlock; ++j) g.step[ib * kBlock + j] = d * float(ls - 32);
+  }
+  for (int j = 0; j < kSuper; ++j) g.offset[j] = 0.0f;
+  for (int ib = 0; ib < kSubBlocks; ++ib) {
+    const uint8_t* qs = b.qs + 16 * ib;
+    for (int j = 0; j < kBlock / 2; ++j)
+      g.q[ib * kBlock + j] = int8_t(qs[j] & 0x0f), g.q[ib * kBlock + j + kBlock / 2] = int8_t(qs[j] >> 4);
+  }
+}
+
+void grid_store(const BlockGrid& g, void* block) {
+  BlockIq4Xs b = load_block<BlockIq4Xs>(block, 0);
+  for (int ib = 0; ib < kSubBlocks; ++ib) {
+    uint8_t codes[kBlock];
+    for (int j = 0; j < kBlock; ++j) codes[j] = uint8_t(g.q[ib * kBlock + j]);
+    iq4::pack_codes(codes, b.qs + 16 * ib);
+  }
+  store_block(block, 0, b);
+}
+
+constexpr GridOps kGrid{1, grid_fit, grid_store};
+
 size_t quantize(const float* src, void* dst, int64_t nrows, int64_t n_per_row,
                 const float* importance) {
   const int64_t nb = n_per_row / kSuper;
@@ -100,7 +133,9 @@ size_t quantize(const float* src, void* dst, int64_t nrows, int64_t n_per_row,
 }  // namespace
 
 Codec iq4_xs_codec() {
-  return {uint32_t(GgmlType::IQ4_XS), "iq4_xs", kSuper, sizeof(BlockIq4Xs), dequantize, quantize};
+  Codec c{uint32_t(GgmlType::IQ4_XS), "iq4_xs", kSuper, sizeof(BlockIq4Xs), dequantize, quantize};
+  c.grid = &kGrid;
+  return c;
 }
 
 }  // namespace imq::quant

@@ -16,6 +16,7 @@
 #include "quant/block_io.h"
 #include "quant/legacy/codecs.h"
 #include "quant/legacy/fit.h"
+#include "quant/legacy/grid.h"
 
 namespace imq::quant {
 namespace {
@@ -57,6 +58,16 @@ BlockQ4_1 quantize_block(const float* x, const float* qw, float sigma2) {
   return b;
 }
 
+void codes(const BlockQ4_1& b, int8_t* q) {
+  for (int j = 0; j < kQK / 2; ++j) q[j] = int8_t(b.qs[j] & 0x0f), q[j + kQK / 2] = int8_t(b.qs[j] >> 4);
+}
+
+void pack_codes(const int8_t* q, BlockQ4_1& b) {
+  uint8_t u[kQK];
+  for (int j = 0; j < kQK; ++j) u[j] = uint8_t(q[j]);
+  pack(u, b);
+}
+
 size_t quantize(const float* src, void* dst, int64_t nrows, int64_t n_per_row,
                 const float* importance) {
   return quantize_rows<BlockQ4_1, kQK>(src, dst, nrows, n_per_row, importance, quantize_block);
@@ -65,7 +76,9 @@ size_t quantize(const float* src, void* dst, int64_t nrows, int64_t n_per_row,
 }  // namespace
 
 Codec q4_1_codec() {
-  return {uint32_t(GgmlType::Q4_1), "q4_1", kQK, sizeof(BlockQ4_1), dequantize, quantize};
+  Codec c{uint32_t(GgmlType::Q4_1), "q4_1", kQK, sizeof(BlockQ4_1), dequantize, quantize};
+  c.grid = &LegacyGrid<BlockQ4_1, kQK, 0, 15, 0, true, quantize_block, codes, pack_codes>::ops;
+  return c;
 }
 
 }  // namespace imq::quant

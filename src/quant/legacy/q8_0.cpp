@@ -8,11 +8,13 @@
 //
 // d = max|x| / 127, q = roundf(x / d) (half away from zero). ggml ignores the imatrix for Q8_0,
 // so importance is accepted and not used.
+#include <algorithm>
 #include <cmath>
 
 #include "core/fp16.h"
 #include "quant/block_io.h"
 #include "quant/legacy/codecs.h"
+#include "quant/legacy/grid.h"
 
 namespace imq::quant {
 namespace {
@@ -55,6 +57,11 @@ BlockQ8_0 quantize_block(const float* x) {
   return b;
 }
 
+// The grid's hooks: importance does not change the Q8_0 scale (as above).
+BlockQ8_0 fit_block(const float* x, const float* /*qw*/, float /*sigma2*/) { return quantize_block(x); }
+void codes(const BlockQ8_0& b, int8_t* q) { std::copy(b.qs, b.qs + kQK, q); }
+void pack_codes(const int8_t* q, BlockQ8_0& b) { std::copy(q, q + kQK, b.qs); }
+
 size_t quantize(const float* src, void* dst, int64_t nrows, int64_t n_per_row,
                 const float* /*importance*/) {
   const int64_t n_blocks = nrows * (n_per_row / kQK);
@@ -65,7 +72,9 @@ size_t quantize(const float* src, void* dst, int64_t nrows, int64_t n_per_row,
 }  // namespace
 
 Codec q8_0_codec() {
-  return {uint32_t(GgmlType::Q8_0), "q8_0", kQK, sizeof(BlockQ8_0), dequantize, quantize};
+  Codec c{uint32_t(GgmlType::Q8_0), "q8_0", kQK, sizeof(BlockQ8_0), dequantize, quantize};
+  c.grid = &LegacyGrid<BlockQ8_0, kQK, -128, 127, 0, false, fit_block, codes, pack_codes>::ops;
+  return c;
 }
 
 }  // namespace imq::quant
