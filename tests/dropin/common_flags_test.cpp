@@ -97,9 +97,10 @@ TEST_F(CommonFlags, CacheTypeF32KeepsKeysAndValuesInFloat) {
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_NE(r.out, base_->out);  // no half rounding in the cache: other last digits
   EXPECT_EQ(setup_->imq(kPpl + " --cache-type-k f32 --cache-type-v f32").out, r.out);
-  refused(kPpl + " -ctk q8_0", "imq perplexity: error: -ctk/--cache-type-k q8_0: imq's K/V cache holds f16 (the default) or f32");
-  refused(kPpl + " -ctv q4_0", "imq perplexity: error: -ctv/--cache-type-v q4_0: imq's K/V cache holds f16 (the default) or f32");
-  refused(kPpl + " -ctk f64", "imq perplexity: error: -ctk/--cache-type-k f64: not a llama.cpp cache type; imq's K/V cache holds f16 (the default) or f32");
+  const std::string supported = "imq's K/V cache holds f16 (the default) or f32";
+  refused(kPpl + " -ctk q8_0", "imq perplexity: error: -ctk/--cache-type-k q8_0: " + supported);
+  refused(kPpl + " -ctv q4_0", "imq perplexity: error: -ctv/--cache-type-v q4_0: " + supported);
+  refused(kPpl + " -ctk f64", "imq perplexity: error: -ctk/--cache-type-k f64: not a llama.cpp cache type; " + supported);
 }
 
 TEST_F(CommonFlags, NoWarmupIsANoOp) { same_results("--no-warmup"); }

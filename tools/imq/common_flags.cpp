@@ -110,7 +110,8 @@ void add_common_flags(CLI::App& app, CommonFlags& f, CommonFlags::Own own) {
   last(app.add_flag("--mlock", f.mlock, "lock the model in RAM (a failure is one warning)"));
   last(app.add_option("--numa", f.numa, "distribute|isolate|numactl: accepted, no effect "
                       "(imq places no memory by NUMA node)"));
-  last(app.add_option("-s,--seed", f.seed, "random seed (generate's sampling; nothing else in imq is random)"));
+  last(app.add_option("-s,--seed", f.seed, "random seed: generate's sampling (default 0; < 0: a random seed); "
+                      "nothing else in imq is random"));
   last(app.add_option("--cache-type-k", f.cache_type_k, "K cache type (also -ctk): f16 or f32"))
       ->capture_default_str();
   last(app.add_option("--cache-type-v", f.cache_type_v, "V cache type (also -ctv): f16 or f32"))
