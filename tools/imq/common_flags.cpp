@@ -1,7 +1,6 @@
 #include "common_flags.h"
 
 #include <algorithm>
-#include <array>
 #include <cctype>
 #include <utility>
 
