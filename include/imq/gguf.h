@@ -78,11 +78,17 @@ struct TensorInfo {
   int64_t n_rows() const { return ne[1] * ne[2] * ne[3]; }
 };
 
+// How a GGUF file is brought into memory.
+struct OpenOptions {
+  bool mmap = true;  // false: read the whole file into memory at open (llama.cpp's --no-mmap)
+};
+
 // A GGUF file opened for reading. Everything is validated at open(): every length, count,
 // offset and type; errors throw imq::Error("<path>: offset N: ...").
 class File {
  public:
   static File open(const std::string& path);
+  static File open(const std::string& path, const OpenOptions& options);
   ~File();
   File(File&&) noexcept;
   File& operator=(File&&) noexcept;
@@ -105,7 +111,8 @@ class File {
   const TensorInfo* find_tensor(std::string_view name) const;
   const TensorInfo& tensor(std::string_view name) const;  // throws when missing
   std::span<const uint8_t> tensor_data(const TensorInfo& t) const;
-  std::span<const uint8_t> bytes() const;  // the whole mapped file
+  std::span<const uint8_t> bytes() const;  // the whole file, mapped or read
+  bool mapped() const;                     // false when opened with OpenOptions::mmap = false
 
  private:
   struct Impl;

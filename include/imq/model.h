@@ -45,11 +45,16 @@ struct Config {
   bool is_moe() const { return n_expert > 0; }
 };
 
+struct LoadOptions {
+  bool mmap = true;  // false: read the file into memory instead of mapping it (--no-mmap)
+};
+
 class Model {
  public:
   // Maps and validates a GGUF model: architecture "llama", every required tensor present with
   // the shape the hyperparameters imply and a type imq can read. Throws imq::Error.
   static std::unique_ptr<Model> load(const std::string& path);
+  static std::unique_ptr<Model> load(const std::string& path, const LoadOptions& options);
   ~Model();
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
@@ -87,6 +92,11 @@ struct SessionOptions {
   // attention's two paths, silu, rope). false: float throughout (tests of the engine's own
   // invariances: thread counts, micro-batches, a naive reference).
   bool ggml_rounding = true;
+  // With ggml_rounding: the cache's key and value types (llama.cpp's -ctk/-ctv). true: F16,
+  // keys/values rounded to half as they enter the cache (llama.cpp's default); false: F32,
+  // stored as computed. Without ggml_rounding the cache is always float.
+  bool f16_keys = true;
+  bool f16_values = true;
   // Every position goes through the last layer even when decode asks for the logits of later
   // positions only (llama-imatrix's activations; only the output projection is skipped).
   bool full_last_layer = false;

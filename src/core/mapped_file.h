@@ -1,15 +1,21 @@
-// MappedFile: a read-only memory map of a whole file (move-only). Empty files map to an
-// empty span.
+// MappedFile: a read-only view of a whole file (move-only), memory-mapped by default or read
+// into memory (FileAccess::kRead, llama.cpp's --no-mmap). Empty files give an empty span.
 #pragma once
 #include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
 
 namespace imq {
 
+enum class FileAccess : uint8_t {
+  kMap,   // mmap: pages are read on first touch and shared with the page cache
+  kRead,  // read(2) into a heap buffer at open: no mapping, every byte read up front
+};
+
 class MappedFile {
  public:
-  explicit MappedFile(const std::string& path);
+  explicit MappedFile(const std::string& path, FileAccess access = FileAccess::kMap);
   ~MappedFile();
   MappedFile(MappedFile&& o) noexcept;
   MappedFile& operator=(MappedFile&& o) noexcept;
@@ -18,11 +24,20 @@ class MappedFile {
 
   std::span<const uint8_t> bytes() const { return {data_, size_}; }
   const std::string& path() const { return path_; }
+  bool mapped() const { return mapped_; }
 
  private:
+  void release();
+
   std::string path_;
   const uint8_t* data_ = nullptr;
   uint64_t size_ = 0;
+  bool mapped_ = false;        // data_ is an mmap of size_ bytes
+  std::vector<uint8_t> read_;  // FileAccess::kRead: the bytes
 };
+
+// Locks `bytes` into RAM (mlock, llama.cpp's --mlock). Returns "" on success, else why not
+// (e.g. RLIMIT_MEMLOCK too low): the caller decides whether that is worth a warning.
+std::string lock_in_memory(std::span<const uint8_t> bytes);
 
 }  // namespace imq

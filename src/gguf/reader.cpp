@@ -99,7 +99,7 @@ struct File::Impl {
   std::vector<TensorInfo> tensors;
   std::unordered_map<std::string, size_t> kv_index, tensor_index;
 
-  explicit Impl(const std::string& path) : map(path) {}
+  Impl(const std::string& path, FileAccess access) : map(path, access) {}
 };
 
 namespace {
@@ -130,8 +130,10 @@ File::~File() = default;
 File::File(File&&) noexcept = default;
 File& File::operator=(File&&) noexcept = default;
 
-File File::open(const std::string& path) {
-  auto impl = std::make_unique<Impl>(path);
+File File::open(const std::string& path) { return open(path, OpenOptions{}); }
+
+File File::open(const std::string& path, const OpenOptions& options) {
+  auto impl = std::make_unique<Impl>(path, options.mmap ? FileAccess::kMap : FileAccess::kRead);
   ByteReader r(impl->map.bytes(), path);
   Parser p(r);
 
@@ -244,6 +246,7 @@ uint64_t File::data_offset() const { return impl_->data_offset; }
 const std::vector<KeyValue>& File::kvs() const { return impl_->kvs; }
 const std::vector<TensorInfo>& File::tensors() const { return impl_->tensors; }
 std::span<const uint8_t> File::bytes() const { return impl_->map.bytes(); }
+bool File::mapped() const { return impl_->map.mapped(); }
 
 const Value* File::find(std::string_view key) const {
   auto it = impl_->kv_index.find(std::string(key));

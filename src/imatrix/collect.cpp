@@ -55,6 +55,8 @@ CollectResult collect(const model::Model& model, std::span<const int32_t> tokens
   so.n_ubatch = std::clamp<int64_t>(opt.n_ubatch, 1, n_ctx);
   so.n_threads = opt.n_threads;
   so.full_last_layer = true;
+  so.f16_keys = opt.f16_keys;
+  so.f16_values = opt.f16_values;
   model::Session session(model, so);
   session.set_observer(&col);
 

@@ -34,8 +34,12 @@ struct Model::Impl {
 Model::Model() = default;
 Model::~Model() = default;
 
-std::unique_ptr<Model> Model::load(const std::string& path) {
-  auto file = gguf::File::open(path);
+std::unique_ptr<Model> Model::load(const std::string& path) { return load(path, LoadOptions{}); }
+
+std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& options) {
+  gguf::OpenOptions oo;
+  oo.mmap = options.mmap;
+  auto file = gguf::File::open(path, oo);
   Config config = load_config(file);
   Weights weights = load_weights(file, config);
   std::unique_ptr<Model> m(new Model());

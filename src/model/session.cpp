@@ -158,10 +158,11 @@ void Session::Impl::attention_block(const LayerWeights& L, int64_t il, int64_t n
   add_bias(v_new, n, L.bv);
   rope.apply(q.data(), n, c.n_head, n_q, opt.ggml_rounding);
   rope.apply(k_new, n, c.n_head_kv, n_kv, opt.ggml_rounding);
-  if (opt.ggml_rounding) {
+  // The F16 cache (llama.cpp's default) keeps keys and values rounded to half.
+  if (opt.ggml_rounding && opt.f16_keys)
     kernels::round_activations(kernels::ActFormat::F16, k_new, n, n_kv, k_new);
+  if (opt.ggml_rounding && opt.f16_values)
     kernels::round_activations(kernels::ActFormat::F16, v_new, n, n_kv, v_new);
-  }
   if (opt.ggml_rounding) {
     const kernels::ggml::AttentionShape shape{c.n_head, c.n_head / c.n_head_kv, c.head_dim, n_q, n_kv};
     kernels::ggml::attention(shape, q.data(), kc, vc, n_past, n, attn.data(), pool);

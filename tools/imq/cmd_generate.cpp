@@ -1,11 +1,13 @@
 // imq generate: continue a prompt (llama-completion's -m -p -n --temp --top-k --top-p --seed
 // -t), streaming the text to stdout.
 #include <cstdio>
+#include <random>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
 #include "commands.h"
+#include "common_flags.h"
 #include "imq/error.h"
 #include "imq/eval.h"
 #include "imq/model.h"
@@ -20,6 +22,8 @@ int cmd_generate(int argc, char** argv) {
   int64_t n_ctx = 0;
   int n_threads = 0;
   bool ignore_eos = false, no_echo = false;
+  CommonFlags common;
+  Log log;
   app.add_option("-m,--model", model_path, "model GGUF file")->required();
   app.add_option("-p,--prompt", prompt, "prompt text")->required();
   app.add_option("-n,--n-predict", g.n_predict, "tokens to generate (-1: until end of text)")
@@ -29,17 +33,16 @@ int cmd_generate(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--top-p", g.sampling.top_p, "nucleus: smallest set with this probability")
       ->capture_default_str();
-  app.add_option("--seed", g.sampling.seed, "random seed")->capture_default_str();
   app.add_option("-c,--ctx-size", n_ctx, "context size (0: prompt + n, or the training context)");
   app.add_option("-t,--threads", n_threads, "threads (default: all cores)");
   app.add_flag("--ignore-eos", ignore_eos, "never stop at (or sample) end-of-generation tokens");
   app.add_flag("--no-echo", no_echo, "do not print the prompt");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
-  auto model = model::Model::load(model_path);
+  add_common_flags(app, common);  // -s/--seed: the sampler's seed (default 0; < 0: a random one)
+  if (auto rc = parse_llama(app, argc, argv, 1, "llama-completion", &common)) return *rc;
+  common.apply(log);
+  if (common.seed) g.sampling.seed = *common.seed >= 0 ? uint64_t(*common.seed) : std::random_device{}();
+  n_threads = common.threads(n_threads);
+  auto model = load_model(model_path, common, log);
   auto tok = load_tokenizer(model->file());
   const auto ids = tok->encode(prompt, true, true);
   if (ids.empty()) throw_error("the prompt tokenizes to nothing");
@@ -49,6 +52,8 @@ int cmd_generate(int argc, char** argv) {
   so.n_ctx = n_ctx > 0 ? n_ctx : (g.n_predict >= 0 ? int64_t(ids.size()) + g.n_predict : train);
   so.n_ubatch = std::min<int64_t>(512, so.n_ctx);
   so.n_threads = n_threads;
+  so.f16_keys = common.f16_keys();
+  so.f16_values = common.f16_values();
   if (int64_t(ids.size()) >= so.n_ctx)
     throw_error("the prompt has {} tokens, the context only {}", ids.size(), so.n_ctx);
   model::Session session(*model, so);

@@ -39,6 +39,7 @@ struct FileOptions {
   std::string model_path;  // for .cimatrix module names
   int64_t n_expert = 0;
   int verbosity = 3;
+  const Log* out = nullptr;  // where flush_log prints (nullptr: stderr)
   // Progress lines, printed once the command has succeeded, so that a failure prints only
   // its one error line.
   mutable std::vector<std::string> log;
@@ -65,7 +66,10 @@ void info(const FileOptions& o, std::string msg) {
 }
 
 void flush_log(const FileOptions& o) {
-  for (const auto& l : o.log) std::fprintf(stderr, "%s\n", l.c_str());
+  for (const auto& l : o.log) {
+    if (o.out) o.out->print(l);
+    else std::fprintf(stderr, "%s\n", l.c_str());
+  }
   o.log.clear();
 }
 
@@ -284,7 +288,13 @@ int cmd_imatrix(int argc, char** argv) {
   app.add_flag("--no-ppl", c.no_ppl, "do not print perplexity");
   app.add_flag("--ppl", ppl, "print perplexity (default)");
   app.add_flag("--parse-special", c.parse_special, "parse special-token text in the calibration file");
-  if (int rc = parse_or_exit(app, normalized_args(argc, argv, 1))) return rc < 0 ? 0 : rc;
+  add_common_flags(app, c.common, {.verbosity = true});
+  if (auto rc = parse_llama(app, argc, argv, 1, "llama-imatrix", &c.common)) return *rc;
+  c.common.apply(c.log);
+  o.out = &c.log;
+  co.n_threads = c.common.threads(co.n_threads);
+  co.f16_keys = c.common.f16_keys();
+  co.f16_values = c.common.f16_values();
   o.chunk_size_given = app.count("-c") > 0;
   o.in_files = split_lists(in_files);
   if (ppl) c.no_ppl = false;

@@ -8,6 +8,9 @@
 #include "imq/imatrix.h"
 #include "imq/imatrix_collect.h"
 
+#include "common_flags.h"
+#include "log.h"
+
 namespace imq::cli {
 
 struct CollectCommand {
@@ -17,6 +20,8 @@ struct CollectCommand {
   bool no_ppl = false, parse_special = false;
   int verbosity = 3;
   std::optional<imatrix::Imatrix> start;  // --in-file data to continue from
+  CommonFlags common;  // llama.cpp's common flags (--no-mmap, -ctk, -ngl ...)
+  Log log;             // where the info lines go (--log-disable, --log-file)
 };
 
 // Collects over the text and writes the imatrix; returns the exit code.

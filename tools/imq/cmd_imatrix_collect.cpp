@@ -27,14 +27,14 @@ using Clock = std::chrono::steady_clock;
 int run_collection(CollectCommand& c) {
   imatrix::CollectOptions& o = c.opt;
   const bool log = c.verbosity >= 1;
-  auto model = model::Model::load(c.model_path);
+  auto model = load_model(c.model_path, c.common, c.log);
   auto tokenizer = load_tokenizer(model->file());
-  if (log) std::fprintf(stderr, "compute_imatrix: tokenizing the input ..\n");
+  if (log) c.log.print("compute_imatrix: tokenizing the input ..");
   const auto t0 = Clock::now();
   const std::vector<int32_t> tokens = tokenizer->encode(read_text(c.text_path, "the calibration text"), true, c.parse_special);
   if (log)
-    std::fprintf(stderr, "compute_imatrix: tokenization took %.3f ms (%zu tokens)\n",
-                 1000 * std::chrono::duration<double>(Clock::now() - t0).count(), tokens.size());
+    c.log.print(fmt::format("compute_imatrix: tokenization took {:.3f} ms ({} tokens)",
+                            1000 * std::chrono::duration<double>(Clock::now() - t0).count(), tokens.size()));
   o.n_ubatch = std::min(o.n_ubatch, std::max<int64_t>(1, c.n_batch));
   const int32_t bos = tokenizer->add_bos() ? tokenizer->bos() : -1;
 
@@ -45,8 +45,8 @@ int run_collection(CollectCommand& c) {
   hooks.on_chunk = [&](const imatrix::CollectProgress& p) {
     progress.clear();
     if (p.done == 1 && log)
-      std::fprintf(stderr, "compute_imatrix: computing over %lld chunks, n_ctx=%lld, n_ubatch=%lld\n",
-                   (long long)p.n_chunks, (long long)o.n_ctx, (long long)std::min(o.n_ubatch, o.n_ctx));
+      c.log.print(fmt::format("compute_imatrix: computing over {} chunks, n_ctx={}, n_ubatch={}",
+                              p.n_chunks, o.n_ctx, std::min(o.n_ubatch, o.n_ctx)));
     if (!c.no_ppl) {
       std::printf("[%lld]%.4f,", (long long)p.done, p.nll.ppl());
       std::fflush(stdout);
@@ -56,7 +56,7 @@ int run_collection(CollectCommand& c) {
   hooks.on_save = [&](const std::string& path, uint32_t chunks) {
     if (c.verbosity < 4) return;
     progress.clear();
-    std::fprintf(stderr, "stored collected data after %u chunks in %s\n", chunks, path.c_str());
+    c.log.print(fmt::format("stored collected data after {} chunks in {}", chunks, path));
   };
 
   imatrix::CollectResult r;
@@ -78,9 +78,9 @@ int run_collection(CollectCommand& c) {
   }
   std::fflush(stdout);
   if (log) {
-    std::fprintf(stderr, "%s\n", imatrix::coverage_summary(r.data).c_str());
-    std::fprintf(stderr, "compute_imatrix: %lld chunks in %.2f s\n", (long long)r.chunks_done,
-                 std::chrono::duration<double>(Clock::now() - start).count());
+    c.log.print(imatrix::coverage_summary(r.data));
+    c.log.print(fmt::format("compute_imatrix: {} chunks in {:.2f} s", r.chunks_done,
+                            std::chrono::duration<double>(Clock::now() - start).count()));
   }
   if (r.stopped) {
     const int sig = g_signal;

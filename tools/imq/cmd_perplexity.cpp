@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "commands.h"
+#include "common_flags.h"
 #include "imq/error.h"
 #include "imq/eval.h"
 #include "imq/model.h"
@@ -32,6 +33,8 @@ int cmd_perplexity(int argc, char** argv) {
   int64_t n_ctx = 512, n_batch = 2048, n_ubatch = 512, n_chunks = -1;
   int n_threads = 0;
   bool kld = false;
+  CommonFlags common;
+  Log log;
   app.add_option("-m,--model", model_path, "model GGUF file")->required();
   app.add_option("-f,--file", text_path, "text file to evaluate");
   app.add_option("-c,--ctx-size", n_ctx, "tokens per chunk (context size)")->capture_default_str();
@@ -43,20 +46,15 @@ int cmd_perplexity(int argc, char** argv) {
   app.add_option("--kl-divergence-base,--save-all-logits", kld_base,
                  "logits file: written by a perplexity run, read with --kl-divergence");
   app.add_flag("--kl-divergence", kld, "compare with the --kl-divergence-base logits");
-  // llama.cpp spells it -ub, which CLI11 cannot declare as a one-dash name.
-  std::vector<std::string> args;
-  for (int i = argc - 1; i >= 1; --i)
-    args.push_back(std::string(argv[i]) == "-ub" ? "--ubatch-size" : argv[i]);
-  try {
-    app.parse(args);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
+  add_common_flags(app, common);
+  if (auto rc = parse_llama(app, argc, argv, 1, "llama-perplexity", &common)) return *rc;
+  common.apply(log);
+  n_threads = common.threads(n_threads);
   if (kld && kld_base.empty()) throw_error("--kl-divergence needs --kl-divergence-base FILE");
   if (!kld && text_path.empty()) throw_error("no text: give -f FILE");
   if (n_ctx < 2) throw_error("-c {}: the context must hold at least 2 tokens", n_ctx);
 
-  auto model = model::Model::load(model_path);
+  auto model = load_model(model_path, common, log);
   auto tokenizer = load_tokenizer(model->file());
   eval::ChunkOptions opt;
   opt.n_ctx = n_ctx;
@@ -75,23 +73,24 @@ int cmd_perplexity(int argc, char** argv) {
     opt.n_ctx = base->n_ctx();
   } else {
     const auto t0 = Clock::now();
-    std::fprintf(stderr, "perplexity: tokenizing the input ..\n");
+    log.info("perplexity: tokenizing the input ..");
     tokens = tokenizer->encode(read_text(text_path, "the text file"), true, false);
-    std::fprintf(stderr, "perplexity: tokenization took %.3f ms\n", 1000 * seconds_since(t0));
+    log.info("perplexity: tokenization took {:.3f} ms", 1000 * seconds_since(t0));
   }
 
   model::SessionOptions so;
   so.n_ctx = opt.n_ctx;
   so.n_ubatch = std::min(std::max<int64_t>(1, n_ubatch), opt.n_ctx);
   so.n_threads = n_threads;
+  so.f16_keys = common.f16_keys();
+  so.f16_values = common.f16_values();
   model::Session session(*model, so);
   Progress progress("perplexity:");
   const auto start = Clock::now();
 
   if (kld) {
     const int64_t n = n_chunks < 0 ? base->n_chunk() : std::min<int64_t>(n_chunks, base->n_chunk());
-    std::fprintf(stderr, "kl_divergence: computing over %lld chunks, n_ctx=%lld, n_ubatch=%lld\n",
-                 (long long)n, (long long)opt.n_ctx, (long long)so.n_ubatch);
+    log.info("kl_divergence: computing over {} chunks, n_ctx={}, n_ubatch={}", n, opt.n_ctx, so.n_ubatch);
     auto result = eval::kl_divergence(session, *base, opt, [&](int64_t i, const eval::KldResult& r) {
       progress.clear();
       if (i == 0) std::fputs(eval::kld_table_header().c_str(), stdout);
@@ -105,11 +104,11 @@ int cmd_perplexity(int argc, char** argv) {
   }
 
   const int64_t n = eval::chunk_count(int64_t(tokens.size()), opt);
-  std::fprintf(stderr, "perplexity: calculating perplexity over %lld chunks, n_ctx=%lld, n_ubatch=%lld, threads=%d\n",
-               (long long)n, (long long)opt.n_ctx, (long long)so.n_ubatch, n_threads);
+  log.info("perplexity: calculating perplexity over {} chunks, n_ctx={}, n_ubatch={}, threads={}", n,
+           opt.n_ctx, so.n_ubatch, n_threads);
   std::unique_ptr<eval::LogitsFileWriter> writer;
   if (!kld_base.empty()) {
-    std::fprintf(stderr, "perplexity: saving all logits to %s\n", kld_base.c_str());
+    log.info("perplexity: saving all logits to {}", kld_base);
     writer = std::make_unique<eval::LogitsFileWriter>(
         kld_base, int32_t(opt.n_ctx), int32_t(model->config().n_vocab),
         std::span<const int32_t>(tokens).first(size_t(n * opt.n_ctx)));
@@ -125,7 +124,7 @@ int cmd_perplexity(int argc, char** argv) {
   if (writer) writer->commit();
   std::printf("\n");
   std::printf("Final estimate: PPL = %.4f +/- %.5f\n", totals.ppl(), totals.error());
-  std::fprintf(stderr, "perplexity: %.2f s for %lld chunks\n", seconds_since(start), (long long)n);
+  log.info("perplexity: {:.2f} s for {} chunks", seconds_since(start), n);
   return 0;
 }
 

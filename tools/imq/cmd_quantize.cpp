@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "commands.h"
+#include "common_flags.h"
 #include "imq/error.h"
 #include "imq/ggml_types.h"
 #include "imq/gptq.h"
@@ -131,11 +132,7 @@ int cmd_quantize(int argc, char** argv) {
   app.add_flag("--dry-run", dry_run, "plan only: print the types and sizes, write nothing");
   app.add_option("--search", search, "block search: reference (llama.cpp's, byte-exact) or imq (lower weighted error, same format)");
   app.add_option("args", positional, "INPUT.gguf [OUTPUT.gguf] TYPE [NTHREADS]")->required();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
+  if (auto rc = parse_llama(app, argc, argv, 1, "llama-quantize", nullptr)) return *rc;
   if (!include.empty() && !exclude.empty())
     throw_error("--include-weights and --exclude-weights cannot be used together");
   if (positional.size() < 2 || positional.size() > 4)

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "commands.h"
+#include "common_flags.h"
 #include "imq/error.h"
 #include "imq/gguf.h"
 #include "imq/tokenizer.h"
@@ -92,11 +93,7 @@ int cmd_tokenize(int argc, char** argv) {
   app.add_flag("--parse-special", parse_special, "parse special-token text as those tokens (the default)");
   app.add_flag("--log-disable", log_disable, "accepted for llama-tokenize compatibility (imq logs nothing here)");
   app.add_flag("--show-count", show_count, "print the number of tokens at the end");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
+  if (auto rc = parse_llama(app, argc, argv, 1, "llama-tokenize", nullptr)) return *rc;
   if (no_parse_special && parse_special) throw_error("--parse-special and --no-parse-special contradict each other");
 
   std::string text;

@@ -1,8 +1,12 @@
 // imq: importance-matrix quantization toolkit. `imq <command> ...`; errors print one line.
+// Also a multi-call binary: linked as llama-imatrix, imq-quantize ..., it runs that command.
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -34,9 +38,24 @@ void usage(std::FILE* f) {
   std::fprintf(f, "\n'imq <command> --help' describes a command's options.\n");
 }
 
-}  // namespace
+// The subcommand a multi-call name stands for: `llama-imatrix` (a symlink to imq, see
+// IMQ_INSTALL_LLAMA_ALIASES) runs `imq imatrix`, `imq-quantize` runs `imq quantize`; "" for
+// any other name (then argv[1] names the command).
+std::string_view alias_command(std::string_view argv0) {
+  const size_t slash = argv0.find_last_of('/');
+  const std::string_view base = slash == std::string_view::npos ? argv0 : argv0.substr(slash + 1);
+  constexpr std::string_view kLlama[] = {"imatrix", "quantize", "perplexity", "tokenize"};
+  for (std::string_view prefix : {"llama-", "imq-"}) {
+    if (!base.starts_with(prefix)) continue;
+    const std::string_view sub = base.substr(prefix.size());
+    const bool llama_tool = std::find(std::begin(kLlama), std::end(kLlama), sub) != std::end(kLlama);
+    for (const auto& c : kCommands)
+      if (c.name == sub && (prefix == "imq-" || llama_tool)) return c.name;
+  }
+  return {};
+}
 
-int main(int argc, char** argv) {
+int run_command(int argc, char** argv) {
   if (argc < 2) {
     usage(stderr);
     return 1;
@@ -69,4 +88,17 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "imq: unknown command '%s'\n", argv[1]);
   usage(stderr);
   return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string_view alias = argc > 0 ? alias_command(argv[0]) : std::string_view{};
+  if (alias.empty()) return run_command(argc, argv);
+  // As `imq <alias> args...`: the command name goes in as argv[1].
+  std::string sub(alias);
+  std::vector<char*> args{argv[0], sub.data()};
+  args.insert(args.end(), argv + 1, argv + argc);
+  args.push_back(nullptr);
+  return run_command(argc + 1, args.data());
 }
