@@ -55,6 +55,9 @@ class Model {
   // the shape the hyperparameters imply and a type imq can read. Throws imq::Error.
   static std::unique_ptr<Model> load(const std::string& path);
   static std::unique_ptr<Model> load(const std::string& path, const LoadOptions& options);
+  // A second model over `base`'s file and mapping (no second mapping or validation) with the
+  // file's weights, whatever `base` replaced; the mapping lives as long as either model.
+  static std::unique_ptr<Model> share(const Model& base);
   ~Model();
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;

@@ -209,11 +209,11 @@ quantize::Plan quantize_compensated(const std::string& model_path, std::string_v
   so.n_ubatch = n_ctx;  // one micro-batch per chunk: passes can stop early (forward_layer)
   so.n_threads = o.n_threads;
   so.ggml_rounding = false;  // float arithmetic: the activations, not llama.cpp's last bits
-  // The full-precision model: a second mapping of the same file that is never changed.
+  // The full-precision model: the same mapping of the file, never changed.
   std::unique_ptr<model::Model> fp_model;
   std::unique_ptr<model::Session> fp_session;
   if (o.correct) {
-    fp_model = model::Model::load(model_path);
+    fp_model = model::Model::share(*model);
     fp_session = std::make_unique<model::Session>(*fp_model, so);
   }
   Run run{o, *model, plan, ThreadPool(o.n_threads), model::Session(*model, so), fp_session.get(),

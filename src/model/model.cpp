@@ -1,5 +1,6 @@
 // Model: the mapped GGUF file, its hyperparameters and weight views.
 #include <map>
+#include <memory>
 
 #include "imq/error.h"
 #include "imq/gguf.h"
@@ -10,7 +11,7 @@
 namespace imq::model {
 
 struct Model::Impl {
-  gguf::File file;
+  std::shared_ptr<const gguf::File> file;  // shared by the models made with share()
   Config config;
   Weights weights;
   std::map<std::string, std::vector<uint8_t>, std::less<>> replaced;  // replace_weight's data
@@ -43,7 +44,15 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   Config config = load_config(file);
   Weights weights = load_weights(file, config);
   std::unique_ptr<Model> m(new Model());
-  m->impl_ = std::make_unique<Impl>(Impl{std::move(file), config, std::move(weights), {}});
+  m->impl_ = std::make_unique<Impl>(
+      Impl{std::make_shared<const gguf::File>(std::move(file)), config, std::move(weights), {}});
+  return m;
+}
+
+std::unique_ptr<Model> Model::share(const Model& base) {
+  std::unique_ptr<Model> m(new Model());
+  const auto& file = base.impl_->file;
+  m->impl_ = std::make_unique<Impl>(Impl{file, base.impl_->config, load_weights(*file, base.impl_->config), {}});
   return m;
 }
 
@@ -54,9 +63,9 @@ std::span<const uint8_t> Model::replaced_weight(std::string_view name) const {
 
 void Model::replace_weight(std::string_view name, uint32_t type, std::vector<uint8_t> data) {
   const auto views = impl_->views(name);
-  if (views.empty()) throw_error("{}: no weight matrix named {}", impl_->file.path(), name);
+  if (views.empty()) throw_error("{}: no weight matrix named {}", impl_->file->path(), name);
   const WeightView& old = *views.front();
-  const gguf::TensorInfo& t = impl_->file.tensor(name);
+  const gguf::TensorInfo& t = impl_->file->tensor(name);
   const bool restore = data.empty();
   if (restore) type = t.type;
   const quant::Codec* codec = quant::find_codec(type);
@@ -66,7 +75,7 @@ void Model::replace_weight(std::string_view name, uint32_t type, std::vector<uin
     throw_error("tensor {}: row length {} is not a multiple of {}'s block size {}", name, old.ne0,
                 info->name, info->block_size);
   const size_t row_bytes = quant::row_size(*codec, old.ne0);
-  const uint8_t* ptr = impl_->file.tensor_data(t).data();
+  const uint8_t* ptr = impl_->file->tensor_data(t).data();
   if (restore) {
     if (auto it = impl_->replaced.find(name); it != impl_->replaced.end()) impl_->replaced.erase(it);
   } else {
@@ -87,7 +96,7 @@ void Model::replace_weight(std::string_view name, uint32_t type, std::vector<uin
 }
 
 const Config& Model::config() const { return impl_->config; }
-const gguf::File& Model::file() const { return impl_->file; }
+const gguf::File& Model::file() const { return *impl_->file; }
 const Model::Weights& Model::weights() const { return impl_->weights; }
 
 }  // namespace imq::model

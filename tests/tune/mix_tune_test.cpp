@@ -1,5 +1,5 @@
 // --tune-mix on tiny synthetic models (no ../shared): Model::replace_weight swaps and restores
-// a weight exactly; the tuned mix fits the standard mix's bytes, its measurements behave
+// a weight exactly (and Model::share sees the file's); the tuned mix fits the standard mix's bytes, its measurements behave
 // (more bits, less KLD at the extremes), and the printed overrides reproduce the file.
 #include <gtest/gtest.h>
 
@@ -61,6 +61,11 @@ TEST(ReplaceWeight, SwapsAndRestoresExactly) {
   EXPECT_EQ(bytes.size(), size_t(256 / 256 * 84 * 300));
   m->replace_weight("token_embd.weight", uint32_t(G::Q2_K), std::move(bytes));
   EXPECT_EQ(m->weights().output.type, uint32_t(G::Q2_K));  // tied: the output follows
+  // A model sharing the mapping has the file's weights, whatever the first one replaced.
+  const auto shared = model::Model::share(*m);
+  EXPECT_EQ(&shared->file(), &m->file());
+  EXPECT_EQ(shared->weights().output.type, m->file().tensor("token_embd.weight").type);
+  EXPECT_EQ(logits_of(*shared, tokens), before);
   const auto swapped = logits_of(*m, tokens);
   double diff = 0;
   for (size_t i = 0; i < before.size(); ++i) diff = std::max(diff, double(std::abs(before[i] - swapped[i])));
