@@ -3,7 +3,8 @@
 #   1. collect an importance matrix from calibration text,
 #   2. quantize to Q4_K_M and Q3_K_M without it, with it (llama.cpp's block search), and with it
 #      and imq's own search (--search imq, same file format and size), and with imq's search and
-#      a mix measured on the calibration text (--tune-mix: per-tensor types, no larger file),
+#      a mix measured on the calibration text (--tune-mix: per-tensor types, no larger file), and
+#      error-compensated from the calibration text (--calibration-file: same mix, same size),
 #   3. evaluate each against the unquantized model (perplexity, KL divergence, same top token),
 # and print one table that shows what the imatrix bought.
 # Inputs: MODEL (default ../shared/models/dense-spm4k-f32.gguf, else a model made by `imq synth`),
@@ -46,12 +47,13 @@ $IMQ perplexity -m "$MODEL" -f "$EVAL" -c "$CTX" --chunks "$CHUNKS" -t "$THREADS
   --kl-divergence-base "$OUT/base.kld" > "$OUT/ppl-base.log" 2>&1
 rows=()
 for type in Q4_K_M Q3_K_M; do
-  for mode in noimat imat imat-imq imat-imq-tune; do
+  for mode in noimat imat imat-imq imat-imq-tune imat-ec; do
     q="$OUT/model-$type-$mode.gguf"
     args=()
     [ "$mode" != noimat ] && args=(--imatrix "$OUT/imatrix.gguf")
     [ "$mode" = imat-imq ] && args+=(--search imq)
     [ "$mode" = imat-imq-tune ] && args+=(--search imq --tune-mix "$CALIB")
+    [ "$mode" = imat-ec ] && args+=(--calibration-file "$CALIB" --calibration-ctx "$CTX")
     echo "== 3. quantize $type ($mode)"
     $IMQ quantize "${args[@]}" "$MODEL" "$q" "$type" "$THREADS" > "$OUT/quantize-$type-$mode.log" 2>&1
     $IMQ perplexity -m "$q" -c "$CTX" --chunks "$CHUNKS" -t "$THREADS" --kl-divergence-base "$OUT/base.kld" \
@@ -79,7 +81,7 @@ for r in rows:
     t, mode, q, log = r.split(' ')
     size = os.path.getsize(q)
     print('%-8s %-8s %-10s %10.2f %7.2f %12.4f %12.6f %9.3f%%' % (t, 'no' if mode == 'noimat' else 'yes',
-          {'imat-imq': 'imq', 'imat-imq-tune': 'imq+tune'}.get(mode, 'reference'), size / 2**20,
+          {'imat-imq': 'imq', 'imat-imq-tune': 'imq+tune', 'imat-ec': 'error-comp'}.get(mode, 'reference'), size / 2**20,
           size * 8 / n, grab(log, r'Mean PPL\(Q\)\s*:\s*([0-9.]+)'), grab(log, r'Mean\s+KLD:\s*([0-9.]+)'),
           grab(log, r'Same top p:\s*([0-9.]+)')))
 PY

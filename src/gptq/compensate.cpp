@@ -27,9 +27,10 @@ namespace {
 
 using quantize::TensorPlan;
 
-// Calibration tokens without --calibration-chunks. More keep helping a little (dict8-spm4k
-// Q2_K layers only, chunks of 256: KLD 0.0193 at 16k tokens, 0.0177 at 32k, 0.0162 at 54k)
-// while the time grows in proportion (125M bench model, 16k tokens: ~4 minutes on 2 cores).
+// Calibration tokens without --calibration-chunks. More keep helping, less and less
+// (dict8-spm4k Q2_K layers only, chunks of 256: KLD 0.0223 at 8k tokens, 0.0188 at 16k, 0.0177
+// at 32k) while the time grows in proportion (125M bench model: ~2 minutes per 8k tokens on
+// 2 cores).
 constexpr int64_t kDefaultTokens = 16384;
 
 // The weights of one layer in the order the forward pass multiplies them; each group shares
