@@ -58,16 +58,6 @@ BlockQ4_1 quantize_block(const float* x, const float* qw, float sigma2) {
   return b;
 }
 
-void codes(const BlockQ4_1& b, int8_t* q) {
-  for (int j = 0; j < kQK / 2; ++j) q[j] = int8_t(b.qs[j] & 0x0f), q[j + kQK / 2] = int8_t(b.qs[j] >> 4);
-}
-
-void pack_codes(const int8_t* q, BlockQ4_1& b) {
-  uint8_t u[kQK];
-  for (int j = 0; j < kQK; ++j) u[j] = uint8_t(q[j]);
-  pack(u, b);
-}
-
 size_t quantize(const float* src, void* dst, int64_t nrows, int64_t n_per_row,
                 const float* importance) {
   return quantize_rows<BlockQ4_1, kQK>(src, dst, nrows, n_per_row, importance, quantize_block);
@@ -77,7 +67,7 @@ size_t quantize(const float* src, void* dst, int64_t nrows, int64_t n_per_row,
 
 Codec q4_1_codec() {
   Codec c{uint32_t(GgmlType::Q4_1), "q4_1", kQK, sizeof(BlockQ4_1), dequantize, quantize};
-  c.grid = &LegacyGrid<BlockQ4_1, kQK, 0, 15, 0, true, quantize_block, codes, pack_codes>::ops;
+  c.grid = &LegacyGrid<BlockQ4_1, kQK, 0, 15, 0, true, quantize_block, nibble_codes<BlockQ4_1>, pack>::ops;
   return c;
 }
 

@@ -65,21 +65,6 @@ BlockQ5_0 quantize_block(const float* x, const float* qw, float sigma2) {
   return b;
 }
 
-void codes(const BlockQ5_0& b, int8_t* q) {
-  uint32_t qh;
-  std::memcpy(&qh, b.qh, sizeof qh);
-  for (int j = 0; j < kQK / 2; ++j) {
-    q[j] = int8_t((b.qs[j] & 0x0f) | int(((qh >> j) & 1) << 4));
-    q[j + kQK / 2] = int8_t((b.qs[j] >> 4) | int(((qh >> (j + kQK / 2)) & 1) << 4));
-  }
-}
-
-void pack_codes(const int8_t* q, BlockQ5_0& b) {
-  uint8_t u[kQK];
-  for (int j = 0; j < kQK; ++j) u[j] = uint8_t(q[j]);
-  pack(u, b);
-}
-
 size_t quantize(const float* src, void* dst, int64_t nrows, int64_t n_per_row,
                 const float* importance) {
   return quantize_rows<BlockQ5_0, kQK>(src, dst, nrows, n_per_row, importance, quantize_block);
@@ -89,7 +74,7 @@ size_t quantize(const float* src, void* dst, int64_t nrows, int64_t n_per_row,
 
 Codec q5_0_codec() {
   Codec c{uint32_t(GgmlType::Q5_0), "q5_0", kQK, sizeof(BlockQ5_0), dequantize, quantize};
-  c.grid = &LegacyGrid<BlockQ5_0, kQK, 0, 31, 16, false, quantize_block, codes, pack_codes>::ops;
+  c.grid = &LegacyGrid<BlockQ5_0, kQK, 0, 31, 16, false, quantize_block, five_bit_codes<BlockQ5_0>, pack>::ops;
   return c;
 }
 

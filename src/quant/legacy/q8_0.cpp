@@ -10,6 +10,7 @@
 // so importance is accepted and not used.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "core/fp16.h"
 #include "quant/block_io.h"
@@ -60,7 +61,7 @@ BlockQ8_0 quantize_block(const float* x) {
 // The grid's hooks: importance does not change the Q8_0 scale (as above).
 BlockQ8_0 fit_block(const float* x, const float* /*qw*/, float /*sigma2*/) { return quantize_block(x); }
 void codes(const BlockQ8_0& b, int8_t* q) { std::copy(b.qs, b.qs + kQK, q); }
-void pack_codes(const int8_t* q, BlockQ8_0& b) { std::copy(q, q + kQK, b.qs); }
+void pack_codes(const uint8_t* q, BlockQ8_0& b) { std::memcpy(b.qs, q, kQK); }
 
 size_t quantize(const float* src, void* dst, int64_t nrows, int64_t n_per_row,
                 const float* /*importance*/) {
