@@ -85,8 +85,8 @@ std::vector<float> random_rows(std::mt19937& rng, int64_t n, int kind) {
 }
 
 // The objective: llama.cpp's weights without importance (and for Q6_K), importance times
-// (sigma^2 + x^2)^2 with it.
-TEST(ImqWeights, ImportanceTimesSquaredMagnitudeTerm) {
+// (sigma^2 + x^2)^(3/2) with it.
+TEST(ImqWeights, ImportanceTimesMagnitudeTermToTheThreeHalves) {
   std::mt19937 rng(5);
   const auto x = random_rows(rng, 256, 1);
   std::vector<float> qw(256);
@@ -107,7 +107,8 @@ TEST(ImqWeights, ImportanceTimesSquaredMagnitudeTerm) {
     const double sigma2 = (t == GgmlType::Q2_K ? 1 : 2) * sum_x2 / 256;
     for (int i = 0; i < 256; ++i) {
       const double m = sigma2 + double(x[size_t(i)]) * x[size_t(i)];
-      EXPECT_NEAR(w[i], qw[size_t(i)] * m * m, 1e-5 * qw[size_t(i)] * m * m) << i;
+      const double want = qw[size_t(i)] * m * std::sqrt(m);
+      EXPECT_NEAR(w[i], want, 1e-5 * want) << i;
     }
   }
 }

@@ -327,7 +327,7 @@ void k_imq_weights(uint32_t type, const float* x, const float* qw, float w[256])
   const float sigma2 = k_sigma2(t, x);
   for (int l = 0; l < kQK_K; ++l) {
     const float m = sigma2 + x[l] * x[l];
-    w[l] = qw[l] * m * m;
+    w[l] = qw[l] * m * std::sqrt(m);
   }
 }
 
