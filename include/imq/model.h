@@ -141,6 +141,20 @@ class Session {
   // observer has seen that weight's input (x is then left unchanged): collecting the inputs of
   // the early weights costs only the part of the layer before them. Needs n <= n_ubatch.
   void forward_layer(int64_t il, std::span<float> x, std::string_view stop_at = {});
+  // Where a dense layer can be taken up again after forward_layer or resume_layer stopped at
+  // a weight: at attn_output (its input: the attention's output, [n, n_head * head_dim]), at
+  // ffn_gate (the normed FFN input, [n, n_embd]) or at ffn_down (the gated activations,
+  // [n, n_ff]).
+  enum class LayerStage { kAttnOutput, kFfnGate, kFfnDown };
+  // Runs the rest of dense layer il from `from`: `in` is the input of that stage's weight as the
+  // observer saw it, x the residual stream at that point (the layer's input before
+  // attn_output, the stream after the attention from ffn_gate on). With stop_at (a later dense
+  // weight of the layer) it stops after the observer has seen that weight's input and x holds
+  // the residual stream there; else x = the layer's output. The products are those of
+  // forward_layer, in its order: the bits are the same as one uninterrupted pass. Returns
+  // whether it stopped. Needs n <= n_ubatch; a MoE layer throws.
+  bool resume_layer(int64_t il, LayerStage from, std::span<float> x, std::span<const float> in,
+                    std::string_view stop_at = {});
   // xn = the input of the output projection (the final norm of x).
   void output_input(std::span<const float> x, std::span<float> xn);
 

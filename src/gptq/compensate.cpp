@@ -44,6 +44,28 @@ constexpr std::array<std::array<std::string_view, 4>, 4> kGroups{{
 
 using Hessians = std::map<std::pair<std::string, int32_t>, Hessian>;
 
+// One group of a layer: its lead (the first weight: its input is the group's input) and the
+// weights quantized with error feedback (the others are rounded plainly beforehand).
+struct Group {
+  std::string lead;
+  std::vector<const TensorPlan*> comp;
+  // Experts see their routed rows only after the router, and the two runs route tokens
+  // differently: no pairing, and their passes run the whole layer.
+  bool experts() const { return lead.find("_exps") != std::string::npos; }
+};
+
+// Passes a matmul event on, and keeps a copy of the input of one weight.
+struct Keep : MatmulObserver {
+  MatmulObserver* inner;
+  std::string_view weight;
+  float* dst;
+  Keep(MatmulObserver* i, std::string_view w, float* d) : inner(i), weight(w), dst(d) {}
+  void on_matmul(const MatmulEvent& e) override {
+    if (e.expert < 0 && e.weight == weight) std::copy(e.x, e.x + e.n_rows * e.ne0, dst);
+    if (inner) inner->on_matmul(e);
+  }
+};
+
 struct Run {
   const Options& o;
   model::Model& model;
@@ -55,6 +77,7 @@ struct Run {
   int64_t n_ctx, n_chunks, d;
   std::vector<float> hidden;     // [n_chunks * n_ctx, n_embd], through the quantized layers
   std::vector<float> hidden_fp;  // the same through the full-precision layers
+  std::vector<float> stage, stage_fp;  // dense_layer: each chunk's input of the current stage
   Summary summary;
   int64_t step = 0, steps = 0;
 
@@ -146,6 +169,94 @@ struct Run {
     model.replace_weight(tp.name, tp.dst_type, std::move(out));
   }
 
+  // A dense layer, group by group, each side (full precision, then quantized) taken from one
+  // stop to the next chunk by chunk (Session::resume_layer) with the stage's input kept per
+  // chunk: every product of the layer is computed once per side, and the bits are those of
+  // running each side from the layer's start up to each group's weight.
+  void dense_layer(int64_t il, const std::vector<Group>& groups) {
+    using Stage = model::Session::LayerStage;
+    const model::Config& c = model.config();
+    const int64_t width = std::max({c.n_head * c.head_dim, c.n_embd, c.n_ff});
+    const size_t per_chunk = size_t(n_ctx * width);
+    stage.resize(per_chunk * size_t(n_chunks));
+    if (fp_session) stage_fp.resize(stage.size());
+    for (size_t gi = 0; gi <= groups.size(); ++gi) {
+      const bool last = gi == groups.size();  // the step that finishes the layer
+      const Group* g = last ? nullptr : &groups[gi];
+      PairedObserver po(&pool);
+      HessianObserver ho(&pool);
+      MatmulObserver* obs = nullptr;
+      if (g && !g->comp.empty()) {
+        if (fp_session)
+          po.watch(g->lead, model.file().tensor(g->lead).ne[0]), obs = &po;
+        else
+          ho.watch(g->lead), obs = &ho;
+      }
+      const std::string_view stop = g ? std::string_view(g->lead) : std::string_view{};
+      auto step = [&](model::Session& s, std::span<float> x, float* kept, MatmulObserver* inner) {
+        Keep keep(inner, stop, kept);
+        s.set_observer(&keep);
+        bool stopped = true;
+        const std::span<const float> in(kept, per_chunk);
+        if (gi <= 1)
+          s.forward_layer(il, x, stop);  // up to attn_q, attn_output: x stays the layer input
+        else
+          stopped = s.resume_layer(il, gi == 2 ? Stage::kAttnOutput : gi == 3 ? Stage::kFfnGate : Stage::kFfnDown,
+                                   x, in.first(size_t(n_ctx * (gi == 2   ? c.n_head * c.head_dim
+                                                                : gi == 3 ? c.n_embd
+                                                                          : c.n_ff))),
+                                   stop);
+        s.set_observer(nullptr);
+        if (stopped == last) throw_error("blk.{}: the layer did not stop at {}", il, stop);
+      };
+      for (int64_t ch = 0; ch < n_chunks; ++ch) {
+        check_cancelled();
+        if (fp_session) {
+          po.capture(true);
+          step(*fp_session, chunk_fp(ch), stage_fp.data() + size_t(ch) * per_chunk, obs ? &po : nullptr);
+          po.capture(false);
+        }
+        step(session, chunk(ch), stage.data() + size_t(ch) * per_chunk, obs);
+      }
+      if (!obs) {
+        if (!last) advance();
+        continue;
+      }
+      Hessians hs;
+      const std::vector<float>* cross = nullptr;
+      if (fp_session) {
+        hs.emplace(std::make_pair(g->lead, int32_t(-1)), std::move(po.hessian(g->lead)));
+        cross = &po.cross(g->lead);
+      } else {
+        hs = std::move(ho.hessians());
+      }
+      for (const TensorPlan* tp : g->comp) compensated(*tp, g->lead, hs, cross);
+      advance();
+    }
+  }
+
+  // A MoE layer: each group's inputs from a pass from the layer's start, then the layer.
+  void moe_layer(int64_t il, const std::vector<Group>& groups) {
+    for (const Group& g : groups) {
+      const std::string& lead = g.lead;
+      if (!g.comp.empty() && fp_session && !g.experts()) {
+        PairedObserver po(&pool);
+        po.watch(lead, model.file().tensor(lead).ne[0]);
+        run_paired(il, po, lead);
+        Hessians hs;
+        hs.emplace(std::make_pair(lead, int32_t(-1)), std::move(po.hessian(lead)));
+        for (const TensorPlan* tp : g.comp) compensated(*tp, lead, hs, &po.cross(lead));
+      } else if (!g.comp.empty()) {
+        HessianObserver obs(&pool);
+        obs.watch(lead);
+        run_layer(il, false, &obs, g.experts() ? std::string_view{} : std::string_view(lead));
+        for (const TensorPlan* tp : g.comp) compensated(*tp, lead, obs.hessians());
+      }
+      advance();
+    }
+    run_layer(il, true, nullptr);
+  }
+
   // Runs layer il over every chunk; in place when `advance_hidden`, else on a copy that stops
   // once the observer has seen the input of `stop_at` (a dense weight; empty: the whole layer).
   void run_layer(int64_t il, bool advance_hidden, MatmulObserver* obs, std::string_view stop_at = {}) {
@@ -223,7 +334,7 @@ quantize::Plan quantize_compensated(const std::string& model_path, std::string_v
     fp_session = std::make_unique<model::Session>(*fp_model, so);
   }
   Run run{o, *model, plan, ThreadPool(o.n_threads), model::Session(*model, so), fp_session.get(),
-          n_ctx, n_chunks, cfg.n_embd, {}, {}, {}, 0, 0};
+          n_ctx, n_chunks, cfg.n_embd, {}, {}, {}, {}, {}, 0, 0};
   run.summary.calib_tokens = n_chunks * n_ctx;
   run.steps = cfg.n_layer * 5 + 1;
 
@@ -264,39 +375,25 @@ quantize::Plan quantize_compensated(const std::string& model_path, std::string_v
       });
       if (!grouped) run.plain(*it->second);
     }
-    for (const auto& group : kGroups) {
-      std::vector<const TensorPlan*> comp;
-      std::string lead;  // the group's first weight: its input is the group's input
-      for (std::string_view kind : group) {
+    std::vector<Group> groups;
+    for (const auto& kinds : kGroups) {
+      Group& g = groups.emplace_back();
+      for (std::string_view kind : kinds) {
         if (kind.empty()) continue;
         const std::string name = fmt::format("{}{}.weight", prefix, kind);
-        if (lead.empty() && in_model.contains(name)) lead = name;
+        if (g.lead.empty() && in_model.contains(name)) g.lead = name;
         const TensorPlan* tp = planned(name);
         if (!tp) continue;
         if (has_grid(*tp))
-          comp.push_back(tp);
+          g.comp.push_back(tp);
         else
           run.plain(*tp);
       }
-      // Experts see their routed rows only after the router, and the two runs route tokens
-      // differently: no pairing, and those passes run the whole layer.
-      const bool experts = lead.find("_exps") != std::string::npos;
-      if (!comp.empty() && fp_session && !experts) {
-        PairedObserver po(&run.pool);
-        po.watch(lead, file.tensor(lead).ne[0]);
-        run.run_paired(il, po, lead);
-        Hessians hs;
-        hs.emplace(std::make_pair(lead, int32_t(-1)), std::move(po.hessian(lead)));
-        for (const TensorPlan* tp : comp) run.compensated(*tp, lead, hs, &po.cross(lead));
-      } else if (!comp.empty()) {
-        HessianObserver obs(&run.pool);
-        obs.watch(lead);
-        run.run_layer(il, false, &obs, experts ? std::string_view{} : std::string_view(lead));
-        for (const TensorPlan* tp : comp) run.compensated(*tp, lead, obs.hessians());
-      }
-      run.advance();
     }
-    run.run_layer(il, true, nullptr);
+    if (cfg.is_moe())
+      run.moe_layer(il, groups);
+    else
+      run.dense_layer(il, groups);
     run.advance();
   }
 

@@ -169,9 +169,15 @@ void Session::Impl::attention_block(const LayerWeights& L, int64_t il, int64_t n
   } else {
     model::attention(c, q.data(), kc, vc, n_past, n, attn.data(), pool, attn_scratch);
   }
+  attn_output(L, n);
+}
+
+void Session::Impl::attn_output(const LayerWeights& L, int64_t n) {
   matmul(L.wo, attn.data(), n, proj.data());
-  add_bias(proj.data(), n, L.bo);
-  for (int64_t i = 0; i < n * d; ++i) x[size_t(i)] += proj[size_t(i)];
+  if (L.bo)
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t i = 0; i < L.bo->n; ++i) proj[size_t(t * L.bo->n + i)] += L.bo->data[i];
+  for (int64_t i = 0; i < n * c.n_embd; ++i) x[size_t(i)] += proj[size_t(i)];
 }
 
 void Session::Impl::gate_silu_up(int64_t rows) {
@@ -278,6 +284,54 @@ void Session::forward_layer(int64_t il, std::span<float> x, std::string_view sto
     std::memcpy(xb, s.x.data(), size_t(m * d) * sizeof(float));
     s.n_past += m;
   }
+}
+
+bool Session::resume_layer(int64_t il, LayerStage from, std::span<float> x,
+                           std::span<const float> in, std::string_view stop_at) {
+  Impl& s = *impl_;
+  const Config& c = s.c;
+  const int64_t d = c.n_embd, n = int64_t(x.size()) / d;
+  if (il < 0 || il >= c.n_layer) throw_error("layer {} out of range (0..{})", il, c.n_layer - 1);
+  if (c.is_moe()) throw_error("resume_layer: layer {} is a MoE layer", il);
+  if (n * d != int64_t(x.size()) || n > s.micro_batch)
+    throw_error("resume_layer: {} floats are not rows of {} within one micro-batch of {}", x.size(),
+                d, s.micro_batch);
+  const int64_t width = from == LayerStage::kAttnOutput ? c.n_head * c.head_dim
+                        : from == LayerStage::kFfnGate  ? d
+                                                        : c.n_ff;
+  if (int64_t(in.size()) != n * width)
+    throw_error("resume_layer: {} input floats, {} rows of {} expected", in.size(), n, width);
+  const LayerWeights& L = s.w.layers[size_t(il)];
+  s.stop_at = stop_at;
+  struct Reset {
+    Impl& s;
+    ~Reset() { s.stop_at = {}; }
+  } reset{s};
+  std::memcpy(s.x.data(), x.data(), x.size() * sizeof(float));
+  try {
+    switch (from) {
+      case LayerStage::kAttnOutput:
+        std::memcpy(s.attn.data(), in.data(), in.size() * sizeof(float));
+        s.attn_output(L, n);
+        rmsnorm(s.x.data(), L.ffn_norm.data, n, d, c.rms_eps, s.xn.data());
+        s.ffn_dense(L, n);
+        break;
+      case LayerStage::kFfnGate:
+        std::memcpy(s.xn.data(), in.data(), in.size() * sizeof(float));
+        s.ffn_dense(L, n);
+        break;
+      case LayerStage::kFfnDown:
+        std::memcpy(s.gate.data(), in.data(), in.size() * sizeof(float));
+        s.matmul(L.ffn_down, s.gate.data(), n, s.proj.data());
+        break;
+    }
+  } catch (const Impl::Stop&) {
+    std::memcpy(x.data(), s.x.data(), x.size() * sizeof(float));
+    return true;
+  }
+  for (int64_t i = 0; i < n * d; ++i) s.x[size_t(i)] += s.proj[size_t(i)];
+  std::memcpy(x.data(), s.x.data(), x.size() * sizeof(float));
+  return false;
 }
 
 void Session::output_input(std::span<const float> x, std::span<float> xn) {

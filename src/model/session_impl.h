@@ -80,6 +80,7 @@ struct Session::Impl {
   void forward(const int32_t* tokens, int64_t n, int64_t out_from, float* logits);
 
   void attention_block(const LayerWeights& L, int64_t il, int64_t n);
+  void attn_output(const LayerWeights& L, int64_t n);  // x += wo · attn (+ bo)
   // gate[r] = silu(gate[r]) · up[r] for `rows` rows of n_ff (ggml's swiglu with rounding on).
   void gate_silu_up(int64_t rows);
   void ffn_dense(const LayerWeights& L, int64_t n);
