@@ -318,7 +318,7 @@ void k_error_weights(uint32_t type, const float* x, const float* qw, float w[256
   }
 }
 
-void k_imq_weights(uint32_t type, const float* x, const float* qw, float w[256]) {
+void k_imq_weights(uint32_t type, const float* x, const float* qw, float w[256], bool squared) {
   const auto t = GgmlType(type);
   if (!qw || t == GgmlType::Q6_K) {
     k_error_weights(type, x, qw, w);
@@ -327,7 +327,7 @@ void k_imq_weights(uint32_t type, const float* x, const float* qw, float w[256])
   const float sigma2 = k_sigma2(t, x);
   for (int l = 0; l < kQK_K; ++l) {
     const float m = sigma2 + x[l] * x[l];
-    w[l] = qw[l] * m * std::sqrt(m);
+    w[l] = squared ? qw[l] * m * m : qw[l] * m * std::sqrt(m);
   }
 }
 

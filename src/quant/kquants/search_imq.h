@@ -59,7 +59,8 @@ void k_error_weights(uint32_t type, const float* x, const float* qw, float w[256
 // both). 3/2 is the exponent that is no worse than llama.cpp's on all three (layers only,
 // wiki, 5,120 tokens: dict8 Q2_K/Q3_K_M/Q4_K_M 0.99x/1.00x/0.94x, dense 0.69x/0.83x/0.88x;
 // exponent 1: dict8 0.97x/1.02x/0.96x, dense 0.75x/0.87x/0.90x).
-void k_imq_weights(uint32_t type, const float* x, const float* qw, float w[256]);
+// squared: the exponent 2 instead (the second candidate of the Q2_K/Q3_K grids, grid.cpp).
+void k_imq_weights(uint32_t type, const float* x, const float* qw, float w[256], bool squared = false);
 
 // sum w_i (x_i - y_i)^2 over one super-block, in double.
 double k_block_error(const float* x, const float* y, const float* w);
@@ -74,6 +75,9 @@ void quantize_block_q3_k_imq(const float* x, const float* qw, BlockQ3K* y);
 void quantize_block_q4_k_imq(const float* x, const float* qw, BlockQ4K* y);
 void quantize_block_q5_k_imq(const float* x, const float* qw, BlockQ5K* y);
 void quantize_block_q6_k_imq(const float* x, const float* qw, BlockQ6K* y);
+// The same search with the squared objective (k_imq_weights(..., true)).
+void quantize_block_q2_k_imq_sq(const float* x, const float* qw, BlockQ2K* y);
+void quantize_block_q3_k_imq_sq(const float* x, const float* qw, BlockQ3K* y);
 
 // Their block grids for error-compensated quantization (grid.cpp, quant/grid.h).
 struct GridOps;

@@ -177,14 +177,14 @@ void pack(const KParams& p, BlockQ6K* b) {
 namespace {
 
 template <typename Block, void (*Reference)(const float*, const float*, Block*),
-          void (*Dequantize)(const Block&, float*)>
+          void (*Dequantize)(const Block&, float*), bool kSquared = false>
 void improve_block(GgmlType type, const KShape& shape, const float* x, const float* qw, Block* y) {
   Reference(x, qw, y);
   KParams p;
   unpack(*y, p);
   if (p.d == 0 || !std::isfinite(p.d) || !std::isfinite(p.dmin)) return;
   float w[kQK_K];
-  k_imq_weights(uint32_t(type), x, qw, w);
+  k_imq_weights(uint32_t(type), x, qw, w, kSquared);
   k_improve(shape, x, w, p);
   Block cand;
   pack(p, &cand);
@@ -203,6 +203,12 @@ void quantize_block_q2_k_imq(const float* x, const float* qw, BlockQ2K* y) {
 void quantize_block_q3_k_imq(const float* x, const float* qw, BlockQ3K* y) {
   improve_block<BlockQ3K, quantize_block_q3_k, dequantize_block_q3_k>(GgmlType::Q3_K, kQ3, x, qw,
                                                                        y);
+}
+void quantize_block_q2_k_imq_sq(const float* x, const float* qw, BlockQ2K* y) {
+  improve_block<BlockQ2K, quantize_block_q2_k, dequantize_block_q2_k, true>(GgmlType::Q2_K, kQ2, x, qw, y);
+}
+void quantize_block_q3_k_imq_sq(const float* x, const float* qw, BlockQ3K* y) {
+  improve_block<BlockQ3K, quantize_block_q3_k, dequantize_block_q3_k, true>(GgmlType::Q3_K, kQ3, x, qw, y);
 }
 void quantize_block_q4_k_imq(const float* x, const float* qw, BlockQ4K* y) {
   improve_block<BlockQ4K, quantize_block_q4_k, dequantize_block_q4_k>(GgmlType::Q4_K, kQ4, x, qw,
