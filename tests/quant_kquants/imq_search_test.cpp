@@ -1,4 +1,5 @@
-// --search imq (Codec::quantize_imq, src/quant/kquants/search_imq.h): on every block of random
+// imq's K-quant search (k_imq_rows; Codec::quantize_imq where the type offers it to --search imq,
+// src/quant/kquants/search_imq.h): on every block of random
 // and real rows, with and without importance, the imq block decodes (reference dequantizer and
 // the spec decoder) with a weighted error (its objective, k_imq_weights) <= the reference
 // block's, and lower in total; the
@@ -29,11 +30,12 @@ struct Totals {
 Totals compare_rows(GgmlType type, const float* x, int64_t nrows, int64_t n_per_row,
                     const float* importance) {
   const quant::Codec& c = quant::codec(uint32_t(type));
-  EXPECT_NE(c.quantize_imq, nullptr);
+  const auto imq_rows = quant::k_imq_rows(uint32_t(type));
+  EXPECT_NE(imq_rows, nullptr);
   const size_t bytes = quant::row_size(c, n_per_row) * size_t(nrows);
   std::vector<uint8_t> ref(bytes), imq(bytes);
   EXPECT_EQ(c.quantize(x, ref.data(), nrows, n_per_row, importance), bytes);
-  EXPECT_EQ(c.quantize_imq(x, imq.data(), nrows, n_per_row, importance), bytes);
+  EXPECT_EQ(imq_rows(x, imq.data(), nrows, n_per_row, importance), bytes);
   const int64_t n = nrows * n_per_row;
   std::vector<float> yr(static_cast<size_t>(n)), yi(static_cast<size_t>(n));
   c.dequantize(ref.data(), yr.data(), n);
@@ -113,6 +115,19 @@ TEST(ImqWeights, ImportanceTimesMagnitudeTermToTheThreeHalves) {
   }
 }
 
+// --search imq takes each type's search where its codec row offers one: all but Q5_K's
+// (register.cpp: it lost to llama.cpp's on the MoE model).
+TEST(ImqRows, EveryKTypeButQ5KOffersItsSearch) {
+  for (GgmlType t : kTypes) {
+    const quant::Codec& c = quant::codec(uint32_t(t));
+    EXPECT_EQ(c.quantize_imq == nullptr, t == GgmlType::Q5_K) << ggml_type_display_name(uint32_t(t));
+    if (c.quantize_imq) {
+      EXPECT_EQ(c.quantize_imq, quant::k_imq_rows(uint32_t(t)));
+    }
+  }
+  EXPECT_EQ(quant::k_imq_rows(uint32_t(GgmlType::Q8_0)), nullptr);
+}
+
 class ImqSearch : public ::testing::TestWithParam<GgmlType> {};
 
 TEST_P(ImqSearch, NeverWorseOnRandomRowsAndBetterInTotal) {
@@ -144,11 +159,12 @@ TEST_P(ImqSearch, DeterministicAndRowIndependent) {
   for (int64_t i = 0; i < n_per_row; ++i) imp[size_t(i)] = 0.1f + float(i % 7);
   const size_t row_bytes = quant::row_size(c, n_per_row);
   std::vector<uint8_t> all(row_bytes * nrows), again(row_bytes * nrows), one(row_bytes * nrows);
-  c.quantize_imq(x.data(), all.data(), nrows, n_per_row, imp.data());
-  c.quantize_imq(x.data(), again.data(), nrows, n_per_row, imp.data());
+  const auto imq_rows = quant::k_imq_rows(uint32_t(type));
+  imq_rows(x.data(), all.data(), nrows, n_per_row, imp.data());
+  imq_rows(x.data(), again.data(), nrows, n_per_row, imp.data());
   for (int64_t r = nrows - 1; r >= 0; --r)  // one row at a time, in reverse order
-    c.quantize_imq(x.data() + r * n_per_row, one.data() + size_t(r) * row_bytes, 1, n_per_row,
-                   imp.data());
+    imq_rows(x.data() + r * n_per_row, one.data() + size_t(r) * row_bytes, 1, n_per_row,
+             imp.data());
   EXPECT_EQ(all, again);
   EXPECT_EQ(all, one);
 }

@@ -8,6 +8,7 @@
 // Every block starts from the reference (byte-exact llama.cpp) block and keeps it unless a
 // candidate decodes with a strictly lower error, so imq is never worse block by block.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 #include "quant/kquants/kquants.h"
@@ -78,6 +79,12 @@ void quantize_block_q6_k_imq(const float* x, const float* qw, BlockQ6K* y);
 // The same search with the squared objective (k_imq_weights(..., true)).
 void quantize_block_q2_k_imq_sq(const float* x, const float* qw, BlockQ2K* y);
 void quantize_block_q3_k_imq_sq(const float* x, const float* qw, BlockQ3K* y);
+
+// The imq search of each K type as a row quantizer (null for other types), whether or not the
+// type's codec row offers it to --search imq (register.cpp says which do not, and why).
+using RowQuantizeFn = size_t (*)(const float* src, void* dst, int64_t nrows, int64_t n_per_row,
+                                 const float* importance);
+RowQuantizeFn k_imq_rows(uint32_t type);
 
 // Their block grids for error-compensated quantization (grid.cpp, quant/grid.h).
 struct GridOps;
