@@ -176,6 +176,16 @@ struct Run {
   void dense_layer(int64_t il, const std::vector<Group>& groups) {
     using Stage = model::Session::LayerStage;
     const model::Config& c = model.config();
+    // Where each step starts: steps 0 and 1 run from the layer's start (forward_layer) up to
+    // attn_q / attn_output; steps 2, 3, 4 resume at attn_output, ffn_gate, ffn_down with the
+    // input the step before kept (of these widths).
+    struct From {
+      Stage stage;
+      int64_t width;
+    };
+    const From from[] = {{Stage::kAttnOutput, c.n_head * c.head_dim},
+                         {Stage::kFfnGate, c.n_embd},
+                         {Stage::kFfnDown, c.n_ff}};
     const int64_t width = std::max({c.n_head * c.head_dim, c.n_embd, c.n_ff});
     const size_t per_chunk = size_t(n_ctx * width);
     stage.resize(per_chunk * size_t(n_chunks));
@@ -197,15 +207,12 @@ struct Run {
         Keep keep(inner, stop, kept);
         s.set_observer(&keep);
         bool stopped = true;
-        const std::span<const float> in(kept, per_chunk);
-        if (gi <= 1)
-          s.forward_layer(il, x, stop);  // up to attn_q, attn_output: x stays the layer input
-        else
-          stopped = s.resume_layer(il, gi == 2 ? Stage::kAttnOutput : gi == 3 ? Stage::kFfnGate : Stage::kFfnDown,
-                                   x, in.first(size_t(n_ctx * (gi == 2   ? c.n_head * c.head_dim
-                                                                : gi == 3 ? c.n_embd
-                                                                          : c.n_ff))),
-                                   stop);
+        if (gi <= 1) {
+          s.forward_layer(il, x, stop);  // x stays the layer's input
+        } else {
+          const From& f = from[gi - 2];
+          stopped = s.resume_layer(il, f.stage, x, {kept, size_t(n_ctx * f.width)}, stop);
+        }
         s.set_observer(nullptr);
         if (stopped == last) throw_error("blk.{}: the layer did not stop at {}", il, stop);
       };
