@@ -13,6 +13,11 @@ namespace imq::quant {
 
 struct GridOps;  // src/quant/grid.h
 
+// What ggml converts the activations into before a product with a weight of a type (its
+// "vec_dot_type"): the evaluation rounds them the same way (kernels/activations.h). Q4_1 and
+// Q5_1 take Q8_1, whose values round as Q8_0's.
+enum class ActFormat : uint8_t { F32, F16, BF16, Q8_0, Q8_K };
+
 struct Codec {
   uint32_t type;            // GgmlType id
   std::string_view name;    // ggml name, e.g. "q4_K"
@@ -24,6 +29,8 @@ struct Codec {
   // nrows * n_per_row / block_size blocks; returns bytes written. importance may be null.
   size_t (*quantize)(const float* src, void* dst, int64_t nrows, int64_t n_per_row,
                      const float* importance);
+  // The activations' format in this type's products (ggml's vec_dot_type).
+  ActFormat act = ActFormat::F32;
   // imq's own search (`imq quantize --search imq`), same signature and bytes layout as
   // `quantize` but choosing the block values to lower the weighted squared error of each block
   // as decoded (never above the reference's); nullptr where the type has none (then --search imq

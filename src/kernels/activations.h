@@ -9,13 +9,12 @@
 #pragma once
 #include <cstdint>
 
+#include "imq/quant.h"
+
 namespace imq::kernels {
 
-enum class ActFormat { F32, F16, BF16, Q8_0, Q8_K };
-
-// The format ggml converts activations into for a weight of this GgmlType id (Q8_1, used
-// for Q4_1/Q5_1, rounds the values as Q8_0 does; imq's Q3_HIFI uses Q3_K's Q8_K).
-ActFormat activation_format(uint32_t weight_type);
+// The format of a weight type's products is its codec's `act` (imq/quant.h).
+using quant::ActFormat;
 
 // out[r, :] = the values of x[r, :] after conversion to `f` and back, for n rows of ne0
 // (ne0 a multiple of the block size: 32 for Q8_0, 256 for Q8_K). out may alias x. The work is

@@ -13,6 +13,7 @@
 #include "imq/error.h"
 #include "imq/ggml_types.h"
 #include "kernels/act_codes.h"
+#include "kernels/activations.h"
 
 namespace imq::kernels::ggml {
 
@@ -50,10 +51,6 @@ void swiglu(const float* gate, const float* up, int64_t rows, int64_t n_ff, floa
 }
 
 // --- Q8_0-activation products ----------------------------------------------------------
-
-bool exact_q8_0_weight(uint32_t type) {
-  return type == uint32_t(GgmlType::Q5_0) || type == uint32_t(GgmlType::Q8_0);
-}
 
 namespace {
 // Element 4t + r of a block of 32 goes to r·8 + t, so that the four codes of lane t are one
@@ -104,6 +101,33 @@ void matmul_q8_0(const WeightView& w, const ActCodes& a, float* y, MatmulContext
   });
 }
 
+// --- one input, converted once per format -------------------------------------------------
+
+ExactInput::ExactInput(ExactBuffers& b, const float* x, int64_t n, int64_t ne0, ThreadPool& pool)
+    : b_(b), x_(x), n_(n), ne0_(ne0), pool_(pool) {
+  if (b.rounded.size() < size_t(n * ne0))
+    throw_error("exact input: {} rows of {} exceed the buffer of {} floats", n, ne0, b.rounded.size());
+}
+
+const float* ExactInput::rounded(quant::ActFormat f) {
+  if (f == quant::ActFormat::F32) return x_;
+  if (f != rounded_as_) round_activations(f, x_, n_, ne0_, b_.rounded.data());
+  rounded_as_ = f;
+  return b_.rounded.data();
+}
+
+const ActCodes& ExactInput::q8_0() {
+  if (!q80_) quantize_q8_0(x_, n_, ne0_, b_.q80, pool_);
+  q80_ = true;
+  return b_.q80;
+}
+
+const ActCodes& ExactInput::q8_k() {
+  if (!q8k_) quantize_q8_k(x_, n_, ne0_, b_.q8k, pool_);
+  q8k_ = true;
+  return b_.q8k;
+}
+
 // --- F32 (the MoE router) -------------------------------------------------------------------
 
 void matmul_f32_lanes(const WeightView& w, const float* x, int64_t n, float* y) {
@@ -122,10 +146,6 @@ void matmul_f32_lanes(const WeightView& w, const float* x, int64_t n, float* y) 
 }
 
 // --- F16 rows not a multiple of 8 ------------------------------------------------------
-
-bool exact_f16_weight(uint32_t type, int64_t ne0) {
-  return type == uint32_t(GgmlType::F16) && ne0 % 8 != 0;
-}
 
 namespace {
 float vec_dot_f16(const uint16_t* w, const float* x16, int64_t n) {

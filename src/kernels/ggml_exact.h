@@ -37,10 +37,37 @@ struct ActCodes {
 void quantize_q8_0(const float* x, int64_t n, int64_t ne0, ActCodes& a, ThreadPool& pool);
 void quantize_q8_k(const float* x, int64_t n, int64_t ne0, ActCodes& a, ThreadPool& pool);
 
-// Weights whose product llama.cpp computes from Q8_0 codes with integer block dot products
-// (tinyBLAS and vec_dot agree): Q5_0 and Q8_0 (Q4_0 and IQ4_NL are repacked on AVX2 and keep
-// the float path).
-bool exact_q8_0_weight(uint32_t type);
+// The buffers ExactInput converts into, allocated once (by the ggml-exact backend).
+struct ExactBuffers {
+  std::vector<float> rounded;  // [rows, ne0]: the input rounded to one ActFormat
+  ActCodes q80, q8k;
+};
+
+// One input shared by a group of products (q/k/v, gate/up), converted on first use into what
+// each weight's product takes (kernels/type_kernels.h), each conversion done once.
+class ExactInput {
+ public:
+  // x: n rows of ne0 floats; b.rounded must hold n·ne0 floats.
+  ExactInput(ExactBuffers& b, const float* x, int64_t n, int64_t ne0, ThreadPool& pool);
+  int64_t rows() const { return n_; }
+  const float* raw() const { return x_; }
+  // x as `f` holds it (kernels/activations.h); F32: x itself.
+  const float* rounded(quant::ActFormat f);
+  const ActCodes& q8_0();  // quantize_q8_0 of x
+  const ActCodes& q8_k();  // quantize_q8_k of x
+
+ private:
+  ExactBuffers& b_;
+  const float* x_;
+  int64_t n_, ne0_;
+  ThreadPool& pool_;
+  quant::ActFormat rounded_as_ = quant::ActFormat::F32;  // what b_.rounded holds (F32: nothing)
+  bool q80_ = false, q8k_ = false;
+};
+
+// Q5_0 and Q8_0 weights, whose product llama.cpp computes from Q8_0 codes with integer block
+// dot products (tinyBLAS and vec_dot agree; Q4_0 and IQ4_NL are repacked on AVX2 and keep the
+// float path, kernels/type_kernels.cpp).
 // y [a.n, w.ne1] = x·Wᵀ as ggml: per output, eight float lanes start at 0; for each block of
 // 32, lane t gets fma(d_w·d_x, Σ_{e=4t..4t+3} q_w·q_x, lane_t); the result is
 // ((l0+l4)+(l2+l6))+((l1+l5)+(l3+l7)). `a` from quantize_q8_0.
@@ -54,7 +81,6 @@ void matmul_q8_0(const WeightView& w, const ActCodes& a, float* y, MatmulContext
 // super-block (gemv: activation rows outside whole groups of 4, and every expert row) or once
 // per pair of sub-blocks (gemm), result acc − acc_min; other Q4_K rows: ggml_vec_dot_q4_K_q8_K
 // (eight lanes as Q6_K, the mins in four lanes added at the end).
-bool exact_q8_k_weight(uint32_t type);
 // gemv_only: every row through gemv (expert products, mul_mat_id).
 void matmul_q8_k(const WeightView& w, const ActCodes& a, float* y, MatmulContext& ctx, bool gemv_only);
 
@@ -67,7 +93,6 @@ void matmul_f32_lanes(const WeightView& w, const float* x, int64_t n, float* y);
 // 8-lane fused-multiply-add accumulators over the first ne0 − ne0 mod 32 values, reduced as
 // ((a0+a2)+(a1+a3)) then lanes (l+l₄) pairwise, the rest added in double). x16: activations
 // already rounded to half (kernels/activations.h, ActFormat::F16).
-bool exact_f16_weight(uint32_t type, int64_t ne0);
 void matmul_f16(const WeightView& w, const float* x16, int64_t n, float* y, MatmulContext& ctx);
 
 // Causal attention of one micro-batch as ggml's flash attention (F16 K/V cache, F32 Q):

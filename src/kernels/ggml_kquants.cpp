@@ -19,9 +19,11 @@ namespace imq::kernels::ggml {
 
 // --- K-quant products (Q8_K activations) ------------------------------------------------
 
-bool exact_q8_k_weight(uint32_t type) {
+namespace {
+bool q8_k_weight(uint32_t type) {
   return type == uint32_t(GgmlType::Q4_K) || type == uint32_t(GgmlType::Q6_K);
 }
+}  // namespace
 
 void quantize_q8_k(const float* x, int64_t n, int64_t ne0, ActCodes& a, ThreadPool& pool) {
   if (ne0 % 256) throw_error("Q8_K activations need rows of a multiple of 256, got {}", ne0);
@@ -204,7 +206,7 @@ void q6_k_tile(const WeightView& w, int64_t r0, const std::vector<float>& aq6, c
 void matmul_q8_k(const WeightView& w, const ActCodes& a, float* y, MatmulContext& ctx, bool gemv_only) {
   const int64_t ne0 = w.ne0, nb = ne0 / 256, n = a.n;
   if (a.ne0 != ne0) throw_error("{}: activations of {} columns for a weight of {}", w.name, a.ne0, ne0);
-  if (!exact_q8_k_weight(w.type)) throw_error("{}: no Q8_K product for this type", w.name);
+  if (!q8_k_weight(w.type)) throw_error("{}: no Q8_K product for this type", w.name);
   const bool q4 = w.type == uint32_t(GgmlType::Q4_K), repacked = q4 && w.ne1 % 8 == 0;
   std::vector<float> regrouped;  // Q6_K: activation codes regrouped by lane
   if (!q4) {

@@ -6,7 +6,6 @@
 #include <cstring>
 
 #include "imq/error.h"
-#include "imq/ggml_types.h"
 #include "kernels/vec.h"
 
 namespace imq::kernels {
@@ -16,8 +15,6 @@ namespace {
 // or fewer rows of longer ones (at least kMinTileRows).
 constexpr int64_t kTileFloats = int64_t(1) << 19;
 constexpr int64_t kMinTileRows = 16;
-
-bool is_type(const WeightView& w, GgmlType t) { return w.type == uint32_t(t); }
 
 // Rows per SGEMM tile: at most what the scratch holds, and small enough that a matrix splits
 // into at least kMinTiles tiles for the pool to share (a multiple of kMinTileRows).
@@ -32,17 +29,11 @@ void matmul_rows(const WeightView& w, const float* x, int64_t n, float* y, Matmu
   const int64_t ne0 = w.ne0, ne1 = w.ne1;
   ctx.pool().parallel_for(size_t(ne1), [&](size_t b, size_t e, int thread) {
     float* tmp = ctx.scratch(thread);
+    const auto dot = w.kernels->dot;
     for (int64_t r = int64_t(b); r < int64_t(e); ++r) {
       const uint8_t* row = w.row(r);
-      if (is_type(w, GgmlType::F32)) {
-        const float* wr = reinterpret_cast<const float*>(row);
-        for (int64_t t = 0; t < n; ++t) y[t * ne1 + r] = dot_f32(wr, x + t * ne0, ne0);
-      } else if (is_type(w, GgmlType::F16)) {
-        const uint16_t* wr = reinterpret_cast<const uint16_t*>(row);
-        for (int64_t t = 0; t < n; ++t) y[t * ne1 + r] = dot_f16(wr, x + t * ne0, ne0);
-      } else if (is_type(w, GgmlType::BF16)) {
-        const uint16_t* wr = reinterpret_cast<const uint16_t*>(row);
-        for (int64_t t = 0; t < n; ++t) y[t * ne1 + r] = dot_bf16(wr, x + t * ne0, ne0);
+      if (dot) {
+        for (int64_t t = 0; t < n; ++t) y[t * ne1 + r] = dot(row, x + t * ne0, ne0);
       } else {
         w.codec->dequantize(row, tmp, ne0);
         for (int64_t t = 0; t < n; ++t) y[t * ne1 + r] = dot_f32(tmp, x + t * ne0, ne0);
@@ -57,7 +48,7 @@ void matmul_rows(const WeightView& w, const float* x, int64_t n, float* y, Matmu
 // in another order at another N, and the thread count would otherwise change bits.
 void matmul_gemm(const WeightView& w, const float* x, int64_t n, float* y, MatmulContext& ctx) {
   const int64_t ne0 = w.ne0, ne1 = w.ne1;
-  const bool in_place = is_type(w, GgmlType::F32);
+  const bool in_place = w.kernels->float_rows;
   // F32 rows are multiplied in place, but still a tile at a time: OpenBLAS then packs a
   // panel of W that stays in cache (measured ~10 % faster than one call per thread).
   const int64_t tile = gemm_tile_rows(ctx.tile_rows(ne0), ne1);
@@ -85,15 +76,23 @@ void matmul_gemm(const WeightView& w, const float* x, int64_t n, float* y, Matmu
 void dequantize_rows(const WeightView& w, int64_t r0, int64_t r1, float* dst) {
   const int64_t n = (r1 - r0) * w.ne0;
   const uint8_t* src = w.row(r0);
-  if (is_type(w, GgmlType::F32)) {
-    std::memcpy(dst, src, size_t(n) * sizeof(float));
-  } else if (is_type(w, GgmlType::F16)) {
-    f16_to_f32_row(reinterpret_cast<const uint16_t*>(src), dst, n);
-  } else if (is_type(w, GgmlType::BF16)) {
-    bf16_to_f32_row(reinterpret_cast<const uint16_t*>(src), dst, n);
-  } else {
+  if (w.kernels && w.kernels->to_float)
+    w.kernels->to_float(src, dst, n);
+  else
     w.codec->dequantize(src, dst, n);
-  }
+}
+
+WeightView make_weight_view(std::string_view name, const quant::Codec& codec, int64_t ne0,
+                            int64_t ne1, int64_t ne2, const uint8_t* data) {
+  WeightView v;
+  v.name = name;
+  v.type = codec.type;
+  v.ne0 = ne0, v.ne1 = ne1, v.ne2 = ne2;
+  v.data = data;
+  v.row_bytes = quant::row_size(codec, ne0);
+  v.codec = &codec;
+  v.kernels = &type_kernels(codec);
+  return v;
 }
 
 MatmulContext::MatmulContext(ThreadPool& pool, int64_t max_ne0) : pool_(pool), max_ne0_(max_ne0) {
@@ -112,6 +111,7 @@ int64_t MatmulContext::tile_rows(int64_t ne0) const {
 
 void matmul(const WeightView& w, const float* x, int64_t n, float* y, MatmulContext& ctx) {
   if (n <= 0) return;
+  if (!w.kernels) throw_error("matmul: the view of {} was not made by make_weight_view", w.name);
   if (w.ne2 != 1) throw_error("matmul: {} is 3-D; multiply one expert at a time", w.name);
   if (w.ne0 > ctx.max_ne0())
     throw_error("matmul: {} has rows of {} elements, scratch holds {}", w.name, w.ne0, ctx.max_ne0());

@@ -11,6 +11,7 @@
 
 #include "core/thread_pool.h"
 #include "imq/quant.h"
+#include "kernels/type_kernels.h"
 
 namespace imq::kernels {
 
@@ -25,6 +26,7 @@ struct WeightView {
   const uint8_t* data = nullptr;
   size_t row_bytes = 0;
   const quant::Codec* codec = nullptr;  // never null for a valid view
+  const TypeKernels* kernels = nullptr;  // type_kernels(*codec), never null for a valid view
 
   const uint8_t* row(int64_t r) const { return data + size_t(r) * row_bytes; }
   // The 2-D matrix of expert e (e < ne2).
@@ -35,6 +37,11 @@ struct WeightView {
     return v;
   }
 };
+
+// A view over `data` (ne2 matrices of ne1 rows of ne0 values of the codec's type), with its
+// kernels looked up once.
+WeightView make_weight_view(std::string_view name, const quant::Codec& codec, int64_t ne0,
+                            int64_t ne1, int64_t ne2, const uint8_t* data);
 
 // Rows [r0, r1) of a 2-D weight as floats: dst [(r1-r0), ne0].
 void dequantize_rows(const WeightView& w, int64_t r0, int64_t r1, float* dst);

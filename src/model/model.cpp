@@ -87,12 +87,7 @@ void Model::replace_weight(std::string_view name, uint32_t type, std::vector<uin
     slot = std::move(data);
     ptr = slot.data();
   }
-  for (WeightView* v : views) {
-    v->type = type;
-    v->codec = codec;
-    v->row_bytes = row_bytes;
-    v->data = ptr;
-  }
+  for (WeightView* v : views) *v = kernels::make_weight_view(v->name, *codec, v->ne0, v->ne1, v->ne2, ptr);
 }
 
 const Config& Model::config() const { return impl_->config; }

@@ -13,7 +13,7 @@ void Session::Impl::ffn_moe(const LayerWeights& L, int64_t n) {
   MoeBuffers& M = moe;
 
   // Routing: router[t] = softmax(W_gate_inp · xn[t]); keep the k most probable experts.
-  matmul({Product{L.ffn_gate_inp, M.router.data(), /*f32_lanes=*/true}}, xn.data(), n);
+  router(L.ffn_gate_inp, xn.data(), n, M.router.data());
   std::vector<int32_t>& order = M.order;
   for (int64_t t = 0; t < n; ++t) {
     float* p = M.router.data() + t * n_exp;

@@ -3,9 +3,6 @@
 #include <cstring>
 
 #include "imq/error.h"
-#include "imq/ggml_types.h"
-#include "kernels/activations.h"
-#include "kernels/ggml_exact.h"
 #include "model/session_impl.h"
 
 namespace imq::model {
@@ -20,15 +17,20 @@ std::vector<T> buffer(int64_t rows, int64_t cols) {
   return std::vector<T>(size_t(rows * cols));
 }
 
+const SessionOptions& checked(const SessionOptions& o) {
+  if (o.n_ctx <= 0) throw_error("context size must be positive, got {}", o.n_ctx);
+  if (o.n_ubatch <= 0) throw_error("micro-batch size must be positive, got {}", o.n_ubatch);
+  return o;
+}
+
 }  // namespace
 
 Session::Impl::Impl(const Model& m, const SessionOptions& o)
-    : model(m), c(m.config()), w(m.weights()), opt(o), pool(o.n_threads),
+    : model(m), c(m.config()), w(m.weights()), opt(checked(o)), pool(o.n_threads),
       mm_ctx(pool, max_row_length(m.config())),
+      backend(make_backend(m.config(), opt, pool, mm_ctx, max_row_length(m.config()))),
       rope(m.config(), m.weights().rope_freqs ? m.weights().rope_freqs->data : nullptr,
            std::max<int64_t>(1, o.n_ubatch)) {
-  if (opt.n_ctx <= 0) throw_error("context size must be positive, got {}", opt.n_ctx);
-  if (opt.n_ubatch <= 0) throw_error("micro-batch size must be positive, got {}", opt.n_ubatch);
   const int64_t nu = opt.n_ubatch;
   micro_batch = nu;
   kv.n_ctx = opt.n_ctx;
@@ -42,9 +44,6 @@ Session::Impl::Impl(const Model& m, const SessionOptions& o)
   proj = buffer<float>(nu, c.n_embd);
   gate = buffer<float>(nu, c.n_ff);
   up = buffer<float>(nu, c.n_ff);
-  act = buffer<float>(nu, max_row_length(c));
-  attn_scratch.resize(size_t(pool.size()));
-  for (auto& s : attn_scratch) s.resize(size_t(attention_scratch_floats(opt.n_ctx)));
   if (c.is_moe()) {
     moe.router = buffer<float>(nu, c.n_expert);
     moe.order = buffer<int32_t>(1, c.n_expert);
@@ -60,45 +59,33 @@ Session::Impl::Impl(const Model& m, const SessionOptions& o)
 
 void Session::Impl::matmul(std::initializer_list<Product> products, const float* in, int64_t n,
                            int32_t expert) {
-  // The observer sees the float activations (as llama-imatrix does); the products use them
-  // rounded as ggml's CPU backend rounds them for each weight's type.
-  auto rounded_as = kernels::ActFormat::F32;  // what act holds for this input
-  bool q80_ready = false, q8k_ready = false;   // q80 / q8k hold this input's codes
-  for (const Product& p : products) {
-    const WeightView& wt = p.w;
-    if (observer) [[unlikely]] {
-      MatmulEvent e{wt.name, wt.ne0, n, in, expert, expert >= 0 ? int32_t(c.n_expert) : 0};
+  // The observer sees the float activations (as llama-imatrix does), before any product.
+  if (observer) [[unlikely]]
+    for (const Product& p : products) {
+      MatmulEvent e{p.w.name, p.w.ne0, n, in, expert, expert >= 0 ? int32_t(c.n_expert) : 0};
       observer->on_matmul(e);
-      if (!stop_at.empty() && expert < 0 && wt.name == stop_at) throw Stop{};
+      if (!stop_at.empty() && expert < 0 && p.w.name == stop_at) throw Stop{};
     }
-    const kernels::WeightView view = expert >= 0 ? wt.expert(expert) : wt;
-    if (opt.ggml_rounding && p.f32_lanes && wt.type == uint32_t(GgmlType::F32) && wt.ne0 % 8 == 0) {
-      kernels::ggml::matmul_f32_lanes(view, in, n, p.y);
-      continue;
-    }
-    if (opt.ggml_rounding && kernels::ggml::exact_q8_0_weight(wt.type)) {
-      if (!q80_ready) kernels::ggml::quantize_q8_0(in, n, wt.ne0, q80, pool);
-      q80_ready = true;
-      kernels::ggml::matmul_q8_0(view, q80, p.y, mm_ctx);
-      continue;
-    }
-    if (opt.ggml_rounding && kernels::ggml::exact_q8_k_weight(wt.type)) {
-      if (!q8k_ready) kernels::ggml::quantize_q8_k(in, n, wt.ne0, q8k, pool);
-      q8k_ready = true;
-      kernels::ggml::matmul_q8_k(view, q8k, p.y, mm_ctx, expert >= 0);
-      continue;
-    }
-    const float* x = in;
-    if (const auto f = kernels::activation_format(wt.type); opt.ggml_rounding && f != kernels::ActFormat::F32) {
-      if (f != rounded_as) kernels::round_activations(f, in, n, wt.ne0, act.data());
-      rounded_as = f;
-      x = act.data();
-    }
-    if (opt.ggml_rounding && kernels::ggml::exact_f16_weight(wt.type, wt.ne0))
-      kernels::ggml::matmul_f16(view, x, n, p.y, mm_ctx);
-    else
-      kernels::matmul(view, x, n, p.y, mm_ctx);
+  constexpr size_t kMaxProducts = 3;  // q/k/v
+  if (products.size() > kMaxProducts) throw_error("matmul: {} products share one input", products.size());
+  WeightView experts[kMaxProducts];
+  Backend::Product ps[kMaxProducts];
+  size_t i = 0;
+  for (const Product& p : products) {
+    const WeightView* w = &p.w;
+    if (expert >= 0) w = &(experts[i] = p.w.expert(expert));
+    ps[i++] = {w, p.y};
   }
+  backend->matmul(std::span(ps, i), in, n, expert >= 0);
+}
+
+void Session::Impl::router(const WeightView& w, const float* in, int64_t n, float* y) {
+  if (observer) [[unlikely]] {
+    MatmulEvent e{w.name, w.ne0, n, in, -1, 0};
+    observer->on_matmul(e);
+    if (!stop_at.empty() && w.name == stop_at) throw Stop{};
+  }
+  backend->router(w, in, n, y);
 }
 
 void Session::Impl::forward(const int32_t* tokens, int64_t n, int64_t out_from, float* logits) {
@@ -156,19 +143,10 @@ void Session::Impl::attention_block(const LayerWeights& L, int64_t il, int64_t n
   add_bias(q.data(), n, L.bq);
   add_bias(k_new, n, L.bk);
   add_bias(v_new, n, L.bv);
-  rope.apply(q.data(), n, c.n_head, n_q, opt.ggml_rounding);
-  rope.apply(k_new, n, c.n_head_kv, n_kv, opt.ggml_rounding);
-  // The F16 cache (llama.cpp's default) keeps keys and values rounded to half.
-  if (opt.ggml_rounding && opt.f16_keys)
-    kernels::round_activations(kernels::ActFormat::F16, k_new, n, n_kv, k_new);
-  if (opt.ggml_rounding && opt.f16_values)
-    kernels::round_activations(kernels::ActFormat::F16, v_new, n, n_kv, v_new);
-  if (opt.ggml_rounding) {
-    const kernels::ggml::AttentionShape shape{c.n_head, c.n_head / c.n_head_kv, c.head_dim, n_q, n_kv};
-    kernels::ggml::attention(shape, q.data(), kc, vc, n_past, n, attn.data(), pool);
-  } else {
-    model::attention(c, q.data(), kc, vc, n_past, n, attn.data(), pool, attn_scratch);
-  }
+  backend->rope(rope, q.data(), n, c.n_head, n_q);
+  backend->rope(rope, k_new, n, c.n_head_kv, n_kv);
+  backend->store_kv(k_new, v_new, n, n_kv);
+  backend->attention(q.data(), kc, vc, n_past, n, attn.data());
   attn_output(L, n);
 }
 
@@ -180,12 +158,7 @@ void Session::Impl::attn_output(const LayerWeights& L, int64_t n) {
   for (int64_t i = 0; i < n * c.n_embd; ++i) x[size_t(i)] += proj[size_t(i)];
 }
 
-void Session::Impl::gate_silu_up(int64_t rows) {
-  if (opt.ggml_rounding)
-    kernels::ggml::swiglu(gate.data(), up.data(), rows, c.n_ff, gate.data());
-  else
-    swiglu(gate.data(), up.data(), rows * c.n_ff, gate.data());
-}
+void Session::Impl::gate_silu_up(int64_t rows) { backend->swiglu(gate.data(), up.data(), rows, c.n_ff); }
 
 void Session::Impl::ffn_dense(const LayerWeights& L, int64_t n) {
   matmul({{L.ffn_gate, gate.data()}, {L.ffn_up, up.data()}}, xn.data(), n);
@@ -206,9 +179,7 @@ void Session::clear() { impl_->n_past = 0; }
 void Session::set_micro_batch(int64_t rows) {
   Impl& s = *impl_;
   const int64_t r = rows <= 0 ? s.opt.n_ubatch : std::min(rows, s.opt.n_ubatch);
-  // Only the attention path depends on the row count; larger micro-batches are faster.
-  const bool same = !s.opt.ggml_rounding || kernels::ggml::attention_tiled_path(r, s.c.head_dim);
-  s.micro_batch = same ? s.opt.n_ubatch : r;
+  s.micro_batch = s.backend->micro_batch(r, s.opt.n_ubatch);
 }
 int64_t Session::n_past() const { return impl_->n_past; }
 

@@ -2,13 +2,14 @@
 // and the matmul hook. Shapes in comments use nu = n_ubatch (rows of one micro-batch).
 #pragma once
 #include <initializer_list>
+#include <memory>
 #include <vector>
 
 #include "core/thread_pool.h"
 #include "imq/model.h"
 #include "imq/observer.h"
-#include "kernels/ggml_exact.h"
 #include "kernels/matmul.h"
+#include "model/backend.h"
 #include "model/ops.h"
 #include "model/weights.h"
 
@@ -42,6 +43,7 @@ struct Session::Impl {
   SessionOptions opt;
   ThreadPool pool;
   kernels::MatmulContext mm_ctx;
+  std::unique_ptr<Backend> backend;  // chosen once, from opt.ggml_rounding
   MatmulObserver* observer = nullptr;
   std::string_view stop_at;  // forward_layer: stop once the observer has seen this weight
   struct Stop {};            // thrown by matmul to end forward_layer there
@@ -57,25 +59,20 @@ struct Session::Impl {
   std::vector<float> proj;    // [nu, n_embd] block output (wo or FFN down)
   std::vector<float> gate;    // [nu, n_ff]
   std::vector<float> up;      // [nu, n_ff]
-  std::vector<float> act;     // [nu, longest row] activations rounded for the weight type
-  kernels::ggml::ActCodes q80, q8k;  // the input as Q8_0 / Q8_K codes for ggml's exact products
-  std::vector<std::vector<float>> attn_scratch;  // per thread
   MoeBuffers moe;
 
-  // y_i = x·W_iᵀ for weights that share the input x (q/k/v, gate/up), each with the observer
-  // told first (expert >= 0: rows routed to that expert); x is rounded for the weights' types
-  // once per format, not once per weight.
+  // y_i = x·W_iᵀ for weights that share the input x (q/k/v, gate/up), the observer told of
+  // each first (expert >= 0: rows routed to that expert), then the backend's products.
   struct Product {
     const WeightView& w;
     float* y;
-    // An F32 weight multiplied as tinyBLAS does (kernels::ggml::matmul_f32_lanes) under ggml
-    // rounding: the MoE router, whose last bits choose experts.
-    bool f32_lanes = false;
   };
   void matmul(std::initializer_list<Product> products, const float* x, int64_t n, int32_t expert = -1);
   void matmul(const WeightView& w, const float* x, int64_t n, float* y, int32_t expert = -1) {
     matmul({Product{w, y}}, x, n, expert);
   }
+  // The MoE router's logits (observed like any product).
+  void router(const WeightView& w, const float* x, int64_t n, float* y);
   // One micro-batch: tokens at positions n_past..; logits of rows [out_from, n) into `logits`.
   void forward(const int32_t* tokens, int64_t n, int64_t out_from, float* logits);
 

@@ -47,16 +47,8 @@ class Loader {
     if (!codec)
       throw_error("{}: tensor {} has type {}, which imq cannot dequantize", f_.path(), t.name,
                   ggml_type_display_name(t.type));
-    WeightView v;
-    v.name = t.name;
-    v.type = t.type;
-    v.ne0 = t.ne[0];
-    v.ne1 = t.ne[1];
-    v.ne2 = t.ne[2];
-    v.data = f_.tensor_data(t).data();
-    v.row_bytes = quant::row_size(*codec, t.ne[0]);
-    v.codec = codec;
-    return v;
+    return kernels::make_weight_view(t.name, *codec, t.ne[0], t.ne[1], t.ne[2],
+                                     f_.tensor_data(t).data());
   }
 
   VectorView vector(const gguf::TensorInfo& t, int64_t n) {
@@ -65,13 +57,13 @@ class Loader {
     v.name = t.name;
     v.n = n;
     const uint8_t* p = f_.tensor_data(t).data();
-    if (t.type == uint32_t(GgmlType::F32)) {
+    const quant::Codec* codec = quant::find_codec(t.type);
+    if (!codec)
+      throw_error("{}: tensor {} has type {}, which imq cannot read", f_.path(), t.name,
+                  ggml_type_display_name(t.type));
+    if (kernels::type_kernels(*codec).float_rows) {
       v.data = reinterpret_cast<const float*>(p);
     } else {
-      const quant::Codec* codec = quant::find_codec(t.type);
-      if (!codec)
-        throw_error("{}: tensor {} has type {}, which imq cannot read", f_.path(), t.name,
-                    ggml_type_display_name(t.type));
       w_.converted.emplace_back(size_t(n));
       codec->dequantize(p, w_.converted.back().data(), n);
       v.data = w_.converted.back().data();

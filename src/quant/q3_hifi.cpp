@@ -107,7 +107,8 @@ size_t quantize_rows(const float* src, void* dst, int64_t nrows, int64_t n_per_r
 
 void add_q3_hifi_codec(std::vector<Codec>& out) {
   out.push_back({uint32_t(GgmlType::Q3_HIFI), "q3_hifi", q3_hifi::kBlockSize,
-                 sizeof(q3_hifi::Block), q3_hifi::dequantize_rows, q3_hifi::quantize_rows});
+                 sizeof(q3_hifi::Block), q3_hifi::dequantize_rows, q3_hifi::quantize_rows,
+                 ActFormat::Q8_K});
 }
 
 }  // namespace imq::quant

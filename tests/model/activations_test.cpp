@@ -84,14 +84,14 @@ TEST(Activations, HalfFormatsAndInPlace) {
 }
 
 TEST(Activations, FormatPerWeightTypeAndBadRows) {
-  EXPECT_EQ(kernels::activation_format(uint32_t(GgmlType::F32)), ActFormat::F32);
-  EXPECT_EQ(kernels::activation_format(uint32_t(GgmlType::F16)), ActFormat::F16);
-  EXPECT_EQ(kernels::activation_format(uint32_t(GgmlType::BF16)), ActFormat::BF16);
+  EXPECT_EQ(quant::codec(uint32_t(GgmlType::F32)).act, ActFormat::F32);
+  EXPECT_EQ(quant::codec(uint32_t(GgmlType::F16)).act, ActFormat::F16);
+  EXPECT_EQ(quant::codec(uint32_t(GgmlType::BF16)).act, ActFormat::BF16);
   for (auto t : {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::IQ4_NL})
-    EXPECT_EQ(kernels::activation_format(uint32_t(t)), ActFormat::Q8_0) << ggml_type_display_name(uint32_t(t));
+    EXPECT_EQ(quant::codec(uint32_t(t)).act, ActFormat::Q8_0) << ggml_type_display_name(uint32_t(t));
   for (auto t : {GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K,
                  GgmlType::IQ4_XS, GgmlType::Q3_HIFI})
-    EXPECT_EQ(kernels::activation_format(uint32_t(t)), ActFormat::Q8_K) << ggml_type_display_name(uint32_t(t));
+    EXPECT_EQ(quant::codec(uint32_t(t)).act, ActFormat::Q8_K) << ggml_type_display_name(uint32_t(t));
   std::vector<float> x(96, 1.0f);
   EXPECT_ANY_THROW(kernels::round_activations(ActFormat::Q8_0, x.data(), 2, 48, x.data()));
   EXPECT_ANY_THROW(kernels::round_activations(ActFormat::Q8_K, x.data(), 1, 96, x.data()));

@@ -117,9 +117,7 @@ Weight make_weight(GgmlType type, int64_t ne0, int64_t ne1, uint32_t seed) {
   const size_t row = quant::row_size(codec, ne0);
   w.data.resize(row * size_t(ne1));
   codec.quantize(wf.data(), w.data.data(), ne1, ne0, nullptr);
-  auto& v = w.view;
-  v.name = "w", v.type = uint32_t(type), v.ne0 = ne0, v.ne1 = ne1;
-  v.data = w.data.data(), v.row_bytes = row, v.codec = &codec;
+  w.view = kernels::make_weight_view("w", codec, ne0, ne1, 1, w.data.data());
   return w;
 }
 
@@ -150,10 +148,6 @@ float q8_product_spec(const kernels::WeightView& w, int64_t r, const float* x) {
 }
 
 TEST(GgmlExact, Q8ProductsFollowTheirSpecAndApproximateTheProduct) {
-  EXPECT_TRUE(gx::exact_q8_0_weight(uint32_t(GgmlType::Q5_0)));
-  EXPECT_TRUE(gx::exact_q8_0_weight(uint32_t(GgmlType::Q8_0)));
-  EXPECT_FALSE(gx::exact_q8_0_weight(uint32_t(GgmlType::Q4_0)));  // repacked on AVX2
-  EXPECT_FALSE(gx::exact_q8_0_weight(uint32_t(GgmlType::Q4_K)));
   for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q5_0}) {
     const int64_t ne0 = 96, ne1 = 37, n = 5;
     const Weight w = make_weight(type, ne0, ne1, 11);
@@ -286,9 +280,6 @@ float q4_k_spec(const kernels::WeightView& w, int64_t r, const Q8K& a, bool gemm
 }
 
 TEST(GgmlExact, KQuantProductsFollowTheirSpecAndApproximateTheProduct) {
-  EXPECT_TRUE(gx::exact_q8_k_weight(uint32_t(GgmlType::Q4_K)));
-  EXPECT_TRUE(gx::exact_q8_k_weight(uint32_t(GgmlType::Q6_K)));
-  EXPECT_FALSE(gx::exact_q8_k_weight(uint32_t(GgmlType::Q5_K)));
   const int64_t ne0 = 512, n = 7;  // 7 rows: 4 through gemm, 3 through gemv
   const auto x = randn(size_t(n * ne0), 51);
   for (GgmlType type : {GgmlType::Q4_K, GgmlType::Q6_K}) {
@@ -323,8 +314,6 @@ TEST(GgmlExact, KQuantProductsFollowTheirSpecAndApproximateTheProduct) {
 }
 
 TEST(GgmlExact, OddF16RowsFollowVecDotF16) {
-  EXPECT_TRUE(gx::exact_f16_weight(uint32_t(GgmlType::F16), 172));
-  EXPECT_FALSE(gx::exact_f16_weight(uint32_t(GgmlType::F16), 176));  // tinyBLAS
   const int64_t ne0 = 172, ne1 = 9, n = 3;
   const Weight w = make_weight(GgmlType::F16, ne0, ne1, 21);
   const auto x = randn(size_t(n * ne0), 22);

@@ -100,9 +100,7 @@ TEST_P(MatmulTypes, MatchesReferenceForAllBatchSizes) {
   const auto wf = randn(size_t(ne0 * ne1), 3, 0.1f);
   std::vector<uint8_t> data(quant::row_size(*codec, ne0) * size_t(ne1));
   codec->quantize(wf.data(), data.data(), ne1, ne0, nullptr);
-  kernels::WeightView w;
-  w.name = "test.weight", w.type = codec->type, w.ne0 = ne0, w.ne1 = ne1;
-  w.data = data.data(), w.row_bytes = quant::row_size(*codec, ne0), w.codec = codec;
+  const kernels::WeightView w = kernels::make_weight_view("test.weight", *codec, ne0, ne1, 1, data.data());
   for (int threads : {1, 3}) {
     ThreadPool pool(threads);
     kernels::MatmulContext ctx(pool, ne0);
@@ -124,8 +122,9 @@ INSTANTIATE_TEST_SUITE_P(Types, MatmulTypes,
 TEST(Matmul, ThreeDimensionalWeightNeedsAnExpert) {
   ThreadPool pool(1);
   kernels::MatmulContext ctx(pool, 8);
-  kernels::WeightView w;
-  w.name = "blk.0.ffn_up_exps.weight", w.ne0 = 8, w.ne1 = 4, w.ne2 = 2;
+  const std::vector<float> data(8 * 4 * 2);
+  const auto w = kernels::make_weight_view("blk.0.ffn_up_exps.weight", quant::codec(uint32_t(GgmlType::F32)),
+                                           8, 4, 2, reinterpret_cast<const uint8_t*>(data.data()));
   float x[8] = {}, y[4];
   EXPECT_THROW(kernels::matmul(w, x, 1, y, ctx), Error);
 }

@@ -1,0 +1,98 @@
+// The kernel table (kernels/type_kernels.h): the rows of the types with kernels of their own.
+#include "kernels/type_kernels.h"
+
+#include <cstring>
+
+#include "imq/ggml_types.h"
+#include "kernels/ggml_exact.h"
+#include "kernels/matmul.h"
+#include "kernels/vec.h"
+
+namespace imq::kernels {
+namespace {
+
+// --- generic: every type with a codec ---------------------------------------------------
+
+// ggml converts the activations to the type's vec_dot_type; the float product of the rounded
+// values is llama.cpp's to within the order of its sums.
+void exact_rounded(const WeightView& w, ggml::ExactInput& x, float* y, MatmulContext& ctx, bool) {
+  matmul(w, x.rounded(w.codec->act), x.rows(), y, ctx);
+}
+void router_as_product(const WeightView& w, ggml::ExactInput& x, float* y, MatmulContext& ctx) {
+  w.kernels->exact(w, x, y, ctx, false);
+}
+
+constexpr TypeKernels kGeneric{nullptr, nullptr, false, exact_rounded, router_as_product};
+
+// --- float rows -------------------------------------------------------------------------
+
+void f32_rows(const uint8_t* src, float* dst, int64_t n) { std::memcpy(dst, src, size_t(n) * 4); }
+float f32_dot(const uint8_t* row, const float* x, int64_t n) {
+  return dot_f32(reinterpret_cast<const float*>(row), x, n);
+}
+// tinyBLAS's F32 product (eight fused lanes) where the rows allow it: the router's last bits
+// choose experts.
+void f32_router(const WeightView& w, ggml::ExactInput& x, float* y, MatmulContext& ctx) {
+  if (w.ne0 % 8 == 0)
+    ggml::matmul_f32_lanes(w, x.raw(), x.rows(), y);
+  else
+    exact_rounded(w, x, y, ctx, false);
+}
+
+void f16_rows(const uint8_t* src, float* dst, int64_t n) {
+  f16_to_f32_row(reinterpret_cast<const uint16_t*>(src), dst, n);
+}
+float f16_dot(const uint8_t* row, const float* x, int64_t n) {
+  return dot_f16(reinterpret_cast<const uint16_t*>(row), x, n);
+}
+// F16 rows that are not a multiple of 8 long skip tinyBLAS: ggml_vec_dot_f16.
+void f16_exact(const WeightView& w, ggml::ExactInput& x, float* y, MatmulContext& ctx, bool) {
+  const float* x16 = x.rounded(quant::ActFormat::F16);
+  if (w.ne0 % 8)
+    ggml::matmul_f16(w, x16, x.rows(), y, ctx);
+  else
+    matmul(w, x16, x.rows(), y, ctx);
+}
+
+void bf16_rows(const uint8_t* src, float* dst, int64_t n) {
+  bf16_to_f32_row(reinterpret_cast<const uint16_t*>(src), dst, n);
+}
+float bf16_dot(const uint8_t* row, const float* x, int64_t n) {
+  return dot_bf16(reinterpret_cast<const uint16_t*>(row), x, n);
+}
+
+// --- integer products from activation codes ---------------------------------------------
+
+void q8_0_codes_exact(const WeightView& w, ggml::ExactInput& x, float* y, MatmulContext& ctx, bool) {
+  ggml::matmul_q8_0(w, x.q8_0(), y, ctx);
+}
+void q8_k_codes_exact(const WeightView& w, ggml::ExactInput& x, float* y, MatmulContext& ctx,
+                      bool expert_rows) {
+  ggml::matmul_q8_k(w, x.q8_k(), y, ctx, expert_rows);
+}
+
+struct Row {
+  GgmlType type;
+  TypeKernels k;
+};
+// Q4_0 and IQ4_NL are repacked by llama.cpp on AVX2 and keep the generic path (float products of
+// the rounded activations agree with it there); docs/DESIGN.md "Matching llama.cpp's numbers".
+constexpr Row kRows[] = {
+    {GgmlType::F32, {f32_rows, f32_dot, true, exact_rounded, f32_router}},
+    {GgmlType::F16, {f16_rows, f16_dot, false, f16_exact, router_as_product}},
+    {GgmlType::BF16, {bf16_rows, bf16_dot, false, exact_rounded, router_as_product}},
+    {GgmlType::Q5_0, {nullptr, nullptr, false, q8_0_codes_exact, router_as_product}},
+    {GgmlType::Q8_0, {nullptr, nullptr, false, q8_0_codes_exact, router_as_product}},
+    {GgmlType::Q4_K, {nullptr, nullptr, false, q8_k_codes_exact, router_as_product}},
+    {GgmlType::Q6_K, {nullptr, nullptr, false, q8_k_codes_exact, router_as_product}},
+};
+
+}  // namespace
+
+const TypeKernels& type_kernels(const quant::Codec& codec) {
+  for (const Row& r : kRows)
+    if (uint32_t(r.type) == codec.type) return r.k;
+  return kGeneric;
+}
+
+}  // namespace imq::kernels
