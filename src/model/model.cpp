@@ -4,7 +4,6 @@
 
 #include "imq/error.h"
 #include "imq/gguf.h"
-#include "imq/ggml_types.h"
 #include "imq/quant.h"
 #include "model/weights.h"
 
@@ -70,10 +69,9 @@ void Model::replace_weight(std::string_view name, uint32_t type, std::vector<uin
   if (restore) type = t.type;
   const quant::Codec* codec = quant::find_codec(type);
   if (!codec) throw_error("tensor {}: type {} cannot be read", name, ggml_type_display_name(type));
-  const auto info = ggml_type_info(type);
-  if (old.ne0 % info->block_size != 0)
+  if (old.ne0 % codec->block_size != 0)
     throw_error("tensor {}: row length {} is not a multiple of {}'s block size {}", name, old.ne0,
-                info->name, info->block_size);
+                codec->name, codec->block_size);
   const size_t row_bytes = quant::row_size(*codec, old.ne0);
   const uint8_t* ptr = impl_->file->tensor_data(t).data();
   if (restore) {
@@ -82,7 +80,7 @@ void Model::replace_weight(std::string_view name, uint32_t type, std::vector<uin
     const size_t want = row_bytes * size_t(old.ne1 * old.ne2);
     if (data.size() != want)
       throw_error("tensor {}: {} bytes given, {} rows of {} as {} take {}", name, data.size(),
-                  old.ne1 * old.ne2, old.ne0, info->name, want);
+                  old.ne1 * old.ne2, old.ne0, codec->name, want);
     auto& slot = impl_->replaced[std::string(name)];
     slot = std::move(data);
     ptr = slot.data();

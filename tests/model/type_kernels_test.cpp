@@ -2,6 +2,9 @@
 // product is the kernel llama.cpp uses for that type, bit for bit.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -112,6 +115,23 @@ TEST(TypeKernels, OddF16RowsAndTheF32RouterTakeGgmlsOwnProducts) {
     EXPECT_EQ(table_product(w.view, x, n, false, true, ctx), lanes);
     EXPECT_EQ(table_product(w.view, x, n, false, false, ctx), sgemm);  // other F32 weights: SGEMM
   }
+}
+
+// Issue 25: the forward pass is type-agnostic; adding a type never touches src/model/.
+TEST(TypeKernels, NoFileUnderSrcModelNamesAQuantType) {
+  const std::filesystem::path dir = std::filesystem::path(IMQ_SOURCE_DIR) / "src" / "model";
+  ASSERT_TRUE(std::filesystem::is_directory(dir)) << dir;
+  int files = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!e.is_regular_file()) continue;
+    std::ifstream in(e.path());
+    std::stringstream text;
+    text << in.rdbuf();
+    ++files;
+    for (const char* word : {"GgmlType", "exact_q8", "matmul_q8"})
+      EXPECT_EQ(text.str().find(word), std::string::npos) << e.path() << " names " << word;
+  }
+  EXPECT_GT(files, 5);
 }
 
 }  // namespace

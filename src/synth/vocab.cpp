@@ -10,7 +10,7 @@
 
 #include "imq/error.h"
 #include "imq/gguf.h"
-#include "model/synth.h"
+#include "synth/vocab.h"
 
 namespace imq::model {
 namespace {

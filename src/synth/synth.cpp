@@ -7,7 +7,7 @@
 #include "core/fp16.h"
 #include "imq/error.h"
 #include "imq/gguf.h"
-#include "model/synth.h"
+#include "synth/vocab.h"
 
 namespace imq::model {
 namespace {
