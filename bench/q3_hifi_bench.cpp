@@ -40,7 +40,7 @@ double energy(const benchmark::State& state) {
 }
 
 void BM_Q3K(benchmark::State& state) {
-  const auto& c = imq::quant::codec(uint32_t(imq::GgmlType::Q3_K));
+  const auto& c = imq::quant::codec(imq::GgmlType::Q3_K);
   std::vector<uint8_t> out(imq::quant::row_size(c, kCols) * kRows);
   const float* imp = state.range(0) ? input().importance.data() : nullptr;
   for (auto _ : state) {
@@ -80,7 +80,7 @@ void BM_Q3HifiMagnitude(benchmark::State& state) { run_q3_hifi(state, Selection:
 void BM_Q3HifiJoint(benchmark::State& state) { run_q3_hifi(state, Selection::kJoint); }
 
 void BM_Q3HifiDequantize(benchmark::State& state) {
-  const auto& c = imq::quant::codec(uint32_t(imq::GgmlType::Q3_HIFI));
+  const auto& c = imq::quant::codec(imq::GgmlType::Q3_HIFI);
   std::vector<uint8_t> q(imq::quant::row_size(c, kCols) * kRows);
   c.quantize(input().x.data(), q.data(), kRows, kCols, nullptr);
   std::vector<float> y(input().x.size());

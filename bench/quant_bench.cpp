@@ -21,7 +21,7 @@ const imq::test::RandomRows& input() {
 }
 
 void quantize(benchmark::State& state, imq::GgmlType type, bool with_importance) {
-  const auto& c = imq::quant::codec(uint32_t(type));
+  const auto& c = imq::quant::codec(type);
   const auto& in = input();
   std::vector<uint8_t> out(imq::quant::row_size(c, kCols) * size_t(kRows));
   const float* importance = with_importance ? in.importance.data() : nullptr;
@@ -34,7 +34,7 @@ void quantize(benchmark::State& state, imq::GgmlType type, bool with_importance)
 }
 
 void dequantize(benchmark::State& state, imq::GgmlType type) {
-  const auto& c = imq::quant::codec(uint32_t(type));
+  const auto& c = imq::quant::codec(type);
   const auto& in = input();
   std::vector<uint8_t> q(imq::quant::row_size(c, kCols) * size_t(kRows));
   c.quantize(in.x.data(), q.data(), kRows, kCols, nullptr);

@@ -42,7 +42,7 @@ void BM_ImqMatmulF32(benchmark::State& st) {
   std::vector<float> y(size_t(m * n));
   imq::ThreadPool pool(2);
   imq::kernels::MatmulContext ctx(pool, k);
-  const auto v = imq::kernels::make_weight_view("w", imq::quant::codec(uint32_t(imq::GgmlType::F32)), k,
+  const auto v = imq::kernels::make_weight_view("w", imq::quant::codec(imq::GgmlType::F32), k,
                                                 n, 1, reinterpret_cast<const uint8_t*>(w.data()));
   for (auto _ : st) imq::kernels::matmul(v, x.data(), m, y.data(), ctx);
   set_flops(st, m, n, k);

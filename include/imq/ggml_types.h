@@ -31,8 +31,8 @@ struct GgmlTypeInfo {
 };
 
 // Info for a type id, or nullopt for an id that is unknown or removed.
-std::optional<GgmlTypeInfo> ggml_type_info(uint32_t id);
+std::optional<GgmlTypeInfo> ggml_type_info(GgmlType type);
 // Upper-case display name ("Q4_K", "F32"); "type<N>" for unknown ids.
-std::string ggml_type_display_name(uint32_t id);
+std::string ggml_type_display_name(GgmlType type);
 
 }  // namespace imq

@@ -68,7 +68,7 @@ struct KeyValue {
 
 struct TensorInfo {
   std::string name;
-  uint32_t type = 0;      // ggml type id (GgmlType)
+  GgmlType type = GgmlType::F32;  // as stored: any id (the reader rejects unknown ones)
   uint32_t n_dims = 1;    // as stored, 1..4
   int64_t ne[4] = {1, 1, 1, 1};
   uint64_t offset = 0;    // relative to the data section
@@ -133,13 +133,13 @@ class Writer {
   void set_alignment(uint64_t a);  // also writes general.alignment when != 32
 
   // ne has n_dims entries (1..4); n_dims as given is written (callers pass ggml_n_dims).
-  void add_tensor(std::string name, uint32_t type, std::span<const int64_t> ne,
+  void add_tensor(std::string name, GgmlType type, std::span<const int64_t> ne,
                   std::vector<uint8_t> data);
-  void add_tensor_view(std::string name, uint32_t type, std::span<const int64_t> ne,
+  void add_tensor_view(std::string name, GgmlType type, std::span<const int64_t> ne,
                        std::span<const uint8_t> data);
   // A tensor whose bytes are produced during write(path, produce): lets a caller stream a
   // large output (e.g. quantize tensor by tensor) without holding it all in memory.
-  void add_tensor_deferred(std::string name, uint32_t type, std::span<const int64_t> ne);
+  void add_tensor_deferred(std::string name, GgmlType type, std::span<const int64_t> ne);
   size_t tensor_count() const { return tensors_.size(); }
 
   // Serialized size of header + KVs + tensor infos (before padding).

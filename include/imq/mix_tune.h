@@ -34,7 +34,7 @@ struct MixTuneOptions {
 };
 
 struct Candidate {
-  uint32_t type = 0;      // the ladder type (each tensor gets it or its shape fallback)
+  GgmlType type = GgmlType::F32;  // the ladder type (each tensor gets it or its shape fallback)
   uint64_t bytes = 0;     // of the group's tensors
   double kld = 0;         // mean KLD with only this group quantized
 };

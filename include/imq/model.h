@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "imq/ggml_types.h"
+
 namespace imq {
 class MatmulObserver;
 namespace gguf { class File; }
@@ -73,7 +75,7 @@ class Model {
   // Empty `data` restores the file's tensor. This is how imq measures what quantizing one
   // tensor costs without writing a file. Throws naming the tensor on an unknown name, a type
   // imq cannot read or a size that does not match the shape. Not thread-safe.
-  void replace_weight(std::string_view name, uint32_t type, std::vector<uint8_t> data);
+  void replace_weight(std::string_view name, GgmlType type, std::vector<uint8_t> data);
   // The bytes given to replace_weight for `name` (empty when it holds the file's tensor).
   std::span<const uint8_t> replaced_weight(std::string_view name) const;
 
@@ -173,7 +175,7 @@ struct SynthOptions {
   uint64_t seed = 1;
   bool tied = false;         // no output.weight
   RopeType rope = RopeType::Normal;
-  uint32_t type = 0;         // GgmlType of the 2-D matmul weights: F32 (0) or F16 (1)
+  GgmlType type = GgmlType::F32;  // of the 2-D matmul weights: F32 or F16
   std::string vocab_from;    // copy tokenizer.* keys (and the vocabulary size) from this GGUF
 };
 void write_synthetic_model(const SynthOptions& options, const std::string& path);

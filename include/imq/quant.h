@@ -19,7 +19,7 @@ struct GridOps;  // src/quant/grid.h
 enum class ActFormat : uint8_t { F32, F16, BF16, Q8_0, Q8_K };
 
 struct Codec {
-  uint32_t type;            // GgmlType id
+  GgmlType type;
   std::string_view name;    // ggml name, e.g. "q4_K"
   uint32_t block_size;      // elements per block
   uint32_t type_size;       // bytes per block
@@ -43,9 +43,9 @@ struct Codec {
 };
 
 // The codec for a type id, or nullptr when imq cannot (de)quantize that type.
-const Codec* find_codec(uint32_t type);
+const Codec* find_codec(GgmlType type);
 // Same, throwing imq::Error("no codec for type X") when missing.
-const Codec& codec(uint32_t type);
+const Codec& codec(GgmlType type);
 // Every registered codec, in type-id order.
 const std::vector<Codec>& all_codecs();
 

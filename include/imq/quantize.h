@@ -28,7 +28,7 @@ enum class FType : uint32_t {
 struct FTypeInfo {
   std::string_view name;         // as llama-quantize lists it, e.g. "Q4_K_M" (aliases: "Q4_K")
   FType ftype;
-  uint32_t default_type;         // GgmlType id the mix starts from
+  GgmlType default_type;         // the type the mix starts from
   std::string_view description;  // short size/quality note for the usage listing
 };
 
@@ -39,14 +39,14 @@ std::span<const FTypeInfo> ftypes();
 const FTypeInfo& parse_ftype(std::string_view s);
 // Parses a ggml tensor type name for --output-tensor-type / --token-embedding-type
 // ("q6_K", "Q8_0", "f16", case-insensitive). Throws listing the types imq can write.
-uint32_t parse_tensor_type(std::string_view s);
+GgmlType parse_tensor_type(std::string_view s);
 
 // One --tensor-type PATTERN=TYPE: tensors whose name matches the regular expression PATTERN
 // (searched anywhere in the name, ECMAScript syntax, as llama-quantize's std::regex_search)
 // get TYPE instead of the mix's choice; the first matching pattern wins.
 struct TensorTypeOverride {
   std::string pattern;  // lower-cased as llama-quantize does
-  uint32_t type = 0;
+  GgmlType type = GgmlType::F32;
 };
 // Parses "PATTERN=TYPE" (TYPE as parse_tensor_type). Throws naming what is missing.
 TensorTypeOverride parse_tensor_type_override(std::string_view s);
@@ -65,8 +65,8 @@ struct Options {
   std::string imatrix_path;                    // "" = quantize without importance
   std::vector<std::string> include_weights;    // keep only imatrix entries containing one of these
   std::vector<std::string> exclude_weights;    // drop imatrix entries containing any of these
-  std::optional<uint32_t> output_tensor_type;  // forces output.weight (bypasses fallback)
-  std::optional<uint32_t> token_embedding_type;
+  std::optional<GgmlType> output_tensor_type;  // forces output.weight (bypasses fallback)
+  std::optional<GgmlType> token_embedding_type;
   std::vector<TensorTypeOverride> tensor_types;  // --tensor-type, in command-line order
   bool pure = false;                 // no mix rules: every quantized tensor gets the default type
   bool leave_output_tensor = false;  // keep output.weight in its input type
@@ -87,10 +87,10 @@ struct TensorPlan {
   std::string name;
   uint32_t n_dims = 1;              // as written (ggml_n_dims)
   int64_t ne[4] = {1, 1, 1, 1};
-  uint32_t src_type = 0;
-  uint32_t dst_type = 0;
+  GgmlType src_type = GgmlType::F32;
+  GgmlType dst_type = GgmlType::F32;
   bool quantize = false;            // dst differs from src: rows go through a codec
-  std::optional<uint32_t> fallback_from;  // the rule's type when the shape forced another
+  std::optional<GgmlType> fallback_from;  // the rule's type when the shape forced another
   bool type_forced = false;         // from --tensor-type / --output-tensor-type /
                                     // --token-embedding-type rather than the mix rule
   ImportanceUse importance_use = ImportanceUse::kNone;
@@ -101,7 +101,7 @@ struct TensorPlan {
 
   int64_t n_elements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
   // Data size of this tensor stored as `type` (ne0 a multiple of its block size).
-  uint64_t bytes_as(uint32_t type) const;
+  uint64_t bytes_as(GgmlType type) const;
 };
 
 struct ImatrixSummary {
@@ -157,10 +157,10 @@ void write_quantized(const gguf::File& model, const Plan& plan, const std::strin
 // memory with `search`, rows over n_threads. Throws naming the tensor when the type cannot hold
 // its rows. For measuring a type choice before writing anything (imq's mix tuner).
 std::vector<uint8_t> quantize_tensor(const gguf::File& model, const TensorPlan& tp,
-                                     uint32_t type, Search search, int n_threads);
+                                     GgmlType type, Search search, int n_threads);
 
 // The type llama-quantize would actually write for `type` on a tensor whose rows have ne0
 // values: `type` itself, or its shape fallback (Q4_K -> Q5_0, ...); nullopt when none fits.
-std::optional<uint32_t> fitted_type(std::string_view name, int64_t ne0, uint32_t type);
+std::optional<GgmlType> fitted_type(std::string_view name, int64_t ne0, GgmlType type);
 
 }  // namespace imq::quantize

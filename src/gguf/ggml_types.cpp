@@ -29,15 +29,15 @@ constexpr Row kRows[] = {
 };
 }  // namespace
 
-std::optional<GgmlTypeInfo> ggml_type_info(uint32_t id) {
+std::optional<GgmlTypeInfo> ggml_type_info(GgmlType type) {
   for (const auto& r : kRows)
-    if (r.id == id) return r.info;
+    if (r.id == uint32_t(type)) return r.info;
   return std::nullopt;
 }
 
-std::string ggml_type_display_name(uint32_t id) {
-  auto info = ggml_type_info(id);
-  if (!info) return "type" + std::to_string(id);
+std::string ggml_type_display_name(GgmlType type) {
+  auto info = ggml_type_info(type);
+  if (!info) return "type" + std::to_string(uint32_t(type));
   std::string s(info->name);
   for (auto& c : s) c = char(std::toupper(static_cast<unsigned char>(c)));
   return s;

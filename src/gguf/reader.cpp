@@ -109,12 +109,12 @@ namespace {
 void check_q3_hifi_version(const std::vector<TensorInfo>& tensors, const Value* version,
                            const std::string& path) {
   auto t = std::find_if(tensors.begin(), tensors.end(), [](const TensorInfo& ti) {
-    return ti.type == uint32_t(GgmlType::Q3_HIFI);
+    return ti.type == GgmlType::Q3_HIFI;
   });
   if (t == tensors.end()) return;
   if (!version)
     throw_error("{}: tensor {} has type id {:#x} (imq Q3_HIFI) but the file lacks {}: written by "
-                "another tool?", path, t->name, t->type, kQ3HifiVersionKey);
+                "another tool?", path, t->name, uint32_t(t->type), kQ3HifiVersionKey);
   const Value& v = *version;
   if (v.type != ValueType::UINT32 || std::get<uint32_t>(v.data) != kQ3HifiVersion)
     throw_error("{}: {} is {} {}, this imq reads Q3_HIFI version {} (UINT32)", path,
@@ -203,9 +203,9 @@ File File::open(const std::string& path, const OpenOptions& options) {
     }
     if (n_el > (uint64_t(1) << 56)) r.fail(dat, fmt::format("tensor {}: {} elements is absurd", t.name, n_el));
     const uint64_t tyat = r.offset();
-    t.type = r.read<uint32_t>("tensor type");
+    t.type = GgmlType(r.read<uint32_t>("tensor type"));
     auto info = ggml_type_info(t.type);
-    if (!info) r.fail(tyat, fmt::format("tensor {}: unknown type id {}", t.name, t.type));
+    if (!info) r.fail(tyat, fmt::format("tensor {}: unknown type id {}", t.name, uint32_t(t.type)));
     if (t.ne[0] % info->block_size != 0)
       r.fail(dat, fmt::format("tensor {}: row length {} is not a multiple of {}'s block size {}", t.name, t.ne[0],
                               info->name, info->block_size));

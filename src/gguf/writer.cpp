@@ -90,10 +90,10 @@ void Writer::set_alignment(uint64_t a) {
 }
 
 // n_bytes: the data size given (checked), or nullopt for a deferred tensor.
-static TensorInfo make_info(std::string name, uint32_t type, std::span<const int64_t> ne,
+static TensorInfo make_info(std::string name, GgmlType type, std::span<const int64_t> ne,
                             std::optional<size_t> n_bytes) {
   auto info = ggml_type_info(type);
-  if (!info) throw_error("tensor {}: unknown type id {}", name, type);
+  if (!info) throw_error("tensor {}: unknown type id {}", name, uint32_t(type));
   if (ne.empty() || ne.size() > 4) throw_error("tensor {}: {} dimensions (expected 1..4)", name, ne.size());
   if (name.size() >= 64) throw_error("tensor name {} is longer than 63 bytes", name);
   TensorInfo t;
@@ -110,14 +110,14 @@ static TensorInfo make_info(std::string name, uint32_t type, std::span<const int
   return t;
 }
 
-void Writer::add_tensor(std::string name, uint32_t type, std::span<const int64_t> ne, std::vector<uint8_t> data) {
+void Writer::add_tensor(std::string name, GgmlType type, std::span<const int64_t> ne, std::vector<uint8_t> data) {
   Tensor t{make_info(std::move(name), type, ne, data.size()), std::move(data), {}};
   for (const auto& o : tensors_)
     if (o.info.name == t.info.name) throw_error("duplicate tensor name {}", t.info.name);
   tensors_.push_back(std::move(t));
 }
 
-void Writer::add_tensor_view(std::string name, uint32_t type, std::span<const int64_t> ne,
+void Writer::add_tensor_view(std::string name, GgmlType type, std::span<const int64_t> ne,
                              std::span<const uint8_t> data) {
   Tensor t{make_info(std::move(name), type, ne, data.size()), {}, data};
   for (const auto& o : tensors_)
@@ -125,7 +125,7 @@ void Writer::add_tensor_view(std::string name, uint32_t type, std::span<const in
   tensors_.push_back(std::move(t));
 }
 
-void Writer::add_tensor_deferred(std::string name, uint32_t type, std::span<const int64_t> ne) {
+void Writer::add_tensor_deferred(std::string name, GgmlType type, std::span<const int64_t> ne) {
   Tensor t{make_info(std::move(name), type, ne, std::nullopt), {}, {}, true};
   for (const auto& o : tensors_)
     if (o.info.name == t.info.name) throw_error("duplicate tensor name {}", t.info.name);
@@ -146,7 +146,7 @@ static void put_header(Sink& s, const std::vector<KeyValue>& kvs, const std::vec
     s.str(t.name);
     s.pod<uint32_t>(t.n_dims);
     for (uint32_t d = 0; d < t.n_dims; ++d) s.pod<int64_t>(t.ne[d]);
-    s.pod<uint32_t>(t.type);
+    s.pod<uint32_t>(uint32_t(t.type));
     s.pod<uint64_t>(t.offset);
   }
 }

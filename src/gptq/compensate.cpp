@@ -104,7 +104,7 @@ struct Run {
     const gguf::File& f = model.file();
     const auto bytes = f.tensor_data(f.tensor(tp.name));
     std::vector<float> w(size_t(tp.n_elements()));
-    if (tp.src_type == uint32_t(GgmlType::F32))
+    if (tp.src_type == GgmlType::F32)
       std::memcpy(w.data(), bytes.data(), w.size() * sizeof(float));
     else
       quant::codec(tp.src_type).dequantize(bytes.data(), w.data(), tp.n_elements());

@@ -16,7 +16,7 @@ constexpr std::string_view kSums = ".in_sum2";
 constexpr std::string_view kCounts = ".counts";
 
 std::vector<float> f32_data(const gguf::File& f, const gguf::TensorInfo& t) {
-  if (t.type != uint32_t(GgmlType::F32))
+  if (t.type != GgmlType::F32)
     throw_error("{}: tensor {} has type {}, expected F32", f.path(), t.name,
                 ggml_type_display_name(t.type));
   auto bytes = f.tensor_data(t);
@@ -92,9 +92,9 @@ void write_gguf(const Imatrix& m, const std::string& path) {
     const int64_t n = int64_t(e.sums.size()) / n_slots;
     const int64_t sums_ne[2] = {n, n_slots}, counts_ne[2] = {1, n_slots};
     const size_t dims = n_slots > 1 ? 2 : 1;
-    w.add_tensor(name + std::string(kSums), uint32_t(GgmlType::F32),
+    w.add_tensor(name + std::string(kSums), GgmlType::F32,
                  std::span<const int64_t>(sums_ne, dims), f32_bytes(e.sums));
-    w.add_tensor(name + std::string(kCounts), uint32_t(GgmlType::F32),
+    w.add_tensor(name + std::string(kCounts), GgmlType::F32,
                  std::span<const int64_t>(counts_ne, dims), f32_bytes(e.counts));
   }
   w.write(path);

@@ -131,7 +131,7 @@ const ActCodes& ExactInput::q8_k() {
 // --- F32 (the MoE router) -------------------------------------------------------------------
 
 void matmul_f32_lanes(const WeightView& w, const float* x, int64_t n, float* y) {
-  if (w.type != uint32_t(GgmlType::F32) || w.ne0 % 8)
+  if (w.type != GgmlType::F32 || w.ne0 % 8)
     throw_error("{}: the tinyBLAS F32 product needs F32 rows of a multiple of 8", w.name);
   for (int64_t r = 0; r < w.ne1; ++r) {
     const auto* wr = reinterpret_cast<const float*>(w.row(r));

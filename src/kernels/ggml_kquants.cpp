@@ -20,8 +20,8 @@ namespace imq::kernels::ggml {
 // --- K-quant products (Q8_K activations) ------------------------------------------------
 
 namespace {
-bool q8_k_weight(uint32_t type) {
-  return type == uint32_t(GgmlType::Q4_K) || type == uint32_t(GgmlType::Q6_K);
+bool q8_k_weight(GgmlType type) {
+  return type == GgmlType::Q4_K || type == GgmlType::Q6_K;
 }
 }  // namespace
 
@@ -207,7 +207,7 @@ void matmul_q8_k(const WeightView& w, const ActCodes& a, float* y, MatmulContext
   const int64_t ne0 = w.ne0, nb = ne0 / 256, n = a.n;
   if (a.ne0 != ne0) throw_error("{}: activations of {} columns for a weight of {}", w.name, a.ne0, ne0);
   if (!q8_k_weight(w.type)) throw_error("{}: no Q8_K product for this type", w.name);
-  const bool q4 = w.type == uint32_t(GgmlType::Q4_K), repacked = q4 && w.ne1 % 8 == 0;
+  const bool q4 = w.type == GgmlType::Q4_K, repacked = q4 && w.ne1 % 8 == 0;
   std::vector<float> regrouped;  // Q6_K: activation codes regrouped by lane
   if (!q4) {
     regrouped.resize(a.q.size());

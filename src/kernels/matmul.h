@@ -19,7 +19,7 @@ namespace imq::kernels {
 // rows contiguous. Non-owning: points into the mapped model file.
 struct WeightView {
   std::string_view name;  // GGUF tensor name
-  uint32_t type = 0;      // GgmlType id
+  GgmlType type = GgmlType::F32;
   int64_t ne0 = 0;        // columns = input features
   int64_t ne1 = 0;        // rows = output features
   int64_t ne2 = 1;        // experts (1 for a 2-D weight)

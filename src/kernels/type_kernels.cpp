@@ -91,7 +91,7 @@ constexpr Row kRows[] = {
 
 const TypeKernels& type_kernels(const quant::Codec& codec) {
   for (const Row& r : kRows)
-    if (uint32_t(r.type) == codec.type) return r.k;
+    if (r.type == codec.type) return r.k;
   return kGeneric;
 }
 

@@ -60,7 +60,7 @@ std::span<const uint8_t> Model::replaced_weight(std::string_view name) const {
   return it == impl_->replaced.end() ? std::span<const uint8_t>{} : std::span<const uint8_t>(it->second);
 }
 
-void Model::replace_weight(std::string_view name, uint32_t type, std::vector<uint8_t> data) {
+void Model::replace_weight(std::string_view name, GgmlType type, std::vector<uint8_t> data) {
   const auto views = impl_->views(name);
   if (views.empty()) throw_error("{}: no weight matrix named {}", impl_->file->path(), name);
   const WeightView& old = *views.front();

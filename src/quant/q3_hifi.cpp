@@ -31,7 +31,7 @@ namespace q3k {
 
 namespace {
 const Codec& codec_q3_k() {
-  static const Codec& c = codec(uint32_t(GgmlType::Q3_K));
+  static const Codec& c = codec(GgmlType::Q3_K);
   return c;
 }
 }  // namespace
@@ -106,7 +106,7 @@ size_t quantize_rows(const float* src, void* dst, int64_t nrows, int64_t n_per_r
 }  // namespace q3_hifi
 
 void add_q3_hifi_codec(std::vector<Codec>& out) {
-  out.push_back({uint32_t(GgmlType::Q3_HIFI), "q3_hifi", q3_hifi::kBlockSize,
+  out.push_back({GgmlType::Q3_HIFI, "q3_hifi", q3_hifi::kBlockSize,
                  sizeof(q3_hifi::Block), q3_hifi::dequantize_rows, q3_hifi::quantize_rows,
                  ActFormat::Q8_K});
 }

@@ -20,13 +20,13 @@ const std::vector<Codec>& all_codecs() {
   return table;
 }
 
-const Codec* find_codec(uint32_t type) {
+const Codec* find_codec(GgmlType type) {
   for (const auto& c : all_codecs())
     if (c.type == type) return &c;
   return nullptr;
 }
 
-const Codec& codec(uint32_t type) {
+const Codec& codec(GgmlType type) {
   if (const Codec* c = find_codec(type)) return *c;
   throw_error("no codec for tensor type {}", ggml_type_display_name(type));
 }

@@ -15,36 +15,35 @@ namespace imq::quantize {
 namespace {
 
 using G = GgmlType;
-constexpr uint32_t id(G t) { return uint32_t(t); }
 
 // llama-quantize's listing order; a numeric TYPE takes the first row with that id, so 15 is
 // listed as "Q4_K" like upstream does (only the default output file name shows it).
 constexpr FTypeInfo kFTypes[] = {
-    {"Q4_0", FType::Q4_0, id(G::Q4_0), "4.5 bpw, legacy"},
-    {"Q4_1", FType::Q4_1, id(G::Q4_1), "5.0 bpw, legacy"},
-    {"Q5_0", FType::Q5_0, id(G::Q5_0), "5.5 bpw, legacy"},
-    {"Q5_1", FType::Q5_1, id(G::Q5_1), "6.0 bpw, legacy"},
-    {"Q2_K", FType::Q2_K, id(G::Q2_K), "about 2.6-3.3 bpw"},
-    {"Q2_K_S", FType::Q2_K_S, id(G::Q2_K), "about 2.6 bpw, needs an imatrix"},
-    {"Q3_K", FType::Q3_K_M, id(G::Q3_K), "alias for Q3_K_M"},
-    {"Q3_K_S", FType::Q3_K_S, id(G::Q3_K), "about 3.4 bpw"},
-    {"Q3_K_M", FType::Q3_K_M, id(G::Q3_K), "about 3.9 bpw"},
-    {"Q3_K_L", FType::Q3_K_L, id(G::Q3_K), "about 4.3 bpw"},
-    {"Q3_HIFI", FType::Q3_HIFI, id(G::Q3_HIFI), "4.19 bpw, Q3_K + 8 f16 outliers per 256 (imq only)"},
-    {"Q3_HIFI_M", FType::Q3_HIFI_M, id(G::Q3_K), "Q3_K_M with Q3_HIFI attention and late ffn_down (imq only)"},
-    {"IQ4_NL", FType::IQ4_NL, id(G::IQ4_NL), "4.5 bpw, non-linear"},
-    {"IQ4_XS", FType::IQ4_XS, id(G::IQ4_XS), "4.25 bpw, non-linear"},
-    {"Q4_K", FType::Q4_K_M, id(G::Q4_K), "alias for Q4_K_M"},
-    {"Q4_K_S", FType::Q4_K_S, id(G::Q4_K), "about 4.6 bpw"},
-    {"Q4_K_M", FType::Q4_K_M, id(G::Q4_K), "about 4.9 bpw, recommended"},
-    {"Q5_K", FType::Q5_K_M, id(G::Q5_K), "alias for Q5_K_M"},
-    {"Q5_K_S", FType::Q5_K_S, id(G::Q5_K), "about 5.5 bpw"},
-    {"Q5_K_M", FType::Q5_K_M, id(G::Q5_K), "about 5.7 bpw"},
-    {"Q6_K", FType::Q6_K, id(G::Q6_K), "6.56 bpw"},
-    {"Q8_0", FType::Q8_0, id(G::Q8_0), "8.5 bpw"},
-    {"F16", FType::MOSTLY_F16, id(G::F16), "16 bpw"},
-    {"BF16", FType::MOSTLY_BF16, id(G::BF16), "16 bpw"},
-    {"F32", FType::ALL_F32, id(G::F32), "32 bpw"},
+    {"Q4_0", FType::Q4_0, G::Q4_0, "4.5 bpw, legacy"},
+    {"Q4_1", FType::Q4_1, G::Q4_1, "5.0 bpw, legacy"},
+    {"Q5_0", FType::Q5_0, G::Q5_0, "5.5 bpw, legacy"},
+    {"Q5_1", FType::Q5_1, G::Q5_1, "6.0 bpw, legacy"},
+    {"Q2_K", FType::Q2_K, G::Q2_K, "about 2.6-3.3 bpw"},
+    {"Q2_K_S", FType::Q2_K_S, G::Q2_K, "about 2.6 bpw, needs an imatrix"},
+    {"Q3_K", FType::Q3_K_M, G::Q3_K, "alias for Q3_K_M"},
+    {"Q3_K_S", FType::Q3_K_S, G::Q3_K, "about 3.4 bpw"},
+    {"Q3_K_M", FType::Q3_K_M, G::Q3_K, "about 3.9 bpw"},
+    {"Q3_K_L", FType::Q3_K_L, G::Q3_K, "about 4.3 bpw"},
+    {"Q3_HIFI", FType::Q3_HIFI, G::Q3_HIFI, "4.19 bpw, Q3_K + 8 f16 outliers per 256 (imq only)"},
+    {"Q3_HIFI_M", FType::Q3_HIFI_M, G::Q3_K, "Q3_K_M with Q3_HIFI attention and late ffn_down (imq only)"},
+    {"IQ4_NL", FType::IQ4_NL, G::IQ4_NL, "4.5 bpw, non-linear"},
+    {"IQ4_XS", FType::IQ4_XS, G::IQ4_XS, "4.25 bpw, non-linear"},
+    {"Q4_K", FType::Q4_K_M, G::Q4_K, "alias for Q4_K_M"},
+    {"Q4_K_S", FType::Q4_K_S, G::Q4_K, "about 4.6 bpw"},
+    {"Q4_K_M", FType::Q4_K_M, G::Q4_K, "about 4.9 bpw, recommended"},
+    {"Q5_K", FType::Q5_K_M, G::Q5_K, "alias for Q5_K_M"},
+    {"Q5_K_S", FType::Q5_K_S, G::Q5_K, "about 5.5 bpw"},
+    {"Q5_K_M", FType::Q5_K_M, G::Q5_K, "about 5.7 bpw"},
+    {"Q6_K", FType::Q6_K, G::Q6_K, "6.56 bpw"},
+    {"Q8_0", FType::Q8_0, G::Q8_0, "8.5 bpw"},
+    {"F16", FType::MOSTLY_F16, G::F16, "16 bpw"},
+    {"BF16", FType::MOSTLY_BF16, G::BF16, "16 bpw"},
+    {"F32", FType::ALL_F32, G::F32, "32 bpw"},
 };
 
 // Tensor types imq can write (a codec exists for each once the codec families have landed).
@@ -80,12 +79,12 @@ const FTypeInfo& parse_ftype(std::string_view s) {
               valid);
 }
 
-uint32_t parse_tensor_type(std::string_view s) {
+GgmlType parse_tensor_type(std::string_view s) {
   for (G t : kWritableTypes)
-    if (iequals(ggml_type_info(id(t))->name, s)) return id(t);
+    if (iequals(ggml_type_info(t)->name, s)) return t;
   std::string valid;
   for (G t : kWritableTypes)
-    valid += fmt::format("{}{}", valid.empty() ? "" : ", ", ggml_type_info(id(t))->name);
+    valid += fmt::format("{}{}", valid.empty() ? "" : ", ", ggml_type_info(t)->name);
   throw_error("unknown tensor type '{}'; valid types: {}", s, valid);
 }
 

@@ -23,7 +23,7 @@ bool starts_with_gguf_magic(const std::string& path) {
 }
 
 std::vector<float> read_f32(const gguf::File& f, const gguf::TensorInfo& t) {
-  if (t.type != uint32_t(GgmlType::F32))
+  if (t.type != GgmlType::F32)
     throw_error("{}: imatrix tensor {} has type {}, expected F32", f.path(), t.name,
                 ggml_type_display_name(t.type));
   auto b = f.tensor_data(t);

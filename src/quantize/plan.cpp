@@ -35,12 +35,12 @@ std::string truncate(std::string s, size_t n) {
 
 // The type chosen for one quantizable tensor before comparing with its current type.
 struct Choice {
-  uint32_t type;
-  std::optional<uint32_t> fallback_from;
+  GgmlType type;
+  std::optional<GgmlType> fallback_from;
   bool forced = false;  // given by the user, not by the mix rule
 };
 
-using Overrides = std::vector<std::pair<std::regex, uint32_t>>;
+using Overrides = std::vector<std::pair<std::regex, GgmlType>>;
 
 Choice choose_type(const ModelInfo& m, MixState& st, const Options& opt, const FTypeInfo& ft,
                    bool has_imatrix, const Overrides& overrides, const gguf::TensorInfo& t) {
@@ -52,7 +52,7 @@ Choice choose_type(const ModelInfo& m, MixState& st, const Options& opt, const F
   const bool is_out = name == "output.weight" || (!m.has_output && name == "token_embd.weight");
   if (is_out && opt.output_tensor_type) return {*opt.output_tensor_type, std::nullopt, true};
 
-  uint32_t type = ft.default_type;
+  GgmlType type = ft.default_type;
   if (!is_quantized_type(ft.default_type)) return {type, std::nullopt};
   // --tensor-type: the first matching pattern replaces the mix rule (whose counters then do
   // not advance for this tensor, as in llama-quantize); the shape fallback still applies.
@@ -63,7 +63,7 @@ Choice choose_type(const ModelInfo& m, MixState& st, const Options& opt, const F
     type = manual->second;
   else if (!opt.pure)
     type = mix_type(m, st, ft.ftype, has_imatrix, name, t.ne[0], type);
-  const uint32_t fitted = shape_fallback(name, t.ne[0], type);
+  const GgmlType fitted = shape_fallback(name, t.ne[0], type);
   if (fitted != type) return {fitted, type, forced};
   return {type, std::nullopt, forced};
 }
@@ -106,7 +106,7 @@ void note_q3_hifi_importance(Plan& plan, bool has_imatrix) {
   size_t n = 0;
   const TensorPlan* first = nullptr;
   for (const auto& tp : plan.tensors) {
-    if (!tp.quantize || tp.dst_type != uint32_t(G::Q3_HIFI)) continue;
+    if (!tp.quantize || tp.dst_type != G::Q3_HIFI) continue;
     if (tp.importance_use == ImportanceUse::kUsed) continue;
     if (!first) first = &tp;
     ++n;
@@ -122,12 +122,12 @@ void note_q3_hifi_importance(Plan& plan, bool has_imatrix) {
 
 }  // namespace
 
-uint64_t TensorPlan::bytes_as(uint32_t type) const {
+uint64_t TensorPlan::bytes_as(GgmlType type) const {
   const auto info = ggml_type_info(type);
   return uint64_t(ne[0] / info->block_size) * info->type_size * uint64_t(ne[1] * ne[2] * ne[3]);
 }
 
-std::optional<uint32_t> fitted_type(std::string_view name, int64_t ne0, uint32_t type) {
+std::optional<GgmlType> fitted_type(std::string_view name, int64_t ne0, GgmlType type) {
   try {
     return shape_fallback(name, ne0, type);
   } catch (const Error&) {
@@ -195,7 +195,7 @@ Plan make_plan(const gguf::File& model, const Options& opt) {
                     dst_info->name);
       if (has_imatrix) attach_importance(tp, imp, opt.imatrix_path, plan.warnings);
       const bool exempt = tp.name == "token_embd.weight" || tp.name == "output.weight";
-      if (tp.dst_type == uint32_t(G::Q2_K) && opt.ftype == FType::Q2_K_S && !exempt &&
+      if (tp.dst_type == G::Q2_K && opt.ftype == FType::Q2_K_S && !exempt &&
           tp.importance_use != ImportanceUse::kUsed) {
         std::string msg = fmt::format("tensor {}: Q2_K inside a Q2_K_S file needs an importance "
                                       "matrix ({})", tp.name,
@@ -219,7 +219,7 @@ Plan make_plan(const gguf::File& model, const Options& opt) {
   set_kv(plan.kvs, "general.file_type", gguf::Value::u32(uint32_t(opt.ftype)));
   // imq's own tensor type: readers refuse Q3_HIFI tensors in a file without this key.
   if (std::any_of(plan.tensors.begin(), plan.tensors.end(), [](const TensorPlan& tp) {
-        return tp.dst_type == uint32_t(G::Q3_HIFI);
+        return tp.dst_type == G::Q3_HIFI;
       }))
     set_kv(plan.kvs, std::string(kQ3HifiVersionKey), gguf::Value::u32(kQ3HifiVersion));
   for (auto k : {"split.no", "split.count", "split.tensors.count"}) remove_kv(plan.kvs, k);

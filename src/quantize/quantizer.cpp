@@ -69,7 +69,7 @@ void convert_tensor(const gguf::File& model, const TensorPlan& tp, const RowQuan
                     const std::function<void(uint64_t, int)>& on_rows) {
   const std::span<const uint8_t> bytes = model.tensor_data(model.tensor(tp.name));
   const quant::Codec* src_codec =
-      tp.src_type == uint32_t(GgmlType::F32) ? nullptr : &quant::codec(tp.src_type);
+      tp.src_type == GgmlType::F32 ? nullptr : &quant::codec(tp.src_type);
   auto src_info = ggml_type_info(tp.src_type), dst_info = ggml_type_info(tp.dst_type);
   Job job{tp, bytes, dst, src_codec,
           size_t(tp.ne[0] / src_info->block_size) * src_info->type_size,
@@ -88,14 +88,14 @@ void convert_tensor(const gguf::File& model, const TensorPlan& tp, const RowQuan
 }  // namespace
 
 std::vector<uint8_t> quantize_tensor(const gguf::File& model, const TensorPlan& planned,
-                                     uint32_t type, Search search, int n_threads) {
+                                     GgmlType type, Search search, int n_threads) {
   TensorPlan tp = planned;
   tp.dst_type = type;
   const auto info = ggml_type_info(type);
   if (!info || tp.ne[0] % info->block_size != 0)
     throw_error("tensor {}: cannot be stored as {} (row length {})", tp.name,
                 ggml_type_display_name(type), tp.ne[0]);
-  if (tp.src_type != uint32_t(GgmlType::F32) && !quant::find_codec(tp.src_type))
+  if (tp.src_type != GgmlType::F32 && !quant::find_codec(tp.src_type))
     throw_error("tensor {}: cannot read type {} (no codec)", tp.name,
                 ggml_type_display_name(tp.src_type));
   const auto rq = make_row_quantizer(search);
@@ -125,7 +125,7 @@ void write_quantized(const gguf::File& model, const Plan& plan, const std::strin
   for (const auto& tp : plan.tensors) {  // refuse before writing anything
     if (!tp.quantize) continue;
     rq->require(tp.dst_type);
-    if (tp.src_type != uint32_t(GgmlType::F32) && !quant::find_codec(tp.src_type))
+    if (tp.src_type != GgmlType::F32 && !quant::find_codec(tp.src_type))
       throw_error("tensor {}: cannot read type {} (no codec)", tp.name,
                   ggml_type_display_name(tp.src_type));
     total += uint64_t(tp.n_elements());

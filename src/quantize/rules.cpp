@@ -10,11 +10,10 @@ namespace imq::quantize {
 namespace {
 
 using G = GgmlType;
-constexpr uint32_t id(G t) { return uint32_t(t); }
 
-uint32_t block_size(uint32_t type) {
+uint32_t block_size(GgmlType type) {
   auto info = ggml_type_info(type);
-  if (!info) throw_error("unknown tensor type id {}", type);
+  if (!info) throw_error("unknown tensor type id {}", uint32_t(type));
   return info->block_size;
 }
 
@@ -73,74 +72,74 @@ int ffn_layer(const ModelInfo& m, int counter, std::string_view name) {
   return *b;
 }
 
-uint32_t attn_v_type(const ModelInfo& m, MixState& st, FType ft, uint32_t t) {
+GgmlType attn_v_type(const ModelInfo& m, MixState& st, FType ft, GgmlType t) {
   const int i = st.i_attention_wv, n = m.n_attention_wv;
   switch (ft) {
-    case FType::Q2_K: t = m.n_gqa() >= 4 ? id(G::Q4_K) : id(G::Q3_K); break;
-    case FType::Q2_K_S: if (m.n_gqa() >= 4) t = id(G::Q4_K); break;
-    case FType::Q3_K_M: t = i < 2 ? id(G::Q5_K) : id(G::Q4_K); break;
-    case FType::Q3_HIFI_M: t = id(G::Q3_HIFI); break;
-    case FType::Q3_K_L: t = id(G::Q5_K); break;
-    case FType::IQ4_NL: case FType::IQ4_XS: if (m.n_gqa() >= 4) t = id(G::Q5_K); break;
-    case FType::Q4_K_M: case FType::Q5_K_M: if (use_more_bits(i, n)) t = id(G::Q6_K); break;
-    case FType::Q4_K_S: if (i < 4) t = id(G::Q5_K); break;
+    case FType::Q2_K: t = m.n_gqa() >= 4 ? G::Q4_K : G::Q3_K; break;
+    case FType::Q2_K_S: if (m.n_gqa() >= 4) t = G::Q4_K; break;
+    case FType::Q3_K_M: t = i < 2 ? G::Q5_K : G::Q4_K; break;
+    case FType::Q3_HIFI_M: t = G::Q3_HIFI; break;
+    case FType::Q3_K_L: t = G::Q5_K; break;
+    case FType::IQ4_NL: case FType::IQ4_XS: if (m.n_gqa() >= 4) t = G::Q5_K; break;
+    case FType::Q4_K_M: case FType::Q5_K_M: if (use_more_bits(i, n)) t = G::Q6_K; break;
+    case FType::Q4_K_S: if (i < 4) t = G::Q5_K; break;
     default: break;
   }
   // 70B: attn_v is 8x smaller than attn_q, so more bits cost little.
-  if (m.is_70b && (t == id(G::Q3_K) || t == id(G::Q4_K))) t = id(G::Q5_K);
-  if (m.n_expert == 8) t = id(G::Q8_0);
+  if (m.is_70b && (t == G::Q3_K || t == G::Q4_K)) t = G::Q5_K;
+  if (m.n_expert == 8) t = G::Q8_0;
   ++st.i_attention_wv;
   return t;
 }
 
-uint32_t ffn_down_type(const ModelInfo& m, MixState& st, FType ft, bool has_imatrix,
-                       std::string_view name, uint32_t t) {
+GgmlType ffn_down_type(const ModelInfo& m, MixState& st, FType ft, bool has_imatrix,
+                       std::string_view name, GgmlType t) {
   const int i = ffn_layer(m, st.i_ffn_down, name), n = m.n_layer;
   const bool falcon = m.is_falcon();
   switch (ft) {
-    case FType::Q2_K: t = id(G::Q3_K); break;
-    case FType::Q2_K_S: if (i < n / 8) t = id(G::Q4_K); break;
+    case FType::Q2_K: t = G::Q3_K; break;
+    case FType::Q2_K_S: if (i < n / 8) t = G::Q4_K; break;
     case FType::Q3_K_M:
-      t = i < n / 16 ? id(G::Q5_K) : (!falcon || use_more_bits(i, n)) ? id(G::Q4_K) : id(G::Q3_K);
+      t = i < n / 16 ? G::Q5_K : (!falcon || use_more_bits(i, n)) ? G::Q4_K : G::Q3_K;
       break;
-    case FType::Q3_K_L: t = falcon ? id(G::Q4_K) : id(G::Q5_K); break;
+    case FType::Q3_K_L: t = falcon ? G::Q4_K : G::Q5_K; break;
     // Q3_K_M's types for the first half, then Q3_HIFI (the Q3_HIFI_M note at mix_type).
-    case FType::Q3_HIFI_M: t = i < n / 16 ? id(G::Q5_K) : i < n / 2 ? id(G::Q4_K) : id(G::Q3_HIFI); break;
+    case FType::Q3_HIFI_M: t = i < n / 16 ? G::Q5_K : i < n / 2 ? G::Q4_K : G::Q3_HIFI; break;
     case FType::Q4_K_M:
       if (falcon)
-        t = i < n / 16 ? id(G::Q6_K) : use_more_bits(i, n) ? id(G::Q5_K) : id(G::Q4_K);
+        t = i < n / 16 ? G::Q6_K : use_more_bits(i, n) ? G::Q5_K : G::Q4_K;
       else if (use_more_bits(i, n))
-        t = id(G::Q6_K);
+        t = G::Q6_K;
       break;
     case FType::IQ4_NL: case FType::IQ4_XS:
-      if (i < n / 8 && !has_imatrix) t = id(G::Q5_K);
+      if (i < n / 8 && !has_imatrix) t = G::Q5_K;
       break;
-    case FType::Q5_K_M: if (use_more_bits(i, n)) t = id(G::Q6_K); break;
-    case FType::Q4_K_S: if (!falcon && i < n / 8) t = id(G::Q5_K); break;
+    case FType::Q5_K_M: if (use_more_bits(i, n)) t = G::Q6_K; break;
+    case FType::Q4_K_S: if (!falcon && i < n / 8) t = G::Q5_K; break;
     // Guards the first ffn_down layers of Q4_0/Q5_0 (only with an imatrix, so that files
     // made without one stay as they always were).
-    case FType::Q4_0: if (has_imatrix && i < n / 8) t = id(G::Q4_1); break;
-    case FType::Q5_0: if (has_imatrix && i < n / 8) t = id(G::Q5_1); break;
+    case FType::Q4_0: if (has_imatrix && i < n / 8) t = G::Q4_1; break;
+    case FType::Q5_0: if (has_imatrix && i < n / 8) t = G::Q5_1; break;
     default: break;
   }
   ++st.i_ffn_down;
   return t;
 }
 
-uint32_t attn_output_type(const ModelInfo& m, FType ft, uint32_t t) {
-  if (m.is_falcon()) return ft == FType::Q3_K_L ? id(G::Q4_K) : t;
+GgmlType attn_output_type(const ModelInfo& m, FType ft, GgmlType t) {
+  if (m.is_falcon()) return ft == FType::Q3_K_L ? G::Q4_K : t;
   if (m.n_expert == 8) {
     switch (ft) {
       case FType::Q2_K: case FType::Q3_K_S: case FType::Q3_K_M: case FType::Q3_HIFI_M: case FType::IQ4_NL:
-      case FType::Q4_K_S: case FType::Q4_K_M: case FType::IQ4_XS: return id(G::Q5_K);
+      case FType::Q4_K_S: case FType::Q4_K_M: case FType::IQ4_XS: return G::Q5_K;
       default: return t;
     }
   }
   switch (ft) {
-    case FType::Q2_K: return id(G::Q3_K);
-    case FType::Q3_K_M: return id(G::Q4_K);
-    case FType::Q3_HIFI_M: return id(G::Q3_HIFI);
-    case FType::Q3_K_L: return id(G::Q5_K);
+    case FType::Q2_K: return G::Q3_K;
+    case FType::Q3_K_M: return G::Q4_K;
+    case FType::Q3_HIFI_M: return G::Q3_HIFI;
+    case FType::Q3_K_L: return G::Q5_K;
     default: return t;
   }
 }
@@ -189,7 +188,7 @@ bool is_quantizable(std::string_view name, uint32_t n_dims, bool leave_output_te
   return true;
 }
 
-bool is_quantized_type(uint32_t type) {
+bool is_quantized_type(GgmlType type) {
   switch (G(type)) {
     case G::F32: case G::F16: case G::BF16: case G::I8: case G::I16: case G::I32: case G::I64:
     case G::F64: return false;
@@ -203,18 +202,18 @@ bool is_quantized_type(uint32_t type) {
 // dense and MoE test models (bench/README.md, "Q3_HIFI"): there it is smaller than Q3_K_M with
 // a lower KLD. The size balance depends on the shapes: models whose attn_k is as large as
 // attn_q (no GQA) pay more for the upgrade than the downgrades save.
-uint32_t mix_type(const ModelInfo& m, MixState& st, FType ft, bool has_imatrix,
-                  std::string_view name, int64_t ne0, uint32_t t) {
+GgmlType mix_type(const ModelInfo& m, MixState& st, FType ft, bool has_imatrix,
+                  std::string_view name, int64_t ne0, GgmlType t) {
   switch (categorize(m, name)) {
     case Category::kOutput:
       // Q8_0 when the default type's blocks do not fit the rows, else at least Q6_K.
-      if (m.is_falcon() || ne0 % block_size(t) != 0) return id(G::Q8_0);
-      return t == id(G::Q8_0) ? t : id(G::Q6_K);
+      if (m.is_falcon() || ne0 % block_size(t) != 0) return G::Q8_0;
+      return t == G::Q8_0 ? t : G::Q6_K;
     case Category::kAttnV: return attn_v_type(m, st, ft, t);
     case Category::kAttnK:
-      if (m.n_expert == 8) return id(G::Q8_0);
-      return ft == FType::Q3_HIFI_M ? id(G::Q3_HIFI) : t;
-    case Category::kAttnQ: return ft == FType::Q3_HIFI_M ? id(G::Q3_HIFI) : t;
+      if (m.n_expert == 8) return G::Q8_0;
+      return ft == FType::Q3_HIFI_M ? G::Q3_HIFI : t;
+    case Category::kAttnQ: return ft == FType::Q3_HIFI_M ? G::Q3_HIFI : t;
     case Category::kAttnOutput: return attn_output_type(m, ft, t);
     case Category::kFfnDown: return ffn_down_type(m, st, ft, has_imatrix, name, t);
     // token_embd, attn_q, ffn_up and ffn_gate only have rules for IQ1/IQ2/IQ3/TQ file types.
@@ -222,24 +221,24 @@ uint32_t mix_type(const ModelInfo& m, MixState& st, FType ft, bool has_imatrix,
   }
 }
 
-uint32_t shape_fallback(std::string_view name, int64_t ne0, uint32_t type) {
+GgmlType shape_fallback(std::string_view name, int64_t ne0, GgmlType type) {
   if (ne0 % block_size(type) == 0) return type;
-  uint32_t f;
-  switch (G(type)) {
-    case G::Q4_K: f = id(G::Q5_0); break;
-    case G::Q5_K: f = id(G::Q5_1); break;
-    case G::Q6_K: f = id(G::Q8_0); break;
+  GgmlType f;
+  switch (type) {
+    case G::Q4_K: f = G::Q5_0; break;
+    case G::Q5_K: f = G::Q5_1; break;
+    case G::Q6_K: f = G::Q8_0; break;
     case G::Q2_K: case G::Q3_K: case G::TQ1_0: case G::TQ2_0: case G::Q2_0: case G::Q3_HIFI:
-      f = id(G::Q4_0);
+      f = G::Q4_0;
       break;
     case G::IQ1_S: case G::IQ1_M: case G::IQ2_XXS: case G::IQ2_XS: case G::IQ2_S:
-    case G::IQ3_XXS: case G::IQ3_S: case G::IQ4_XS: f = id(G::IQ4_NL); break;
+    case G::IQ3_XXS: case G::IQ3_S: case G::IQ4_XS: f = G::IQ4_NL; break;
     default:
       throw_error("tensor {}: row length {} is not a multiple of {} as {} needs, and no tensor "
                   "type fallback is defined for type {}", name, ne0, block_size(type),
                   ggml_type_info(type)->name, ggml_type_info(type)->name);
   }
-  if (ne0 % block_size(f) != 0) f = id(G::F16);
+  if (ne0 % block_size(f) != 0) f = G::F16;
   return f;
 }
 

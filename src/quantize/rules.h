@@ -41,16 +41,16 @@ struct MixState {
 bool is_quantizable(std::string_view name, uint32_t n_dims, bool leave_output_tensor);
 
 // True for block-quantized ggml types (not F32/F16/BF16/integer types).
-bool is_quantized_type(uint32_t type);
+bool is_quantized_type(GgmlType type);
 
 // The mix rules (llama_tensor_get_type before the fallback): the type of `name` for a file
 // type whose default tensor type is `default_type`. Advances `state`.
-uint32_t mix_type(const ModelInfo& model, MixState& state, FType ftype, bool has_imatrix,
-                  std::string_view name, int64_t ne0, uint32_t default_type);
+GgmlType mix_type(const ModelInfo& model, MixState& state, FType ftype, bool has_imatrix,
+                  std::string_view name, int64_t ne0, GgmlType default_type);
 
 // The shape fallback: `type` when ne0 is a multiple of its block size, else the replacement
 // (Q4_K -> Q5_0, ..., F16 when that still does not fit). Throws naming the tensor when no
 // fallback exists for the type.
-uint32_t shape_fallback(std::string_view name, int64_t ne0, uint32_t type);
+GgmlType shape_fallback(std::string_view name, int64_t ne0, GgmlType type);
 
 }  // namespace imq::quantize

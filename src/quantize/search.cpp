@@ -9,8 +9,8 @@ namespace {
 // llama.cpp's own search: exactly what the codec registry reproduces.
 class ReferenceQuantizer final : public RowQuantizer {
  public:
-  void require(uint32_t type) const override { (void)quant::codec(type); }
-  size_t quantize(uint32_t type, const float* src, void* dst, int64_t nrows, int64_t n_per_row,
+  void require(GgmlType type) const override { (void)quant::codec(type); }
+  size_t quantize(GgmlType type, const float* src, void* dst, int64_t nrows, int64_t n_per_row,
                   const float* importance) const override {
     return quant::codec(type).quantize(src, dst, nrows, n_per_row, importance);
   }
@@ -19,8 +19,8 @@ class ReferenceQuantizer final : public RowQuantizer {
 // imq's search where the codec has one, the reference elsewhere.
 class ImqQuantizer final : public RowQuantizer {
  public:
-  void require(uint32_t type) const override { (void)quant::codec(type); }
-  size_t quantize(uint32_t type, const float* src, void* dst, int64_t nrows, int64_t n_per_row,
+  void require(GgmlType type) const override { (void)quant::codec(type); }
+  size_t quantize(GgmlType type, const float* src, void* dst, int64_t nrows, int64_t n_per_row,
                   const float* importance) const override {
     const quant::Codec& c = quant::codec(type);
     const auto fn = c.quantize_imq ? c.quantize_imq : c.quantize;

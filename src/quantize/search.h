@@ -14,10 +14,10 @@ class RowQuantizer {
  public:
   virtual ~RowQuantizer() = default;
   // Throws imq::Error when `type` cannot be produced (checked before any work starts).
-  virtual void require(uint32_t type) const = 0;
+  virtual void require(GgmlType type) const = 0;
   // Quantizes nrows rows of n_per_row floats to `type` into dst; importance (n_per_row
   // weights shared by every row) may be null. Returns bytes written. Thread-safe.
-  virtual size_t quantize(uint32_t type, const float* src, void* dst, int64_t nrows,
+  virtual size_t quantize(GgmlType type, const float* src, void* dst, int64_t nrows,
                           int64_t n_per_row, const float* importance) const = 0;
 };
 

@@ -15,7 +15,7 @@ namespace {
 struct TensorSpec {
   std::string name;
   std::vector<int64_t> ne;
-  uint32_t type;
+  GgmlType type;
   float range;  // 0: all ones (norm weights)
 };
 
@@ -29,7 +29,7 @@ uint64_t splitmix(uint64_t& s) {
 void fill(const TensorSpec& t, uint64_t seed, size_t index, std::vector<uint8_t>& out) {
   int64_t n = 1;
   for (int64_t d : t.ne) n *= d;
-  const bool f16 = t.type == uint32_t(GgmlType::F16);
+  const bool f16 = t.type == GgmlType::F16;
   out.resize(size_t(n) * (f16 ? 2 : 4));
   uint64_t s = seed ^ (0xA0761D6478BD642Full * (index + 1));
   for (int64_t i = 0; i < n; ++i) {
@@ -71,7 +71,7 @@ void write_synthetic_model(const SynthOptions& o, const std::string& path) {
                 o.n_embd, o.n_head, o.n_head_kv);
   if (o.moe && (o.n_expert < 1 || o.n_expert_used < 1 || o.n_expert_used > o.n_expert))
     throw_error("synth: need 1 <= n_expert_used ({}) <= n_expert ({})", o.n_expert_used, o.n_expert);
-  if (o.type != uint32_t(GgmlType::F32) && o.type != uint32_t(GgmlType::F16))
+  if (o.type != GgmlType::F32 && o.type != GgmlType::F16)
     throw_error("synth: weight type must be f32 or f16");
 
   gguf::Writer w;
@@ -79,7 +79,7 @@ void write_synthetic_model(const SynthOptions& o, const std::string& path) {
   const int64_t head_dim = o.n_embd / o.n_head;
   w.set("general.architecture", gguf::Value::str("llama"));
   w.set("general.name", gguf::Value::str(o.moe ? "imq-synth-moe" : "imq-synth"));
-  w.set("general.file_type", gguf::Value::u32(o.type == uint32_t(GgmlType::F16) ? 1 : 0));
+  w.set("general.file_type", gguf::Value::u32(o.type == GgmlType::F16 ? 1 : 0));
   w.set("llama.context_length", gguf::Value::u32(uint32_t(o.n_ctx_train)));
   w.set("llama.embedding_length", gguf::Value::u32(uint32_t(o.n_embd)));
   w.set("llama.block_count", gguf::Value::u32(uint32_t(o.n_layer)));
@@ -114,7 +114,7 @@ void write_synthetic_model(const SynthOptions& o, const std::string& path) {
   w.set("llama.vocab_size", gguf::Value::u32(uint32_t(n_vocab)));
 
   // Tensors in llama.cpp's order.
-  const uint32_t F32 = uint32_t(GgmlType::F32), wt = o.type;
+  const GgmlType F32 = GgmlType::F32, wt = o.type;
   const int64_t n_q = o.n_head * head_dim, n_kv = o.n_head_kv * head_dim;
   auto r = [](int64_t fan_in) { return float(1.0 / std::sqrt(double(fan_in))); };
   std::vector<TensorSpec> specs;

@@ -88,8 +88,8 @@ MixTuneResult tune_mix(const std::string& model_path, const quantize::Options& o
   auto model = model::Model::load(model_path);
   const gguf::File& file = model->file();
   const quantize::Plan standard = quantize::make_plan(file, options);
-  const uint32_t base_type = standard.ftype.default_type;
-  if (std::none_of(std::begin(kLadder), std::end(kLadder) - 1, [&](G t) { return uint32_t(t) == base_type; }))
+  const GgmlType base_type = standard.ftype.default_type;
+  if (std::none_of(std::begin(kLadder), std::end(kLadder) - 1, [&](G t) { return t == base_type; }))
     throw_error("--tune-mix needs a K-quant mix (Q2_K ... Q6_K and their _S/_M/_L), not {}",
                 standard.ftype.name);
 
@@ -131,19 +131,19 @@ MixTuneResult tune_mix(const std::string& model_path, const quantize::Options& o
   if (r.groups.empty()) throw_error("--tune-mix: no tensor left to tune");
 
   // Puts every tensor of `types` (name -> type) into the model, runs the probe, restores.
-  auto measure_with = [&](const std::map<std::string, uint32_t>& types) {
+  auto measure_with = [&](const std::map<std::string, GgmlType>& types) {
     for (const auto& [name, type] : types)
       model->replace_weight(name, type, quantize::quantize_tensor(file, *by_name.at(name), type,
                                                                   options.search, tune.n_threads));
     const double kld = mean_kld(session, *base, co);
-    for (const auto& [name, type] : types) model->replace_weight(name, 0, {});
+    for (const auto& [name, type] : types) model->replace_weight(name, GgmlType::F32, {});  // empty: restores the file's
     return kld;
   };
 
   // The type each tensor of g gets for a ladder type (its shape fallback), nullopt if one
   // cannot hold it.
-  using Types = std::map<std::string, uint32_t>;
-  auto types_for = [&](const GroupResult& g, uint32_t ladder) -> std::optional<Types> {
+  using Types = std::map<std::string, GgmlType>;
+  auto types_for = [&](const GroupResult& g, GgmlType ladder) -> std::optional<Types> {
     Types types;
     for (const auto& name : g.tensors) {
       const auto t = quantize::fitted_type(name, by_name.at(name)->ne[0], ladder);
@@ -157,14 +157,14 @@ MixTuneResult tune_mix(const std::string& model_path, const quantize::Options& o
     std::vector<Types> seen;
     std::string line = fmt::format("tune: {:<24}", g.name);
     for (G ladder : kLadder) {
-      const auto types = types_for(g, uint32_t(ladder));
+      const auto types = types_for(g, ladder);
       if (!types || std::find(seen.begin(), seen.end(), *types) != seen.end()) continue;
       seen.push_back(*types);
       uint64_t bytes = 0;
       for (const auto& [name, t] : *types) bytes += by_name.at(name)->bytes_as(t);
       const double kld = measure_with(*types);
-      g.candidates.push_back({uint32_t(ladder), bytes, kld});
-      line += fmt::format(" {}:{:.6f}", ggml_type_info(uint32_t(ladder))->name, kld);
+      g.candidates.push_back({ladder, bytes, kld});
+      line += fmt::format(" {}:{:.6f}", ggml_type_info(ladder)->name, kld);
     }
     if (g.candidates.empty()) throw_error("--tune-mix: no K-quant type fits tensor {}", g.tensors[0]);
     say(line);

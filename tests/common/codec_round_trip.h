@@ -22,7 +22,7 @@ struct Bound {
   bool uses_importance;  // llama-quantize's result depends on the imatrix
 };
 
-inline void PrintTo(const Bound& b, std::ostream* os) { *os << ggml_type_display_name(uint32_t(b.type)); }
+inline void PrintTo(const Bound& b, std::ostream* os) { *os << ggml_type_display_name(b.type); }
 
 struct RoundTrip {
   std::vector<uint8_t> bytes;

@@ -67,7 +67,7 @@ struct KldCase {
 class QuantKld : public ::testing::TestWithParam<KldCase> {};
 
 TEST_P(QuantKld, MatchesLlamaPerplexityStatistics) {
-  if (!quant::find_codec(uint32_t(GgmlType::Q4_K)) || !quant::find_codec(uint32_t(GgmlType::Q6_K)))
+  if (!quant::find_codec(GgmlType::Q4_K) || !quant::find_codec(GgmlType::Q6_K))
     GTEST_SKIP() << "K-quant codecs not available yet";
   const KldCase& c = GetParam();
   const std::string dir = std::string("reference/") + c.dir + "/";

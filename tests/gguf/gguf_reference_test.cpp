@@ -103,9 +103,9 @@ TEST(GgufWriter, PythonReferenceReaderAcceptsOurFile) {
   std::vector<uint8_t> data(4 * 64 * 3);
   for (size_t i = 0; i < data.size(); ++i) data[i] = uint8_t(i);
   int64_t ne[2] = {64, 3};
-  w.add_tensor("a.weight", 0, ne, data);
+  w.add_tensor("a.weight", GgmlType::F32, ne, data);
   int64_t ne1[1] = {5};
-  w.add_tensor("b", 1, ne1, std::vector<uint8_t>(10, 1));
+  w.add_tensor("b", GgmlType::F16, ne1, std::vector<uint8_t>(10, 1));
   w.write(d.file("x.gguf"));
   std::string cmd = "python3 " + tool + " " + d.file("x.gguf") + " > " + d.file("py.tsv");
   ASSERT_EQ(std::system(cmd.c_str()), 0);

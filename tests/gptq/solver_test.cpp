@@ -120,7 +120,7 @@ TEST(GptqSolver, FollowsTheTextbookUpdate) {
   // One Q4_K row of one block: the grid is fitted once to the original row, then each column
   // is rounded and the error spread by the OBS formula with H⁻¹ updated column by column.
   const int64_t n = 256;
-  const quant::Codec& c = quant::codec(uint32_t(GgmlType::Q4_K));
+  const quant::Codec& c = quant::codec(GgmlType::Q4_K);
   const Hessian h = hessian_of(activations(1200, n, 11), n);
   Factor f;
   ASSERT_TRUE(gptq::factor_hessian(h.full(), n, 0.01, f));
@@ -185,7 +185,7 @@ class GptqLowersError : public ::testing::TestWithParam<GgmlType> {};
 
 TEST_P(GptqLowersError, AgainstBlockRounding) {
   const int64_t n = 512, rows = 48, tokens = 1500;
-  const quant::Codec& c = quant::codec(uint32_t(GetParam()));
+  const quant::Codec& c = quant::codec(GetParam());
   const auto x = activations(tokens, n, 21);
   const Hessian h = hessian_of(x, n);
   const auto imp = h.mean_square();
@@ -215,7 +215,7 @@ INSTANTIATE_TEST_SUITE_P(Grids, GptqLowersError,
                                            GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::Q4_0,
                                            GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1,
                                            GgmlType::Q8_0, GgmlType::IQ4_NL, GgmlType::IQ4_XS),
-                         [](const auto& info) { return std::string(ggml_type_info(uint32_t(info.param))->name); });
+                         [](const auto& info) { return std::string(ggml_type_info(info.param)->name); });
 
 }  // namespace
 }  // namespace imq::test

@@ -18,7 +18,7 @@ using namespace imq::imatrix;
 
 struct T {
   std::string name;
-  uint32_t type;
+  GgmlType type;
   std::vector<int64_t> ne;
   std::vector<float> v;
 };
@@ -34,14 +34,14 @@ void write_raw(const std::string& path, const std::vector<T>& tensors, uint32_t 
   for (const auto& t : tensors) {
     int64_t n = 1;
     for (auto x : t.ne) n *= x;
-    std::vector<uint8_t> data(size_t(n) * (t.type == uint32_t(GgmlType::F32) ? 4 : 2), 0);
-    if (t.type == uint32_t(GgmlType::F32)) std::memcpy(data.data(), t.v.data(), std::min(data.size(), t.v.size() * 4));
+    std::vector<uint8_t> data(size_t(n) * (t.type == GgmlType::F32 ? 4 : 2), 0);
+    if (t.type == GgmlType::F32) std::memcpy(data.data(), t.v.data(), std::min(data.size(), t.v.size() * 4));
     w.add_tensor(t.name, t.type, t.ne, std::move(data));
   }
   w.write(path);
 }
 
-constexpr uint32_t kF32 = uint32_t(GgmlType::F32), kF16 = uint32_t(GgmlType::F16);
+constexpr GgmlType kF32 = GgmlType::F32, kF16 = GgmlType::F16;
 
 std::string error_of(const std::function<void()>& f) {
   try {

@@ -200,7 +200,7 @@ TEST_F(CollectRun, NanStopsWithTheGoodChunksSaved) {
 
   std::string bytes = read_all(model_);
   const gguf::TensorInfo& emb = model.tensor("token_embd.weight");
-  ASSERT_EQ(emb.type, 0u);
+  ASSERT_EQ(emb.type, GgmlType::F32);
   const size_t at = size_t(model.data_offset() + emb.offset) + size_t(bad) * size_t(emb.ne[0]) * 4;
   const float nan = NAN;
   for (int64_t j = 0; j < emb.ne[0]; ++j) std::memcpy(&bytes[at + size_t(j) * 4], &nan, 4);

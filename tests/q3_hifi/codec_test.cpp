@@ -33,8 +33,8 @@ const Data& data() {
   return d;
 }
 
-const quant::Codec& q3_hifi() { return quant::codec(uint32_t(GgmlType::Q3_HIFI)); }
-const quant::Codec& q3_k() { return quant::codec(uint32_t(GgmlType::Q3_K)); }
+const quant::Codec& q3_hifi() { return quant::codec(GgmlType::Q3_HIFI); }
+const quant::Codec& q3_k() { return quant::codec(GgmlType::Q3_K); }
 
 std::vector<Block> quantize(const std::vector<float>& x, int64_t rows, int64_t cols,
                             const float* importance) {

@@ -26,7 +26,7 @@ std::string write_q3_hifi_file(const test::TempDir& d, const std::optional<gguf:
   w.set("general.architecture", gguf::Value::str("llama"));
   if (version) w.set(std::string(kQ3HifiVersionKey), *version);
   const int64_t ne[2] = {256, 2};
-  w.add_tensor("blk.0.attn_v.weight", uint32_t(GgmlType::Q3_HIFI), ne, std::vector<uint8_t>(2 * 134));
+  w.add_tensor("blk.0.attn_v.weight", GgmlType::Q3_HIFI, ne, std::vector<uint8_t>(2 * 134));
   const std::string path = d.file("q3_hifi.gguf");
   w.write(path);
   return path;
@@ -96,15 +96,15 @@ TEST(Q3HifiFile, QuantizeReadBackDequantize) {
   EXPECT_EQ(q.find(std::string(kQ3HifiVersionKey))->as_int(), 1);
   EXPECT_EQ(q.find("general.file_type")->as_int(), 2000);
   const auto imp = quantize::load_importance(imatrix);
-  const quant::Codec& codec = quant::codec(uint32_t(GgmlType::Q3_HIFI));
+  const quant::Codec& codec = quant::codec(GgmlType::Q3_HIFI);
   int n_hifi = 0;
   for (const auto& t : q.tensors()) {
     if (t.name == "output.weight") {
-      EXPECT_EQ(t.type, uint32_t(GgmlType::Q6_K));
+      EXPECT_EQ(t.type, GgmlType::Q6_K);
       continue;
     }
     if (t.ne[1] == 1) continue;  // norms stay F32
-    ASSERT_EQ(t.type, uint32_t(GgmlType::Q3_HIFI)) << t.name;
+    ASSERT_EQ(t.type, GgmlType::Q3_HIFI) << t.name;
     ++n_hifi;
     const std::vector<float> x = f32_data(in, in.tensor(t.name));
     const auto it = imp.entries.find(t.name);
@@ -132,7 +132,7 @@ TEST(Q3HifiFile, WithoutImatrixWarnsOnce) {
   const std::string out = quantize_model(d, model, "Q3_HIFI", "", &r);
   EXPECT_EQ(count(r.err, "Q3_HIFI without an imatrix"), 1u) << r.err;
   const gguf::File q = gguf::File::open(out);
-  EXPECT_EQ(q.tensor("blk.0.ffn_down.weight").type, uint32_t(GgmlType::Q3_HIFI));
+  EXPECT_EQ(q.tensor("blk.0.ffn_down.weight").type, GgmlType::Q3_HIFI);
   EXPECT_EQ(test::run_imq("info " + out).rc, 0);
 }
 
@@ -153,12 +153,12 @@ TEST(Q3HifiFile, MixRouting) {
   for (int l = 0; l < 4; ++l) {
     const std::string b = "blk." + std::to_string(l) + ".";
     for (const char* t : {"attn_q", "attn_k", "attn_v", "attn_output"})
-      EXPECT_EQ(type(b + t + ".weight"), uint32_t(GgmlType::Q3_HIFI)) << b << t;
-    EXPECT_EQ(type(b + "ffn_down.weight"), uint32_t(l < 2 ? GgmlType::Q4_K : GgmlType::Q3_HIFI)) << l;
-    EXPECT_EQ(type(b + "ffn_up.weight"), uint32_t(GgmlType::Q3_K)) << l;
+      EXPECT_EQ(type(b + t + ".weight"), GgmlType::Q3_HIFI) << b << t;
+    EXPECT_EQ(type(b + "ffn_down.weight"), l < 2 ? GgmlType::Q4_K : GgmlType::Q3_HIFI) << l;
+    EXPECT_EQ(type(b + "ffn_up.weight"), GgmlType::Q3_K) << l;
   }
-  EXPECT_EQ(type("token_embd.weight"), uint32_t(GgmlType::Q3_K));
-  EXPECT_EQ(type("output.weight"), uint32_t(GgmlType::Q6_K));
+  EXPECT_EQ(type("token_embd.weight"), GgmlType::Q3_K);
+  EXPECT_EQ(type("output.weight"), GgmlType::Q6_K);
   const std::string k_m = quantize_model(d, model, "Q3_K_M", imatrix);
   EXPECT_LE(std::filesystem::file_size(out), std::filesystem::file_size(k_m));
 }

@@ -23,7 +23,7 @@ using quant::BlockQ8K;
 template <typename Block>
 std::vector<float> decode(GgmlType type, const Block& b) {
   std::vector<float> y(256);
-  quant::codec(uint32_t(type)).dequantize(&b, y.data(), 256);
+  quant::codec(type).dequantize(&b, y.data(), 256);
   return y;
 }
 
@@ -146,8 +146,8 @@ TEST(KQuantBlocks, RandomBlocksDecodeAsSpec) {
   std::mt19937 rng(11);
   for (GgmlType type : {GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K,
                         GgmlType::Q6_K, GgmlType::Q8_K}) {
-    SCOPED_TRACE(ggml_type_display_name(uint32_t(type)));
-    const quant::Codec& c = quant::codec(uint32_t(type));
+    SCOPED_TRACE(ggml_type_display_name(type));
+    const quant::Codec& c = quant::codec(type);
     const int n_blocks = 64;
     std::vector<uint8_t> bytes(size_t(n_blocks) * c.type_size);
     for (auto& v : bytes) v = uint8_t(rng());
@@ -179,8 +179,8 @@ TEST(KQuantBlocks, PerBlockFunctionsMatchCodecRows) {
   auto check = [&](GgmlType type, auto block, auto fn) {
     fn(x.data(), qw.data(), &block);
     std::vector<uint8_t> row(sizeof block);
-    quant::codec(uint32_t(type)).quantize(x.data(), row.data(), 1, 256, qw.data());
-    EXPECT_EQ(0, std::memcmp(row.data(), &block, sizeof block)) << ggml_type_display_name(uint32_t(type));
+    quant::codec(type).quantize(x.data(), row.data(), 1, 256, qw.data());
+    EXPECT_EQ(0, std::memcmp(row.data(), &block, sizeof block)) << ggml_type_display_name(type);
   };
   check(GgmlType::Q2_K, BlockQ2K{}, quant::quantize_block_q2_k);
   check(GgmlType::Q3_K, BlockQ3K{}, quant::quantize_block_q3_k);

@@ -17,10 +17,10 @@
 namespace imq {
 namespace {
 
-bool is_kquant(uint32_t type) {
-  return type == uint32_t(GgmlType::Q2_K) || type == uint32_t(GgmlType::Q3_K) ||
-         type == uint32_t(GgmlType::Q4_K) || type == uint32_t(GgmlType::Q5_K) ||
-         type == uint32_t(GgmlType::Q6_K);
+bool is_kquant(GgmlType type) {
+  return type == GgmlType::Q2_K || type == GgmlType::Q3_K ||
+         type == GgmlType::Q4_K || type == GgmlType::Q5_K ||
+         type == GgmlType::Q6_K;
 }
 
 std::optional<std::vector<float>> importance_for(const gguf::File* imatrix, const std::string& name) {
@@ -136,9 +136,9 @@ std::map<std::string, std::pair<std::string, std::string>> kquant_digests(const 
   return out;
 }
 
-uint32_t type_id(const std::string& name) {
+GgmlType type_id(const std::string& name) {
   for (uint32_t id = 10; id <= 14; ++id)
-    if (ggml_type_info(id)->name == name) return id;
+    if (ggml_type_info(GgmlType(id))->name == name) return GgmlType(id);
   throw Error("unknown type " + name);
 }
 

@@ -29,8 +29,8 @@ struct Totals {
 // Quantizes rows both ways and checks every block; returns the summed errors.
 Totals compare_rows(GgmlType type, const float* x, int64_t nrows, int64_t n_per_row,
                     const float* importance) {
-  const quant::Codec& c = quant::codec(uint32_t(type));
-  const auto imq_rows = quant::k_imq_rows(uint32_t(type));
+  const quant::Codec& c = quant::codec(type);
+  const auto imq_rows = quant::k_imq_rows(type);
   EXPECT_NE(imq_rows, nullptr);
   const size_t bytes = quant::row_size(c, n_per_row) * size_t(nrows);
   std::vector<uint8_t> ref(bytes), imq(bytes);
@@ -47,7 +47,7 @@ Totals compare_rows(GgmlType type, const float* x, int64_t nrows, int64_t n_per_
     const float* xb = x + b * 256;
     const int64_t col = (b * 256) % n_per_row;
     float w[256];
-    quant::k_imq_weights(uint32_t(type), xb, importance ? importance + col : nullptr, w);
+    quant::k_imq_weights(type, xb, importance ? importance + col : nullptr, w);
     const double er = quant::k_block_error(xb, yr.data() + b * 256, w);
     const double ei = quant::k_block_error(xb, yi.data() + b * 256, w);
     for (int i = 0; i < 256; ++i) {
@@ -95,12 +95,12 @@ TEST(ImqWeights, ImportanceTimesMagnitudeTermToTheThreeHalves) {
   for (size_t i = 0; i < qw.size(); ++i) qw[i] = 0.5f + float(i % 5);
   float w[256], ref[256];
   for (GgmlType t : kTypes) {
-    quant::k_imq_weights(uint32_t(t), x.data(), nullptr, w);
-    quant::k_error_weights(uint32_t(t), x.data(), nullptr, ref);
-    EXPECT_EQ(std::memcmp(w, ref, sizeof w), 0) << ggml_type_display_name(uint32_t(t));
-    quant::k_imq_weights(uint32_t(t), x.data(), qw.data(), w);
+    quant::k_imq_weights(t, x.data(), nullptr, w);
+    quant::k_error_weights(t, x.data(), nullptr, ref);
+    EXPECT_EQ(std::memcmp(w, ref, sizeof w), 0) << ggml_type_display_name(t);
+    quant::k_imq_weights(t, x.data(), qw.data(), w);
     if (t == GgmlType::Q6_K) {
-      quant::k_error_weights(uint32_t(t), x.data(), qw.data(), ref);
+      quant::k_error_weights(t, x.data(), qw.data(), ref);
       EXPECT_EQ(std::memcmp(w, ref, sizeof w), 0);
       continue;
     }
@@ -119,13 +119,13 @@ TEST(ImqWeights, ImportanceTimesMagnitudeTermToTheThreeHalves) {
 // (register.cpp: it lost to llama.cpp's on the MoE model).
 TEST(ImqRows, EveryKTypeButQ5KOffersItsSearch) {
   for (GgmlType t : kTypes) {
-    const quant::Codec& c = quant::codec(uint32_t(t));
-    EXPECT_EQ(c.quantize_imq == nullptr, t == GgmlType::Q5_K) << ggml_type_display_name(uint32_t(t));
+    const quant::Codec& c = quant::codec(t);
+    EXPECT_EQ(c.quantize_imq == nullptr, t == GgmlType::Q5_K) << ggml_type_display_name(t);
     if (c.quantize_imq) {
-      EXPECT_EQ(c.quantize_imq, quant::k_imq_rows(uint32_t(t)));
+      EXPECT_EQ(c.quantize_imq, quant::k_imq_rows(t));
     }
   }
-  EXPECT_EQ(quant::k_imq_rows(uint32_t(GgmlType::Q8_0)), nullptr);
+  EXPECT_EQ(quant::k_imq_rows(GgmlType::Q8_0), nullptr);
 }
 
 class ImqSearch : public ::testing::TestWithParam<GgmlType> {};
@@ -151,7 +151,7 @@ TEST_P(ImqSearch, NeverWorseOnRandomRowsAndBetterInTotal) {
 
 TEST_P(ImqSearch, DeterministicAndRowIndependent) {
   const GgmlType type = GetParam();
-  const quant::Codec& c = quant::codec(uint32_t(type));
+  const quant::Codec& c = quant::codec(type);
   std::mt19937 rng(99);
   const int64_t n_per_row = 768, nrows = 6;
   const auto x = random_rows(rng, n_per_row * nrows, 1);
@@ -159,7 +159,7 @@ TEST_P(ImqSearch, DeterministicAndRowIndependent) {
   for (int64_t i = 0; i < n_per_row; ++i) imp[size_t(i)] = 0.1f + float(i % 7);
   const size_t row_bytes = quant::row_size(c, n_per_row);
   std::vector<uint8_t> all(row_bytes * nrows), again(row_bytes * nrows), one(row_bytes * nrows);
-  const auto imq_rows = quant::k_imq_rows(uint32_t(type));
+  const auto imq_rows = quant::k_imq_rows(type);
   imq_rows(x.data(), all.data(), nrows, n_per_row, imp.data());
   imq_rows(x.data(), again.data(), nrows, n_per_row, imp.data());
   for (int64_t r = nrows - 1; r >= 0; --r)  // one row at a time, in reverse order
@@ -190,7 +190,7 @@ TEST_P(ImqSearch, NeverWorseOnRealRows) {
   int checked = 0;
   Totals sum_plain, sum_imp;
   for (const auto& t : model.tensors()) {
-    if (t.type != uint32_t(GgmlType::F32) || t.ne[0] % 256 != 0 || t.ne[1] < 2) continue;
+    if (t.type != GgmlType::F32 || t.ne[0] % 256 != 0 || t.ne[1] < 2) continue;
     if (checked >= 4) break;
     const auto importance = test::imatrix_importance(imatrix, t.name);
     if (!importance) continue;
@@ -209,13 +209,13 @@ TEST_P(ImqSearch, NeverWorseOnRealRows) {
   EXPECT_LT(sum_plain.imq, sum_plain.ref);
   EXPECT_LT(sum_imp.imq, sum_imp.ref);
   std::printf("%s real rows: weighted error imq/ref %.4f (no imatrix), %.4f (imatrix)\n",
-              ggml_type_display_name(uint32_t(type)).c_str(), sum_plain.imq / sum_plain.ref,
+              ggml_type_display_name(type).c_str(), sum_plain.imq / sum_plain.ref,
               sum_imp.imq / sum_imp.ref);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllKQuants, ImqSearch, ::testing::ValuesIn(kTypes),
                          [](const auto& info) {
-                           return ggml_type_display_name(uint32_t(info.param));
+                           return ggml_type_display_name(info.param);
                          });
 
 }  // namespace

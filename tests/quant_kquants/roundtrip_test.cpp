@@ -46,7 +46,7 @@ double weighted_nrmse(const std::vector<float>& x, const std::vector<float>& y, 
 class KQuants : public ::testing::TestWithParam<test::Bound> {};
 
 TEST_P(KQuants, RegistryRowMatchesGgmlTypeTable) {
-  const quant::Codec& c = quant::codec(uint32_t(GetParam().type));
+  const quant::Codec& c = quant::codec(GetParam().type);
   const auto info = *ggml_type_info(c.type);
   EXPECT_EQ(c.name, info.name);
   EXPECT_EQ(c.block_size, 256u);
@@ -55,7 +55,7 @@ TEST_P(KQuants, RegistryRowMatchesGgmlTypeTable) {
 
 TEST_P(KQuants, ErrorWithinBoundWithAndWithoutImportance) {
   const test::Bound b = GetParam();
-  const quant::Codec& c = quant::codec(uint32_t(b.type));
+  const quant::Codec& c = quant::codec(b.type);
   for (const float* importance : {static_cast<const float*>(nullptr), data().importance.data()}) {
     SCOPED_TRACE(importance ? "with importance" : "without importance");
     const test::RoundTrip r = test::round_trip(c, data().x, kRows, kCols, importance);
@@ -77,7 +77,7 @@ TEST_P(KQuants, ErrorWithinBoundWithAndWithoutImportance) {
 // then lowers the importance-weighted error.
 TEST_P(KQuants, ImportanceIsUsedAndDeterministic) {
   const test::Bound b = GetParam();
-  const quant::Codec& c = quant::codec(uint32_t(b.type));
+  const quant::Codec& c = quant::codec(b.type);
   const float* imp = data().importance.data();
   const test::RoundTrip plain1 = test::round_trip(c, data().x, kRows, kCols, nullptr);
   const test::RoundTrip plain2 = test::round_trip(c, data().x, kRows, kCols, nullptr);
@@ -98,7 +98,7 @@ TEST_P(KQuants, ImportanceIsUsedAndDeterministic) {
 
 // Our dequantization equals the spec decoder on the codec's own output.
 TEST_P(KQuants, DequantizeMatchesSpecDecoder) {
-  const quant::Codec& c = quant::codec(uint32_t(GetParam().type));
+  const quant::Codec& c = quant::codec(GetParam().type);
   const test::RoundTrip r = test::round_trip(c, data().x, 4, kCols, data().importance.data());
   const auto spec = test::spec_decode_k_all(GetParam().type, r.bytes.data(), 4 * kCols);
   EXPECT_EQ(0, std::memcmp(spec.data(), r.y.data(), spec.size() * sizeof(float)));
@@ -106,7 +106,7 @@ TEST_P(KQuants, DequantizeMatchesSpecDecoder) {
 
 // All-zero, constant, tiny and single-spike super-blocks: finite output, zeros stay zero.
 TEST_P(KQuants, DegenerateBlocks) {
-  const quant::Codec& c = quant::codec(uint32_t(GetParam().type));
+  const quant::Codec& c = quant::codec(GetParam().type);
   std::vector<float> x(6 * 256, 0.0f);
   for (int i = 256; i < 512; ++i) x[size_t(i)] = 0.75f;            // constant positive
   for (int i = 512; i < 768; ++i) x[size_t(i)] = -2.5f;            // constant negative
@@ -126,7 +126,7 @@ TEST_P(KQuants, DegenerateBlocks) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllKQuants, KQuants, ::testing::ValuesIn(kBounds),
-                         [](const auto& p) { return ggml_type_display_name(uint32_t(p.param.type)); });
+                         [](const auto& p) { return ggml_type_display_name(p.param.type); });
 
 }  // namespace
 }  // namespace imq

@@ -13,7 +13,7 @@ namespace imq {
 namespace {
 
 std::vector<float> dequantize(GgmlType type, const std::vector<uint8_t>& bytes) {
-  const quant::Codec& c = quant::codec(uint32_t(type));
+  const quant::Codec& c = quant::codec(type);
   EXPECT_EQ(bytes.size() % c.type_size, 0u);
   const int64_t n = int64_t(bytes.size() / c.type_size) * c.block_size;
   std::vector<float> y(static_cast<size_t>(n));
@@ -109,7 +109,7 @@ class RandomBytes : public ::testing::TestWithParam<GgmlType> {};
 
 TEST_P(RandomBytes, DequantizeMatchesSpecDecoder) {
   const GgmlType type = GetParam();
-  const quant::Codec& c = quant::codec(uint32_t(type));
+  const quant::Codec& c = quant::codec(type);
   std::mt19937 rng(11);
   std::vector<uint8_t> bytes(64 * c.type_size);
   for (auto& v : bytes) v = uint8_t(rng());
@@ -126,7 +126,7 @@ INSTANTIATE_TEST_SUITE_P(Types, RandomBytes,
                          ::testing::Values(GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0,
                                            GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::IQ4_NL,
                                            GgmlType::IQ4_XS),
-                         [](const auto& p) { return ggml_type_display_name(uint32_t(p.param)); });
+                         [](const auto& p) { return ggml_type_display_name(p.param); });
 
 }  // namespace
 }  // namespace imq
@@ -138,7 +138,7 @@ namespace {
 TEST(HandBuiltQuantize, Q8_0RoundsHalfAwayFromZero) {
   float x[32] = {127.0f, 0.5f, -0.5f, 1.5f, 2.5f, -2.5f, 0.49999997f, -126.5f, 3.4999998f};
   uint8_t b[34];
-  quant::codec(uint32_t(GgmlType::Q8_0)).quantize(x, b, 1, 32, nullptr);
+  quant::codec(GgmlType::Q8_0).quantize(x, b, 1, 32, nullptr);
   EXPECT_EQ(test::le16(b), 0x3c00);  // d = 1
   const int8_t expected[9] = {127, 1, -1, 2, 3, -3, 0, -127, 3};
   for (int j = 0; j < 9; ++j) EXPECT_EQ(int8_t(b[2 + j]), expected[j]) << j;
@@ -153,7 +153,7 @@ TEST(HandBuiltQuantize, Q4_0ReferenceFormula) {
   x[2] = 2.5f;    // 2.5 + 8.5 = 11
   x[3] = -0.75f;  // 7.75 -> 7 (truncated)
   uint8_t b[18];
-  quant::codec(uint32_t(GgmlType::Q4_0)).quantize(x, b, 1, 32, nullptr);
+  quant::codec(GgmlType::Q4_0).quantize(x, b, 1, 32, nullptr);
   EXPECT_EQ(test::le16(b), 0x3c00);
   EXPECT_EQ(b[2] & 15, 0);
   EXPECT_EQ(b[3] & 15, 15);

@@ -15,7 +15,7 @@
 namespace imq::test {
 
 inline std::vector<float> read_f32_tensor(const gguf::File& f, const gguf::TensorInfo& t) {
-  if (t.type != uint32_t(GgmlType::F32)) throw Error(t.name + ": expected an F32 tensor");
+  if (t.type != GgmlType::F32) throw Error(t.name + ": expected an F32 tensor");
   auto bytes = f.tensor_data(t);
   std::vector<float> v(bytes.size() / sizeof(float));
   std::memcpy(v.data(), bytes.data(), v.size() * sizeof(float));
@@ -86,7 +86,7 @@ inline float spec_decode(GgmlType type, const uint8_t* b, int e) {
 // legacy and the K-quant spec decoders share it.
 inline std::vector<float> decode_elements(GgmlType type, const uint8_t* data, int64_t n,
                                           float (*decode)(GgmlType, const uint8_t*, int)) {
-  const auto info = *ggml_type_info(uint32_t(type));
+  const auto info = *ggml_type_info(type);
   std::vector<float> out(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i)
     out[size_t(i)] = decode(type, data + (i / info.block_size) * info.type_size, int(i % info.block_size));

@@ -32,7 +32,7 @@ std::vector<float> test_values() {
 }
 
 std::vector<uint16_t> convert(GgmlType type, const std::vector<float>& x) {
-  const quant::Codec& c = quant::codec(uint32_t(type));
+  const quant::Codec& c = quant::codec(type);
   std::vector<uint16_t> out(x.size());
   EXPECT_EQ(c.quantize(x.data(), out.data(), int64_t(x.size() / 256), 256, nullptr), 2 * x.size());
   return out;
@@ -56,7 +56,7 @@ TEST(FloatCodecs, F16DequantizesEveryHalf) {
   std::vector<uint16_t> all(0x10000);
   for (uint32_t i = 0; i < all.size(); ++i) all[i] = uint16_t(i);
   std::vector<float> y(all.size());
-  quant::codec(uint32_t(GgmlType::F16)).dequantize(all.data(), y.data(), int64_t(y.size()));
+  quant::codec(GgmlType::F16).dequantize(all.data(), y.data(), int64_t(y.size()));
   for (uint32_t i = 0; i < all.size(); ++i) {
     const float hw = float(std::bit_cast<_Float16>(uint16_t(i)));
     if (std::isnan(hw)) {
@@ -94,14 +94,14 @@ TEST(FloatCodecs, Bf16RoundsToNearestEvenAndQuietsNan) {
     ASSERT_EQ(h[i], bf16_nearest_even(x[i])) << std::hexfloat << x[i];
   }
   std::vector<float> y(x.size());
-  quant::codec(uint32_t(GgmlType::BF16)).dequantize(h.data(), y.data(), int64_t(y.size()));
+  quant::codec(GgmlType::BF16).dequantize(h.data(), y.data(), int64_t(y.size()));
   for (size_t i = 0; i < x.size(); ++i)
     ASSERT_EQ(std::bit_cast<uint32_t>(y[i]), uint32_t(h[i]) << 16) << i;
 }
 
 TEST(FloatCodecs, F32IsACopy) {
   const std::vector<float> x = test_values();
-  const quant::Codec& c = quant::codec(uint32_t(GgmlType::F32));
+  const quant::Codec& c = quant::codec(GgmlType::F32);
   std::vector<float> q(x.size()), y(x.size());
   EXPECT_EQ(c.quantize(x.data(), q.data(), int64_t(x.size() / 256), 256, nullptr), 4 * x.size());
   c.dequantize(q.data(), y.data(), int64_t(y.size()));

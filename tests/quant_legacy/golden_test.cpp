@@ -45,11 +45,11 @@ TEST_P(Codec256, QuantizeMatchesLlamaQuantizeBytes) {
   const auto model = gguf::File::open(model_path);
   const auto imatrix = gguf::File::open(imatrix_path);
   const auto ref = gguf::File::open(ref_path);
-  const quant::Codec& codec = quant::codec(uint32_t(g.type));
+  const quant::Codec& codec = quant::codec(g.type);
 
   int checked = 0, with_importance = 0;
   for (const auto& t : ref.tensors()) {
-    if (t.type != uint32_t(g.type)) continue;
+    if (t.type != g.type) continue;
     SCOPED_TRACE(t.name);
     const std::vector<float> x = test::read_f32_tensor(model, model.tensor(t.name));
     std::optional<std::vector<float>> importance;
@@ -121,7 +121,7 @@ TEST_P(Q8Digests, MatchReferenceSha256) {
   const auto model = gguf::File::open(model_path);
   const auto digests = digests_of_type(tsv, "q8_0");
   ASSERT_GE(digests.size(), 10u);
-  const quant::Codec& codec = quant::codec(uint32_t(GgmlType::Q8_0));
+  const quant::Codec& codec = quant::codec(GgmlType::Q8_0);
   for (const auto& [name, digest] : digests) {
     const auto& t = model.tensor(name);
     const std::vector<float> x = test::read_f32_tensor(model, t);
@@ -147,10 +147,10 @@ TEST_P(F16Models, ConversionMatchesF16File) {
   IMQ_NEED_SHARED(f16_path, "models/" + model_name + "-f16.gguf");
   const auto f32 = gguf::File::open(f32_path);
   const auto f16 = gguf::File::open(f16_path);
-  const quant::Codec& codec = quant::codec(uint32_t(GgmlType::F16));
+  const quant::Codec& codec = quant::codec(GgmlType::F16);
   int checked = 0;
   for (const auto& t : f16.tensors()) {
-    if (t.type != uint32_t(GgmlType::F16)) continue;
+    if (t.type != GgmlType::F16) continue;
     SCOPED_TRACE(t.name);
     const std::vector<float> x = test::read_f32_tensor(f32, f32.tensor(t.name));
     const auto expected = f16.tensor_data(t);

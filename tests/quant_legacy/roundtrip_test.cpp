@@ -41,7 +41,7 @@ const test::RandomRows& data() {
 class Codecs : public ::testing::TestWithParam<test::Bound> {};
 
 TEST_P(Codecs, RegistryRowMatchesGgmlTypeTable) {
-  const quant::Codec& c = quant::codec(uint32_t(GetParam().type));
+  const quant::Codec& c = quant::codec(GetParam().type);
   const auto info = ggml_type_info(c.type);
   ASSERT_TRUE(info.has_value());
   EXPECT_EQ(c.name, info->name);
@@ -51,7 +51,7 @@ TEST_P(Codecs, RegistryRowMatchesGgmlTypeTable) {
 
 TEST_P(Codecs, ErrorWithinBounds) {
   const test::Bound b = GetParam();
-  const quant::Codec& c = quant::codec(uint32_t(b.type));
+  const quant::Codec& c = quant::codec(b.type);
   for (const float* importance : {static_cast<const float*>(nullptr), data().importance.data()}) {
     SCOPED_TRACE(importance ? "with importance" : "without importance");
     const auto& x = data().x;
@@ -78,7 +78,7 @@ TEST_P(Codecs, ErrorWithinBounds) {
 // error; where it does not (floats, Q8_0), the bytes must not change at all.
 TEST_P(Codecs, ImportanceLowersWeightedErrorOrIsIgnored) {
   const test::Bound b = GetParam();
-  const quant::Codec& c = quant::codec(uint32_t(b.type));
+  const quant::Codec& c = quant::codec(b.type);
   const auto& x = data().x;
   const auto& w = data().importance;
   const test::RoundTrip plain = test::round_trip(c, x, kRows, kCols, nullptr);
@@ -99,7 +99,7 @@ TEST_P(Codecs, ImportanceLowersWeightedErrorOrIsIgnored) {
 
 // Rows are independent: quantizing row by row gives the bytes of quantizing all at once.
 TEST_P(Codecs, RowsAreIndependent) {
-  const quant::Codec& c = quant::codec(uint32_t(GetParam().type));
+  const quant::Codec& c = quant::codec(GetParam().type);
   const auto& x = data().x;
   const float* w = data().importance.data();
   const test::RoundTrip all = test::round_trip(c, x, kRows, kCols, w);
@@ -113,7 +113,7 @@ TEST_P(Codecs, RowsAreIndependent) {
 
 // Degenerate blocks: zeros, values below ggml's 1e-15 threshold, constants, one spike.
 TEST_P(Codecs, DegenerateBlocksStayFinite) {
-  const quant::Codec& c = quant::codec(uint32_t(GetParam().type));
+  const quant::Codec& c = quant::codec(GetParam().type);
   const int64_t n = 256;
   std::vector<float> ones(size_t(n), 1.0f);
   for (const float* importance :
@@ -123,7 +123,7 @@ TEST_P(Codecs, DegenerateBlocksStayFinite) {
     spike[37] = 3.0f;
     const test::RoundTrip z = test::round_trip(c, zeros, 1, n, importance);
     for (float v : z.y) EXPECT_EQ(v, 0.0f);
-    if (c.type != uint32_t(GgmlType::F32)) {
+    if (c.type != GgmlType::F32) {
       const test::RoundTrip t = test::round_trip(c, tiny, 1, n, importance);
       for (float v : t.y) EXPECT_LE(std::fabs(v), 1.01e-20f);
     }
@@ -136,7 +136,7 @@ TEST_P(Codecs, DegenerateBlocksStayFinite) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, Codecs, ::testing::ValuesIn(kBounds), [](const auto& p) {
-  return ggml_type_display_name(uint32_t(p.param.type));
+  return ggml_type_display_name(p.param.type);
 });
 
 TEST(Search, NearestIntRoundsHalfToEven) {

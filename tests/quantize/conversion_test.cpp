@@ -36,7 +36,7 @@ TEST(Conversion, F16ToF32AndBackIsExact) {
     const gguf::TensorInfo& u = b.tensor(t.name);
     EXPECT_EQ(u.type, t.type) << t.name;
     EXPECT_TRUE(same_bytes(a.tensor_data(t), b.tensor_data(u))) << t.name;
-    converted += mid.tensor(t.name).type == uint32_t(GgmlType::F32) && t.type == uint32_t(GgmlType::F16);
+    converted += mid.tensor(t.name).type == GgmlType::F32 && t.type == GgmlType::F16;
   }
   EXPECT_EQ(converted, 30u);  // 7 matrices x 4 layers + output + token_embd
   EXPECT_EQ(mid.get_int("general.file_type"), 0);
@@ -57,7 +57,7 @@ TEST(Conversion, F16InputIsDequantizedFirst) {
     EXPECT_EQ(t.type, u.type) << t.name;
     EXPECT_TRUE(same_bytes(a.tensor_data(t), b.tensor_data(u))) << t.name;
   }
-  EXPECT_EQ(a.tensor("blk.0.ffn_down.weight").type, uint32_t(GgmlType::Q8_0));
+  EXPECT_EQ(a.tensor("blk.0.ffn_down.weight").type, GgmlType::Q8_0);
 }
 
 // A quantized input is dequantized before requantizing (only with --allow-requantize).
@@ -72,7 +72,7 @@ TEST(Conversion, RequantizeDequantizesFirst) {
   for (const auto& t : a.tensors())
     EXPECT_TRUE(same_bytes(a.tensor_data(t), b.tensor_data(b.tensor(t.name)))) << t.name;
   EXPECT_EQ(gguf::File::open(d.file("back.gguf")).tensor("blk.1.attn_q.weight").type,
-            uint32_t(GgmlType::F32));
+            GgmlType::F32);
 }
 
 }  // namespace

@@ -17,7 +17,7 @@ namespace {
 
 using namespace imq::quantize;
 using G = GgmlType;
-constexpr uint32_t id(G t) { return uint32_t(t); }
+constexpr G id(G t) { return t; }
 
 ModelInfo llama(int n_layer, int n_head = 8, int n_head_kv = 8, int n_expert = 0) {
   ModelInfo m;
@@ -32,10 +32,10 @@ ModelInfo llama(int n_layer, int n_head = 8, int n_head_kv = 8, int n_expert = 0
 }
 
 // Types of every tensor of a model, visited in llama-quantize's order, ne0 = 256.
-std::map<std::string, uint32_t> mix(const ModelInfo& m, FType ft, bool imatrix = false) {
+std::map<std::string, GgmlType> mix(const ModelInfo& m, FType ft, bool imatrix = false) {
   const FTypeInfo& f = parse_ftype(std::to_string(uint32_t(ft)));
   MixState st;
-  std::map<std::string, uint32_t> out;
+  std::map<std::string, GgmlType> out;
   for (std::string n : {"output.weight", "token_embd.weight"}) out[n] = mix_type(m, st, ft, imatrix, n, 256, f.default_type);
   for (int i = 0; i < m.n_layer; ++i)
     for (std::string t : {"attn_k", "attn_output", "attn_q", "attn_v", "ffn_down", "ffn_gate", "ffn_up"}) {
@@ -51,9 +51,9 @@ TEST(Rules, UseMoreBitsLayersForQ4KM) {
   const std::set<int> more = {0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31};
   for (FType ft : {FType::Q4_K_M, FType::Q5_K_M}) {
     auto t = mix(llama(32), ft);
-    const uint32_t base = ft == FType::Q4_K_M ? id(G::Q4_K) : id(G::Q5_K);
+    const G base = ft == FType::Q4_K_M ? id(G::Q4_K) : id(G::Q5_K);
     for (int i = 0; i < 32; ++i) {
-      const uint32_t want = more.count(i) ? id(G::Q6_K) : base;
+      const G want = more.count(i) ? id(G::Q6_K) : base;
       EXPECT_EQ(t[L(i, "attn_v")], want) << i;
       EXPECT_EQ(t[L(i, "ffn_down")], want) << i;
       EXPECT_EQ(t[L(i, "attn_q")], base) << i;
@@ -81,7 +81,7 @@ TEST(Rules, OtherMixesOn32Layers) {
   }
   for (FType ft : {FType::Q3_K_S, FType::Q5_K_S, FType::Q6_K, FType::Q8_0}) {
     auto t = mix(llama(32), ft);
-    const uint32_t base = parse_ftype(std::to_string(uint32_t(ft))).default_type;
+    const G base = parse_ftype(std::to_string(uint32_t(ft))).default_type;
     for (const auto& [name, type] : t)
       EXPECT_EQ(type, name == "output.weight" && ft != FType::Q8_0 ? id(G::Q6_K) : base) << name;
   }
@@ -200,8 +200,8 @@ TEST(Importance, ZeroCountSlotIsNeutral) {
   auto bytes = [](const float* p, size_t n) {
     return std::vector<uint8_t>(reinterpret_cast<const uint8_t*>(p), reinterpret_cast<const uint8_t*>(p + n));
   };
-  w.add_tensor("blk.0.ffn_up_exps.weight.in_sum2", 0, ne_s, bytes(sums, 6));
-  w.add_tensor("blk.0.ffn_up_exps.weight.counts", 0, ne_c, bytes(counts, 3));
+  w.add_tensor("blk.0.ffn_up_exps.weight.in_sum2", GgmlType::F32, ne_s, bytes(sums, 6));
+  w.add_tensor("blk.0.ffn_up_exps.weight.counts", GgmlType::F32, ne_c, bytes(counts, 3));
   w.write(d.file("i.gguf"));
   ImportanceData im = load_importance(d.file("i.gguf"));
   ASSERT_EQ(im.entries.size(), 1u);
@@ -219,8 +219,8 @@ TEST(Importance, GgufWithoutMetadataIsRefused) {
   const int64_t ne[1] = {1};
   std::vector<uint8_t> b(4);
   std::memcpy(b.data(), &one, 4);
-  w.add_tensor("a.weight.in_sum2", 0, ne, b);
-  w.add_tensor("a.weight.counts", 0, ne, b);
+  w.add_tensor("a.weight.in_sum2", GgmlType::F32, ne, b);
+  w.add_tensor("a.weight.counts", GgmlType::F32, ne, b);
   w.write(d.file("i.gguf"));
   EXPECT_THROW(load_importance(d.file("i.gguf")), Error);
 }

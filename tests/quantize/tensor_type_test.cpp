@@ -17,7 +17,7 @@ namespace {
 
 using namespace imq::quantize;
 using G = GgmlType;
-constexpr uint32_t id(G t) { return uint32_t(t); }
+constexpr G id(G t) { return t; }
 
 std::string synth(const TempDir& d, int64_t n_embd) {
   model::SynthOptions o;
@@ -27,8 +27,8 @@ std::string synth(const TempDir& d, int64_t n_embd) {
   return path;
 }
 
-std::map<std::string, uint32_t> types(const Plan& p) {
-  std::map<std::string, uint32_t> out;
+std::map<std::string, GgmlType> types(const Plan& p) {
+  std::map<std::string, GgmlType> out;
   for (const auto& t : p.tensors) out[t.name] = t.dst_type;
   return out;
 }

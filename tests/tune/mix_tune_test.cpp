@@ -57,10 +57,10 @@ TEST(ReplaceWeight, SwapsAndRestoresExactly) {
   const quantize::Plan plan = quantize::make_plan(file, opt);
   const auto& tp = *std::find_if(plan.tensors.begin(), plan.tensors.end(),
                                  [](const auto& t) { return t.name == "token_embd.weight"; });
-  auto bytes = quantize::quantize_tensor(file, tp, uint32_t(G::Q2_K), quantize::Search::kReference, 2);
+  auto bytes = quantize::quantize_tensor(file, tp, G::Q2_K, quantize::Search::kReference, 2);
   EXPECT_EQ(bytes.size(), size_t(256 / 256 * 84 * 300));
-  m->replace_weight("token_embd.weight", uint32_t(G::Q2_K), std::move(bytes));
-  EXPECT_EQ(m->weights().output.type, uint32_t(G::Q2_K));  // tied: the output follows
+  m->replace_weight("token_embd.weight", G::Q2_K, std::move(bytes));
+  EXPECT_EQ(m->weights().output.type, G::Q2_K);  // tied: the output follows
   // A model sharing the mapping has the file's weights, whatever the first one replaced.
   const auto shared = model::Model::share(*m);
   EXPECT_EQ(&shared->file(), &m->file());
@@ -70,11 +70,11 @@ TEST(ReplaceWeight, SwapsAndRestoresExactly) {
   double diff = 0;
   for (size_t i = 0; i < before.size(); ++i) diff = std::max(diff, double(std::abs(before[i] - swapped[i])));
   EXPECT_GT(diff, 1e-3);
-  m->replace_weight("token_embd.weight", 0, {});
+  m->replace_weight("token_embd.weight", GgmlType::F32, {});
   EXPECT_EQ(logits_of(*m, tokens), before);
 
-  EXPECT_THROW(m->replace_weight("blk.0.attn_x.weight", uint32_t(G::Q8_0), std::vector<uint8_t>(10)), Error);
-  EXPECT_THROW(m->replace_weight("blk.0.attn_q.weight", uint32_t(G::Q8_0), std::vector<uint8_t>(10)), Error);
+  EXPECT_THROW(m->replace_weight("blk.0.attn_x.weight", G::Q8_0, std::vector<uint8_t>(10)), Error);
+  EXPECT_THROW(m->replace_weight("blk.0.attn_q.weight", G::Q8_0, std::vector<uint8_t>(10)), Error);
 }
 
 TEST(MixTune, FitsTheBudgetAndMeasuresSensibly) {
@@ -112,7 +112,7 @@ TEST(MixTune, FitsTheBudgetAndMeasuresSensibly) {
     EXPECT_LE(plan.file_size, standard.file_size);
     for (const auto& tp : plan.tensors) {
       if (tp.name.find("attn_q") != std::string::npos) {
-        EXPECT_EQ(tp.dst_type, uint32_t(G::Q8_0));
+        EXPECT_EQ(tp.dst_type, G::Q8_0);
       }
     }
     EXPECT_EQ(r.overrides.size(), r.kept_standard ? 0u : size_t(2 + 2 * 7 - 2));  // attn_q fixed

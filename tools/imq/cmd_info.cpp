@@ -116,7 +116,7 @@ void print_tsv(const gguf::File& f) {
   }
   for (const auto& t : f.tensors()) {
     auto info = ggml_type_info(t.type);
-    out += fmt::format("tensor\t{}\t{}\t{}\t{}\t{}\t{}\n", t.name, info->name, t.type, shape_text(t, ","), t.offset,
+    out += fmt::format("tensor\t{}\t{}\t{}\t{}\t{}\t{}\n", t.name, info->name, uint32_t(t.type), shape_text(t, ","), t.offset,
                        t.n_bytes);
   }
   std::fwrite(out.data(), 1, out.size(), stdout);

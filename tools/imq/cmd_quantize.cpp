@@ -32,7 +32,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr double kMiB = 1024.0 * 1024.0;
 
-std::string type_name(uint32_t t) {
+std::string type_name(GgmlType t) {
   auto info = ggml_type_info(t);
   return info ? std::string(info->name) : ggml_type_display_name(t);
 }
@@ -62,7 +62,7 @@ void print_header(const Plan& plan) {
     const uint32_t block = ggml_type_info(*t.fallback_from)->block_size;
     std::fprintf(stderr, "warning: %-36s - ncols %6lld not divisible by %u (required for type %7s)%s -> falling back to %7s\n",
                  t.name.c_str(), (long long)t.ne[0], block, type_name(*t.fallback_from).c_str(),
-                 t.dst_type == uint32_t(GgmlType::F16) ? " (WARNING: must use F16 due to unusual shape)" : "",
+                 t.dst_type == GgmlType::F16 ? " (WARNING: must use F16 due to unusual shape)" : "",
                  type_name(t.dst_type).c_str());
   }
 }

@@ -41,7 +41,7 @@ int cmd_synth(int argc, char** argv) {
   }
   o.moe = arch == "llama-moe";
   o.rope = rope == "neox" ? model::RopeType::Neox : model::RopeType::Normal;
-  o.type = uint32_t(type == "f16" ? GgmlType::F16 : GgmlType::F32);
+  o.type = type == "f16" ? GgmlType::F16 : GgmlType::F32;
   model::write_synthetic_model(o, out);
   std::printf("wrote %s\n", out.c_str());
   return 0;

@@ -48,9 +48,9 @@ size_t bf16_quantize(const float* src, void* dst, int64_t nrows, int64_t n_per_r
 }  // namespace
 
 void add_float_codecs(std::vector<Codec>& out) {
-  out.push_back({uint32_t(GgmlType::F32), "f32", 1, 4, f32_dequantize, f32_quantize, ActFormat::F32});
-  out.push_back({uint32_t(GgmlType::F16), "f16", 1, 2, f16_dequantize, f16_quantize, ActFormat::F16});
-  out.push_back({uint32_t(GgmlType::BF16), "bf16", 1, 2, bf16_dequantize, bf16_quantize, ActFormat::BF16});
+  out.push_back({GgmlType::F32, "f32", 1, 4, f32_dequantize, f32_quantize, ActFormat::F32});
+  out.push_back({GgmlType::F16, "f16", 1, 2, f16_dequantize, f16_quantize, ActFormat::F16});
+  out.push_back({GgmlType::BF16, "bf16", 1, 2, bf16_dequantize, bf16_quantize, ActFormat::BF16});
 }
 
 }  // namespace imq::quant

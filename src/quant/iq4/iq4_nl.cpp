@@ -92,7 +92,7 @@ size_t quantize(const float* src, void* dst, int64_t nrows, int64_t n_per_row,
 }  // namespace
 
 Codec iq4_nl_codec() {
-  Codec c{uint32_t(GgmlType::IQ4_NL), "iq4_nl", kBlock, sizeof(BlockIq4Nl), dequantize, quantize, ActFormat::Q8_0};
+  Codec c{GgmlType::IQ4_NL, "iq4_nl", kBlock, sizeof(BlockIq4Nl), dequantize, quantize, ActFormat::Q8_0};
   c.grid = &kGrid;
   return c;
 }

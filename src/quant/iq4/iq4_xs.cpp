@@ -133,7 +133,7 @@ size_t quantize(const float* src, void* dst, int64_t nrows, int64_t n_per_row,
 }  // namespace
 
 Codec iq4_xs_codec() {
-  Codec c{uint32_t(GgmlType::IQ4_XS), "iq4_xs", kSuper, sizeof(BlockIq4Xs), dequantize, quantize, ActFormat::Q8_K};
+  Codec c{GgmlType::IQ4_XS, "iq4_xs", kSuper, sizeof(BlockIq4Xs), dequantize, quantize, ActFormat::Q8_K};
   c.grid = &kGrid;
   return c;
 }

@@ -113,7 +113,7 @@ void dequantize_block_q2_k(const BlockQ2K& b, float* y) {
 }
 
 Codec q2_k_codec() {
-  return {uint32_t(GgmlType::Q2_K), "q2_K", kQK_K, sizeof(BlockQ2K),
+  return {GgmlType::Q2_K, "q2_K", kQK_K, sizeof(BlockQ2K),
           dequantize_blocks<BlockQ2K, dequantize_block_q2_k>,
           quantize_rows<BlockQ2K, quantize_block_q2_k>, ActFormat::Q8_K};
 }

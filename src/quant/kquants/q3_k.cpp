@@ -136,7 +136,7 @@ void dequantize_block_q3_k(const BlockQ3K& b, float* y) {
 }
 
 Codec q3_k_codec() {
-  return {uint32_t(GgmlType::Q3_K), "q3_K", kQK_K, sizeof(BlockQ3K),
+  return {GgmlType::Q3_K, "q3_K", kQK_K, sizeof(BlockQ3K),
           dequantize_blocks<BlockQ3K, dequantize_block_q3_k>,
           quantize_rows<BlockQ3K, quantize_block_q3_k>, ActFormat::Q8_K};
 }

@@ -52,7 +52,7 @@ void dequantize_block_q4_k(const BlockQ4K& b, float* y) {
 }
 
 Codec q4_k_codec() {
-  return {uint32_t(GgmlType::Q4_K), "q4_K", kQK_K, sizeof(BlockQ4K),
+  return {GgmlType::Q4_K, "q4_K", kQK_K, sizeof(BlockQ4K),
           dequantize_blocks<BlockQ4K, dequantize_block_q4_k>,
           quantize_rows<BlockQ4K, quantize_block_q4_k>, ActFormat::Q8_K};
 }

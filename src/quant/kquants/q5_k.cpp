@@ -50,7 +50,7 @@ void dequantize_block_q5_k(const BlockQ5K& b, float* y) {
 }
 
 Codec q5_k_codec() {
-  return {uint32_t(GgmlType::Q5_K), "q5_K", kQK_K, sizeof(BlockQ5K),
+  return {GgmlType::Q5_K, "q5_K", kQK_K, sizeof(BlockQ5K),
           dequantize_blocks<BlockQ5K, dequantize_block_q5_k>,
           quantize_rows<BlockQ5K, quantize_block_q5_k>, ActFormat::Q8_K};
 }

@@ -91,7 +91,7 @@ void dequantize_block_q6_k(const BlockQ6K& b, float* y) {
 }
 
 Codec q6_k_codec() {
-  return {uint32_t(GgmlType::Q6_K), "q6_K", kQK_K, sizeof(BlockQ6K),
+  return {GgmlType::Q6_K, "q6_K", kQK_K, sizeof(BlockQ6K),
           dequantize_blocks<BlockQ6K, dequantize_block_q6_k>,
           quantize_rows<BlockQ6K, quantize_block_q6_k>, ActFormat::Q8_K};
 }

@@ -47,7 +47,7 @@ void dequantize_block_q8_k(const BlockQ8K& b, float* y) {
 }
 
 Codec q8_k_codec() {
-  return {uint32_t(GgmlType::Q8_K), "q8_K", kQK_K, sizeof(BlockQ8K),
+  return {GgmlType::Q8_K, "q8_K", kQK_K, sizeof(BlockQ8K),
           dequantize_blocks<BlockQ8K, dequantize_block_q8_k>,
           quantize_rows<BlockQ8K, quantize_block_q8_k_ignoring_importance>, ActFormat::F32};
 }

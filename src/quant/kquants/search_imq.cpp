@@ -287,7 +287,7 @@ float k_sigma2(GgmlType t, const float* x) {
 
 }  // namespace
 
-void k_error_weights(uint32_t type, const float* x, const float* qw, float w[256]) {
+void k_error_weights(GgmlType type, const float* x, const float* qw, float w[256]) {
   const auto t = GgmlType(type);
   if (qw) {
     if (t == GgmlType::Q6_K) {  // SYM with the raw importance
@@ -318,7 +318,7 @@ void k_error_weights(uint32_t type, const float* x, const float* qw, float w[256
   }
 }
 
-void k_imq_weights(uint32_t type, const float* x, const float* qw, float w[256], bool squared) {
+void k_imq_weights(GgmlType type, const float* x, const float* qw, float w[256], bool squared) {
   const auto t = GgmlType(type);
   if (!qw || t == GgmlType::Q6_K) {
     k_error_weights(type, x, qw, w);

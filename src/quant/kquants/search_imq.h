@@ -50,7 +50,7 @@ void pack(const KParams& p, BlockQ6K* b);
 
 // The error weights of a type: llama.cpp's search weights for that type (qw == nullptr: its
 // no-imatrix defaults, e.g. x^2 for Q3_K / Q6_K, |x| for Q2_K, rms + |x| for Q4_K / Q5_K).
-void k_error_weights(uint32_t type, const float* x, const float* qw, float w[256]);
+void k_error_weights(GgmlType type, const float* x, const float* qw, float w[256]);
 
 // The objective of --search imq: with importance qw (Q2_K ... Q5_K), w_i = qw_i (sigma^2 + x_i^2)^(3/2)
 // with llama.cpp's sigma^2 of the type (2 sum x^2 / 256; 1x for Q2_K); otherwise k_error_weights.
@@ -61,7 +61,7 @@ void k_error_weights(uint32_t type, const float* x, const float* qw, float w[256
 // wiki, 5,120 tokens: dict8 Q2_K/Q3_K_M/Q4_K_M 0.99x/1.00x/0.94x, dense 0.69x/0.83x/0.88x;
 // exponent 1: dict8 0.97x/1.02x/0.96x, dense 0.75x/0.87x/0.90x).
 // squared: the exponent 2 instead (the second candidate of the Q2_K/Q3_K grids, grid.cpp).
-void k_imq_weights(uint32_t type, const float* x, const float* qw, float w[256], bool squared = false);
+void k_imq_weights(GgmlType type, const float* x, const float* qw, float w[256], bool squared = false);
 
 // sum w_i (x_i - y_i)^2 over one super-block, in double.
 double k_block_error(const float* x, const float* y, const float* w);
@@ -84,7 +84,7 @@ void quantize_block_q3_k_imq_sq(const float* x, const float* qw, BlockQ3K* y);
 // type's codec row offers it to --search imq (register.cpp says which do not, and why).
 using RowQuantizeFn = size_t (*)(const float* src, void* dst, int64_t nrows, int64_t n_per_row,
                                  const float* importance);
-RowQuantizeFn k_imq_rows(uint32_t type);
+RowQuantizeFn k_imq_rows(GgmlType type);
 
 // Their block grids for error-compensated quantization (grid.cpp, quant/grid.h).
 struct GridOps;

@@ -184,7 +184,7 @@ void improve_block(GgmlType type, const KShape& shape, const float* x, const flo
   unpack(*y, p);
   if (p.d == 0 || !std::isfinite(p.d) || !std::isfinite(p.dmin)) return;
   float w[kQK_K];
-  k_imq_weights(uint32_t(type), x, qw, w, kSquared);
+  k_imq_weights(type, x, qw, w, kSquared);
   k_improve(shape, x, w, p);
   Block cand;
   pack(p, &cand);

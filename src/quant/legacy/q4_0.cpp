@@ -60,7 +60,7 @@ size_t quantize(const float* src, void* dst, int64_t nrows, int64_t n_per_row,
 }  // namespace
 
 Codec q4_0_codec() {
-  Codec c{uint32_t(GgmlType::Q4_0), "q4_0", kQK, sizeof(BlockQ4_0), dequantize, quantize, ActFormat::Q8_0};
+  Codec c{GgmlType::Q4_0, "q4_0", kQK, sizeof(BlockQ4_0), dequantize, quantize, ActFormat::Q8_0};
   c.grid = &LegacyGrid<BlockQ4_0, kQK, 0, 15, 8, false, quantize_block, nibble_codes<BlockQ4_0>, pack>::ops;
   return c;
 }

@@ -66,7 +66,7 @@ size_t quantize(const float* src, void* dst, int64_t nrows, int64_t n_per_row,
 }  // namespace
 
 Codec q4_1_codec() {
-  Codec c{uint32_t(GgmlType::Q4_1), "q4_1", kQK, sizeof(BlockQ4_1), dequantize, quantize, ActFormat::Q8_0};
+  Codec c{GgmlType::Q4_1, "q4_1", kQK, sizeof(BlockQ4_1), dequantize, quantize, ActFormat::Q8_0};
   c.grid = &LegacyGrid<BlockQ4_1, kQK, 0, 15, 0, true, quantize_block, nibble_codes<BlockQ4_1>, pack>::ops;
   return c;
 }

@@ -73,7 +73,7 @@ size_t quantize(const float* src, void* dst, int64_t nrows, int64_t n_per_row,
 }  // namespace
 
 Codec q5_0_codec() {
-  Codec c{uint32_t(GgmlType::Q5_0), "q5_0", kQK, sizeof(BlockQ5_0), dequantize, quantize, ActFormat::Q8_0};
+  Codec c{GgmlType::Q5_0, "q5_0", kQK, sizeof(BlockQ5_0), dequantize, quantize, ActFormat::Q8_0};
   c.grid = &LegacyGrid<BlockQ5_0, kQK, 0, 31, 16, false, quantize_block, five_bit_codes<BlockQ5_0>, pack>::ops;
   return c;
 }

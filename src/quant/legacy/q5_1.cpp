@@ -78,7 +78,7 @@ size_t quantize(const float* src, void* dst, int64_t nrows, int64_t n_per_row,
 }  // namespace
 
 Codec q5_1_codec() {
-  Codec c{uint32_t(GgmlType::Q5_1), "q5_1", kQK, sizeof(BlockQ5_1), dequantize, quantize, ActFormat::Q8_0};
+  Codec c{GgmlType::Q5_1, "q5_1", kQK, sizeof(BlockQ5_1), dequantize, quantize, ActFormat::Q8_0};
   c.grid = &LegacyGrid<BlockQ5_1, kQK, 0, 31, 0, true, quantize_block, five_bit_codes<BlockQ5_1>, pack>::ops;
   return c;
 }

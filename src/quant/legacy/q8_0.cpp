@@ -73,7 +73,7 @@ size_t quantize(const float* src, void* dst, int64_t nrows, int64_t n_per_row,
 }  // namespace
 
 Codec q8_0_codec() {
-  Codec c{uint32_t(GgmlType::Q8_0), "q8_0", kQK, sizeof(BlockQ8_0), dequantize, quantize, ActFormat::Q8_0};
+  Codec c{GgmlType::Q8_0, "q8_0", kQK, sizeof(BlockQ8_0), dequantize, quantize, ActFormat::Q8_0};
   c.grid = &LegacyGrid<BlockQ8_0, kQK, -128, 127, 0, false, fit_block, codes, pack_codes>::ops;
   return c;
 }
