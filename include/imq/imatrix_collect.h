@@ -35,6 +35,7 @@ struct CollectOptions {
   int64_t output_frequency = 10;  // save `output` whenever the chunk count is a multiple (0: never)
   int64_t save_frequency = 0;     // also save `output`.at_<chunk count> (0: never)
   std::string dataset;        // the calibration file's name, appended to imatrix.datasets
+  std::string start_name;     // the imatrix continued from (its files), named by errors about it
   bool f16_keys = true;       // -ctk / -ctv: the KV cache's types (model::SessionOptions)
   bool f16_values = true;
 };

@@ -62,6 +62,7 @@ int cmd_perplexity(int argc, char** argv) {
   opt.bos = tokenizer->add_bos() ? tokenizer->bos() : -1;
   opt.n_batch = n_batch;
   opt.n_ubatch = n_ubatch;
+  opt.text_name = text_path;
 
   std::unique_ptr<eval::LogitsFile> base;
   std::vector<int32_t> tokens;
