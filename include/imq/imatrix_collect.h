@@ -50,6 +50,10 @@ struct CollectProgress {
 struct CollectHooks {
   std::function<void(const CollectProgress&)> on_chunk;
   std::function<void(const std::string& path, uint32_t chunk_count)> on_save;
+  // A periodic save failed (full disk, I/O error; `error` is its one-line message). Collection
+  // goes on with the data in memory and the next save writes all of it; the final save's
+  // failure throws instead.
+  std::function<void(const std::string& path, uint32_t chunk_count, const std::string& error)> on_save_failed;
   // Set (e.g. by a signal handler) to stop: the chunk in flight is dropped, the completed ones
   // are saved and collect() returns with stopped = true.
   const volatile std::sig_atomic_t* stop = nullptr;

@@ -91,6 +91,15 @@ CollectResult collect(const model::Model& model, std::span<const int32_t> tokens
     if (hooks.on_save) hooks.on_save(path, m.chunk_count);
   };
 
+  // A failed periodic save must not throw away hours of collection: report it and go on.
+  auto periodic_save = [&](const std::string& path) {
+    try {
+      save_to(path);
+    } catch (const Error& e) {
+      if (hooks.on_save_failed) hooks.on_save_failed(path, col.totals().chunk_count, e.what());
+    }
+  };
+
   CollectResult res;
   try {
     eval::perplexity(session, rest, co, [&](const eval::ChunkView& v) {
@@ -98,9 +107,9 @@ CollectResult collect(const model::Model& model, std::span<const int32_t> tokens
       res.chunks_done = v.index + 1;
       res.nll = v.totals;
       const int64_t cc = chunks_in(col.totals());
-      if (!opt.output.empty() && opt.output_frequency > 0 && cc % opt.output_frequency == 0) save_to(opt.output);
+      if (!opt.output.empty() && opt.output_frequency > 0 && cc % opt.output_frequency == 0) periodic_save(opt.output);
       if (!opt.output.empty() && opt.save_frequency > 0 && cc % opt.save_frequency == 0)
-        save_to(opt.output + ".at_" + std::to_string(cc));
+        periodic_save(opt.output + ".at_" + std::to_string(cc));
       if (hooks.on_chunk) hooks.on_chunk({res.chunks_done, n_chunks, uint32_t(cc), v.totals});
     });
   } catch (const CollectionStopped&) {
