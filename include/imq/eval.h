@@ -25,6 +25,7 @@ struct ChunkOptions {
   // n_ubatch / (chunks in the batch) tokens of each (llama.cpp's split_equal). 0: each chunk
   // in micro-batches of the session's n_ubatch.
   int64_t n_batch = 0, n_ubatch = 0;
+  std::string text_name;    // the text's file, named by errors about it ("" : "the text")
 };
 
 // Rows per micro-batch llama-perplexity gives chunk `index` of n_chunks (see ChunkOptions);

@@ -35,6 +35,7 @@ struct CollectOptions {
   int64_t output_frequency = 10;  // save `output` whenever the chunk count is a multiple (0: never)
   int64_t save_frequency = 0;     // also save `output`.at_<chunk count> (0: never)
   std::string dataset;        // the calibration file's name, appended to imatrix.datasets
+  std::string start_name;     // the imatrix continued from (its files), named by errors about it
   bool f16_keys = true;       // -ctk / -ctv: the KV cache's types (model::SessionOptions)
   bool f16_values = true;
 };
@@ -49,6 +50,10 @@ struct CollectProgress {
 struct CollectHooks {
   std::function<void(const CollectProgress&)> on_chunk;
   std::function<void(const std::string& path, uint32_t chunk_count)> on_save;
+  // A periodic save failed (full disk, I/O error; `error` is its one-line message). Collection
+  // goes on with the data in memory and the next save writes all of it; the final save's
+  // failure throws instead.
+  std::function<void(const std::string& path, uint32_t chunk_count, const std::string& error)> on_save_failed;
   // Set (e.g. by a signal handler) to stop: the chunk in flight is dropped, the completed ones
   // are saved and collect() returns with stopped = true.
   const volatile std::sig_atomic_t* stop = nullptr;

@@ -145,6 +145,9 @@ struct Callbacks {
   // Bytes already quantized for a planned tensor (its dst_bytes, e.g. by error-compensated
   // quantization); empty: the runner converts it.
   std::function<std::span<const uint8_t>(const TensorPlan&)> provided;
+  // Asked before each tensor; true stops the run with an imq::Error, the output untouched and
+  // its temporary file removed (a CLI sets it from SIGINT/SIGTERM).
+  std::function<bool()> cancelled;
 };
 
 // Runs the plan: converts every tensor (rows split over n_threads; the bytes do not depend on

@@ -20,8 +20,8 @@ double NllTotals::error() const {
 int64_t chunk_count(int64_t n_tokens, const ChunkOptions& o) {
   if (o.n_ctx < 2) throw_error("context size {} is too small (need at least 2)", o.n_ctx);
   if (n_tokens < 2 * o.n_ctx)
-    throw_error("the text tokenizes to only {} tokens; a context of {} needs at least {}", n_tokens,
-                o.n_ctx, 2 * o.n_ctx);
+    throw_error("{}: the text tokenizes to only {} tokens; a context of {} needs at least {}",
+                o.text_name.empty() ? "the text" : o.text_name, n_tokens, o.n_ctx, 2 * o.n_ctx);
   const int64_t whole = n_tokens / o.n_ctx;
   return o.n_chunks < 0 ? whole : std::min(o.n_chunks, whole);
 }

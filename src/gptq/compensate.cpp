@@ -325,7 +325,7 @@ quantize::Plan quantize_compensated(const std::string& model_path, std::string_v
   int64_t n_chunks = int64_t(tokens.size()) / n_ctx;
   n_chunks = std::min(n_chunks, o.n_chunks > 0 ? o.n_chunks : std::max<int64_t>(1, kDefaultTokens / n_ctx));
   if (n_chunks < 1)
-    throw_error("{}: {} tokens, fewer than one calibration chunk of {} (-c sets the chunk size)",
+    throw_error("{}: {} tokens, fewer than one calibration chunk of {} (--calibration-ctx sets the chunk size)",
                 o.text_name, tokens.size(), n_ctx);
 
   model::SessionOptions so;

@@ -5,7 +5,9 @@
 
 #include "imatrix/collector.h"
 #include "imq/error.h"
+#include "imq/gguf.h"
 #include "imq/imatrix_collect.h"
+#include "imq/model.h"
 
 namespace imq::imatrix {
 
@@ -19,6 +21,25 @@ void check_output_dir(const std::string& path) {
   if (!fs::is_directory(dir, ec)) throw_error("{}: output directory {} does not exist", path, dir.string());
 }
 
+// The imatrix to continue must be this model's: checked before any chunk runs, naming it.
+void check_start_matches(const model::Model& model, const Imatrix& start, const std::string& name) {
+  const gguf::File& f = model.file();
+  const std::string source = name.empty() ? std::string("the imatrix continued") : name;
+  size_t n_found = 0;
+  for (const auto& [weight, e] : start.entries) {
+    const gguf::TensorInfo* t = f.find_tensor(weight);
+    if (!t) continue;
+    ++n_found;
+    const uint64_t slots = t->n_dims >= 3 ? uint64_t(t->ne[2]) : 1;
+    if (e.sums.size() != uint64_t(t->ne[0]) * slots || (e.counts.size() != slots && e.counts.size() != 1))
+      throw_error("{}: tensor {}: {} values in {} slots, the model {} needs {} x {} slots: is the imatrix "
+                  "from another model?", source, weight, e.sums.size(), e.counts.size(), f.path(), t->ne[0], slots);
+  }
+  if (!start.entries.empty() && n_found == 0)
+    throw_error("{}: none of its {} entries (first: {}) names a tensor of {}: is the imatrix from another model?",
+                source, start.entries.size(), start.entries.begin()->first, f.path());
+}
+
 }  // namespace
 
 CollectResult collect(const model::Model& model, std::span<const int32_t> tokens, int32_t bos,
@@ -30,6 +51,7 @@ CollectResult collect(const model::Model& model, std::span<const int32_t> tokens
                 start.chunk_size, n_ctx);
   if (opt.first_chunk < 0) throw_error("--chunk {}: must not be negative", opt.first_chunk);
   check_output_dir(opt.output);
+  check_start_matches(model, start, opt.start_name);
   const int64_t n_tokens = int64_t(tokens.size());
   if (opt.first_chunk > 0 && (opt.first_chunk + 2) * n_ctx >= n_tokens)
     throw_error("--chunk {}: the text has {} tokens; skipping {} chunks of {} leaves fewer than the {} needed",
@@ -43,6 +65,7 @@ CollectResult collect(const model::Model& model, std::span<const int32_t> tokens
   // projection sees every token); the last layer sees every token anyway (full_last_layer).
   co.all_logits = opt.process_output;
   co.bos = bos;
+  co.text_name = opt.dataset;
   const int64_t n_chunks = eval::chunk_count(int64_t(rest.size()), co);
 
   if (!opt.dataset.empty()) start.datasets.push_back(opt.dataset);
@@ -68,6 +91,15 @@ CollectResult collect(const model::Model& model, std::span<const int32_t> tokens
     if (hooks.on_save) hooks.on_save(path, m.chunk_count);
   };
 
+  // A failed periodic save must not throw away hours of collection: report it and go on.
+  auto periodic_save = [&](const std::string& path) {
+    try {
+      save_to(path);
+    } catch (const Error& e) {
+      if (hooks.on_save_failed) hooks.on_save_failed(path, col.totals().chunk_count, e.what());
+    }
+  };
+
   CollectResult res;
   try {
     eval::perplexity(session, rest, co, [&](const eval::ChunkView& v) {
@@ -75,9 +107,9 @@ CollectResult collect(const model::Model& model, std::span<const int32_t> tokens
       res.chunks_done = v.index + 1;
       res.nll = v.totals;
       const int64_t cc = chunks_in(col.totals());
-      if (!opt.output.empty() && opt.output_frequency > 0 && cc % opt.output_frequency == 0) save_to(opt.output);
+      if (!opt.output.empty() && opt.output_frequency > 0 && cc % opt.output_frequency == 0) periodic_save(opt.output);
       if (!opt.output.empty() && opt.save_frequency > 0 && cc % opt.save_frequency == 0)
-        save_to(opt.output + ".at_" + std::to_string(cc));
+        periodic_save(opt.output + ".at_" + std::to_string(cc));
       if (hooks.on_chunk) hooks.on_chunk({res.chunks_done, n_chunks, uint32_t(cc), v.totals});
     });
   } catch (const CollectionStopped&) {

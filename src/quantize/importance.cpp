@@ -67,6 +67,10 @@ ImportanceData load_gguf(const std::string& path) {
     if (counts.empty() || sums.size() % counts.size() != 0)
       throw_error("{}: imatrix entry {}: {} sums do not split into {} count slots", path, base,
                   sums.size(), counts.size());
+    for (size_t k = 0; k < counts.size(); ++k)
+      if (!std::isfinite(counts[k]) || counts[k] < 0)
+        throw_error("{}: imatrix entry {}: count {} of slot {} (expected a finite count >= 0)", path,
+                    base, counts[k], k);
     const size_t n_per_slot = sums.size() / counts.size();
     std::vector<float> imp(sums.size());
     for (size_t k = 0; k < counts.size(); ++k) {
@@ -95,7 +99,10 @@ ImportanceData load_dat(const std::string& path) {
     if (len <= 0 || uint64_t(len) > r.remaining())
       r.fail(at, fmt::format("entry {}: bad name length {}", e, len));
     std::string name = r.string(uint64_t(len), "entry name");
+    const uint64_t ncall_at = r.offset();
     const int32_t ncall = r.read<int32_t>("ncall");
+    // 0 is accepted (values kept as they are), as llama-quantize does; negative is garbage.
+    if (ncall < 0) r.fail(ncall_at, fmt::format("entry {}: ncall {} (expected >= 0)", name, ncall));
     const uint64_t nval_at = r.offset();
     const int32_t nval = r.read<int32_t>("nval");
     if (nval <= 0) r.fail(nval_at, fmt::format("entry {}: bad value count {}", name, nval));
@@ -114,6 +121,7 @@ ImportanceData load_dat(const std::string& path) {
     if (len < 0 || uint64_t(len) > r.remaining())
       r.fail(at, fmt::format("bad dataset name length {}", len));
     d.datasets.push_back(r.string(uint64_t(len), "dataset name"));
+    if (!r.at_end()) r.fail(r.offset(), fmt::format("{} unexpected bytes after the trailer", r.remaining()));
   }
   return d;
 }

@@ -138,6 +138,7 @@ void write_quantized(const gguf::File& model, const Plan& plan, const std::strin
   gguf::Writer writer = make_writer(plan);
   writer.write(out_path, [&](size_t i) -> std::span<const uint8_t> {
     const TensorPlan& tp = plan.tensors[i];
+    if (cb.cancelled && cb.cancelled()) throw_error("{}: interrupted before tensor {}; nothing written", out_path, tp.name);
     if (cb.tensor_begin) cb.tensor_begin(i);
     std::span<const uint8_t> bytes = model.tensor_data(model.tensor(tp.name));
     const std::span<const uint8_t> given = tp.quantize && cb.provided ? cb.provided(tp)

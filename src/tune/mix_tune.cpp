@@ -100,10 +100,11 @@ MixTuneResult tune_mix(const std::string& model_path, const quantize::Options& o
   co.n_ctx = tune.n_ctx > 0 ? tune.n_ctx : n_ctx_train > 0 ? std::min<int64_t>(512, n_ctx_train) : 512;
   co.n_chunks = tune.n_chunks;
   co.bos = tokenizer->add_bos() ? tokenizer->bos() : -1;
+  co.text_name = tune.text_name;
   try {
     co.n_chunks = eval::chunk_count(int64_t(tokens.size()), co);
   } catch (const Error& e) {
-    throw_error("{}: {} (--tune-ctx sets the context)", tune.text_name, e.what());
+    throw_error("{} (--tune-ctx sets the context)", e.what());
   }
   model::SessionOptions so;
   so.n_ctx = co.n_ctx;

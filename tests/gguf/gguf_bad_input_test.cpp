@@ -5,51 +5,17 @@
 #include <cstring>
 #include <fstream>
 
+#include "common/gguf_bytes.h"
 #include "imq/gguf.h"
 #include "test_util.h"
 
 namespace imq {
 namespace {
 
-// A little-endian byte builder for hand-made GGUF files.
-struct Bytes {
-  std::vector<uint8_t> b;
-  Bytes() { b.reserve(256); }  // also silences a GCC 12 false -Wstringop-overflow on empty inserts
-  template <typename T>
-  Bytes& pod(T v) {
-    uint8_t x[sizeof(T)];
-    std::memcpy(x, &v, sizeof(T));
-    b.insert(b.end(), x, x + sizeof(T));
-    return *this;
-  }
-  Bytes& str(const std::string& s) {
-    pod<uint64_t>(s.size());
-    b.insert(b.end(), s.begin(), s.end());
-    return *this;
-  }
-  Bytes& raw(const char* s, size_t n) {
-    b.insert(b.end(), s, s + n);
-    return *this;
-  }
-  Bytes& pad(size_t a) {
-    while (b.size() % a) b.push_back(0);
-    return *this;
-  }
-};
+using test::Bytes;
 
 // A valid file: 1 KV (UINT32), 2 F32 tensors of 8 and 3 elements.
-Bytes valid_file() {
-  Bytes f;
-  f.raw("GGUF", 4).pod<uint32_t>(3).pod<int64_t>(2).pod<int64_t>(1);
-  f.str("general.alignment").pod<int32_t>(4).pod<uint32_t>(32);
-  f.str("a").pod<uint32_t>(1).pod<int64_t>(8).pod<uint32_t>(0).pod<uint64_t>(0);
-  f.str("b").pod<uint32_t>(1).pod<int64_t>(3).pod<uint32_t>(0).pod<uint64_t>(32);
-  f.pad(32);
-  for (int i = 0; i < 8; ++i) f.pod<float>(float(i));
-  for (int i = 0; i < 3; ++i) f.pod<float>(float(i));
-  f.pad(32);
-  return f;
-}
+Bytes valid_file() { return test::valid_gguf(); }
 
 class BadGguf : public ::testing::Test {
  protected:
@@ -180,9 +146,7 @@ TEST_F(BadGguf, OverlappingAndMisalignedData) {
   // tensor b's offset field: patch 32 -> 0 (overlaps a), then 16 (misaligned)
   auto patch = [&](uint64_t v) {
     Bytes g = f;
-    // header 24 + KV (8+17+4+4) + tensor a (8+1+4+8+4+8) + b's name (8+1), n_dims 4, ne 8, type 4
-    const size_t off_field = 24 + 33 + 33 + 9 + 4 + 8 + 4;
-    std::memcpy(g.b.data() + off_field, &v, 8);
+    g.patch(test::kValidGgufOffsetOfB, v);
     return g;
   };
   expect_rejected(patch(0), "tensor b: data offset 0 (expected 32");
@@ -226,8 +190,7 @@ TEST_F(BadGguf, AbsurdCounts) {
 TEST_F(BadGguf, BadAlignment) {
   Bytes f = valid_file();
   // general.alignment value 32 -> 24
-  uint32_t v = 24;
-  std::memcpy(&f.b[24 + 8 + 17 + 4], &v, 4);
+  f.patch(test::kValidGgufAlignmentValue, uint32_t(24));
   expect_rejected(f, "general.alignment 24 is not a power of two");
 }
 

@@ -323,6 +323,7 @@ int cmd_imatrix(int argc, char** argv) {
     FileOptions inputs = o;
     inputs.chunk_size_given = false;
     c.start = combine(inputs);
+    for (const auto& f : o.in_files) co.start_name += (co.start_name.empty() ? "" : ",") + f;
     flush_log(inputs);
   }
   const int rc = run_collection(c);

@@ -59,6 +59,12 @@ int run_collection(CollectCommand& c) {
     c.log.print(fmt::format("stored collected data after {} chunks in {}", chunks, path));
   };
 
+  hooks.on_save_failed = [&](const std::string&, uint32_t chunks, const std::string& error) {
+    progress.clear();
+    c.log.print(fmt::format("imq imatrix: warning: the save after {} chunks failed ({}); collecting goes "
+                            "on in memory and the next save retries", chunks, error));
+  };
+
   imatrix::CollectResult r;
   {
     StopSignals signals;

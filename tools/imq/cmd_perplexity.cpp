@@ -2,6 +2,7 @@
 // printed results): -m -f -c -b --chunks -t, --kl-divergence-base FILE [--kl-divergence].
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -14,6 +15,7 @@
 #include "imq/model.h"
 #include "imq/tokenizer.h"
 #include "progress.h"
+#include "stop_signals.h"
 #include "text_file.h"
 
 namespace imq::cli {
@@ -62,6 +64,7 @@ int cmd_perplexity(int argc, char** argv) {
   opt.bos = tokenizer->add_bos() ? tokenizer->bos() : -1;
   opt.n_batch = n_batch;
   opt.n_ubatch = n_ubatch;
+  opt.text_name = text_path;
 
   std::unique_ptr<eval::LogitsFile> base;
   std::vector<int32_t> tokens;
@@ -107,13 +110,21 @@ int cmd_perplexity(int argc, char** argv) {
   log.info("perplexity: calculating perplexity over {} chunks, n_ctx={}, n_ubatch={}, threads={}", n,
            opt.n_ctx, so.n_ubatch, n_threads);
   std::unique_ptr<eval::LogitsFileWriter> writer;
+  std::optional<StopSignals> signals;  // while the logits file is written: stop between chunks
   if (!kld_base.empty()) {
+    signals.emplace();
     log.info("perplexity: saving all logits to {}", kld_base);
     writer = std::make_unique<eval::LogitsFileWriter>(
         kld_base, int32_t(opt.n_ctx), int32_t(model->config().n_vocab),
         std::span<const int32_t>(tokens).first(size_t(n * opt.n_ctx)));
   }
   auto totals = eval::perplexity(session, tokens, opt, [&](const eval::ChunkView& c) {
+    if (writer && g_stop) {  // unwinding removes the logits file's temporary file
+      progress.clear();
+      std::printf("\n");
+      throw Stopped(fmt::format("stopped by signal {} after {} chunks; {} not written", int(g_signal),
+                                c.index, kld_base));
+    }
     if (writer) writer->add_chunk(c);
     progress.clear();
     std::printf("[%lld]%.4f,", (long long)c.index + 1, c.totals.ppl());

@@ -269,7 +269,15 @@ int cmd_quantize(int argc, char** argv) {
   cb.progress = [&](uint64_t done, uint64_t total) {
     progress.update(done, total, fmt::format("[{}/{}]", current + 1, plan.tensors.size()));
   };
-  write_quantized(model, plan, output, n_threads, cb);
+  StopSignals signals;  // SIGINT/SIGTERM stop between tensors, so the temporary file is removed
+  cb.cancelled = [] { return g_stop != 0; };
+  try {
+    write_quantized(model, plan, output, n_threads, cb);
+  } catch (const Error& e) {
+    if (!g_stop) throw;
+    progress.clear();
+    throw Stopped(fmt::format("stopped by signal {}: {}", int(g_signal), e.what()));
+  }
   progress.clear();
   print_totals(plan);
   const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();

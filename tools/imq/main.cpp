@@ -1,6 +1,7 @@
 // imq: importance-matrix quantization toolkit. `imq <command> ...`; errors print one line.
 // Also a multi-call binary: linked as llama-imatrix, imq-quantize ..., it runs that command.
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -13,6 +14,7 @@
 
 #include "commands.h"
 #include "imq/error.h"
+#include "stop_signals.h"
 
 namespace {
 
@@ -75,6 +77,10 @@ int run_command(int argc, char** argv) {
       int rc = c.run(argc - 1, argv + 1);
       std::fflush(stdout);
       return rc;
+    } catch (const imq::cli::Stopped& e) {
+      std::fflush(stdout);
+      std::fprintf(stderr, "imq %s: %s\n", argv[1], e.what());
+      return 128 + imq::cli::g_signal;
     } catch (const imq::Error& e) {
       std::fflush(stdout);
       std::fprintf(stderr, "imq %s: error: %s\n", argv[1], e.what());
@@ -93,6 +99,10 @@ int run_command(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A write past RLIMIT_FSIZE (ulimit -f) would otherwise kill the process with SIGXFSZ before
+  // any cleanup; ignored, write() fails with EFBIG and the writer reports it, removes its
+  // temporary file and leaves the previous output in place. The tool's choice, not the library's.
+  std::signal(SIGXFSZ, SIG_IGN);
   const std::string_view alias = argc > 0 ? alias_command(argv[0]) : std::string_view{};
   if (alias.empty()) return run_command(argc, argv);
   // As `imq <alias> args...`: the command name goes in as argv[1].

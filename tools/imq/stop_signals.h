@@ -3,6 +3,7 @@
 // the old handlers come back when it is destroyed.
 #pragma once
 #include <csignal>
+#include <stdexcept>
 
 namespace imq::cli {
 
@@ -14,6 +15,13 @@ extern "C" inline void on_stop_signal(int sig) {
   g_signal = sig;
   g_stop = 1;
 }
+
+// Thrown by a command that stops on g_stop after cleaning up (no temporary file left): main
+// prints what() as its one line and exits with 128 + the signal, as the shell expects.
+class Stopped : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 class StopSignals {
  public:
