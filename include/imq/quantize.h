@@ -104,6 +104,14 @@ struct TensorPlan {
   uint64_t bytes_as(uint32_t type) const;
 };
 
+// The search that tensor tp gets under `search`: kImq falls back to the reference search on a
+// tensor the imatrix has no entry for (kMissing: token_embd, output), where imq's objective
+// has no importance to go on (llama.cpp's heuristic weights instead), and lowering it did
+// not lower the KL divergence: the MoE test model's token_embd at Q2_K had lower plain,
+// |x|-weighted, per-row and per-column errors than llama.cpp's, yet made the whole-model
+// KLD 1.13x llama.cpp's (bench/README.md). Without an imatrix every tensor keeps `search`.
+Search tensor_search(const TensorPlan& tp, Search search);
+
 struct ImatrixSummary {
   std::string file;                   // as given on the command line
   std::vector<std::string> datasets;
