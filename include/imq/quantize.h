@@ -56,7 +56,8 @@ std::vector<TensorTypeOverride> read_tensor_type_file(const std::string& path);
 
 // How a codec searches for the block values. kReference: llama.cpp's, byte for byte.
 // kImq: imq's own search (quant::Codec::quantize_imq) where a type has one (the K-quants),
-// the reference elsewhere; same file layout, lower weighted block error, more compute.
+// the reference elsewhere and on tensors an imatrix has no entry for (tensor_search); same
+// file layout, lower weighted block error, more compute.
 enum class Search { kReference, kImq };
 Search parse_search(std::string_view s);  // "reference" or "imq"; throws otherwise
 
