@@ -56,7 +56,8 @@ std::vector<TensorTypeOverride> read_tensor_type_file(const std::string& path);
 
 // How a codec searches for the block values. kReference: llama.cpp's, byte for byte.
 // kImq: imq's own search (quant::Codec::quantize_imq) where a type has one (the K-quants),
-// the reference elsewhere; same file layout, lower weighted block error, more compute.
+// the reference elsewhere and on tensors an imatrix has no entry for (tensor_search); same
+// file layout, lower weighted block error, more compute.
 enum class Search { kReference, kImq };
 Search parse_search(std::string_view s);  // "reference" or "imq"; throws otherwise
 
@@ -103,6 +104,14 @@ struct TensorPlan {
   // Data size of this tensor stored as `type` (ne0 a multiple of its block size).
   uint64_t bytes_as(GgmlType type) const;
 };
+
+// The search that tensor tp gets under `search`: kImq falls back to the reference search on a
+// tensor the imatrix has no entry for (kMissing: token_embd, output), where imq's objective
+// has no importance to go on (llama.cpp's heuristic weights instead), and lowering it did
+// not lower the KL divergence: the MoE test model's token_embd at Q2_K had lower plain,
+// |x|-weighted, per-row and per-column errors than llama.cpp's, yet made the whole-model
+// KLD 1.13x llama.cpp's (bench/README.md). Without an imatrix every tensor keeps `search`.
+Search tensor_search(const TensorPlan& tp, Search search);
 
 struct ImatrixSummary {
   std::string file;                   // as given on the command line

@@ -97,7 +97,6 @@ struct Run {
   std::span<float> chunk_fp(int64_t c) {
     return {hidden_fp.data() + c * n_ctx * d, size_t(n_ctx * d)};
   }
-  bool imq() const { return plan.search == quantize::Search::kImq; }
 
   // The tensor's rows as floats.
   std::vector<float> dequantized(const TensorPlan& tp) const {
@@ -151,7 +150,8 @@ struct Run {
       else if (g)
         corrected_target(h, *g, f, we, rows);
       if (!why.empty()) {
-        const auto fn = imq() && codec.quantize_imq ? codec.quantize_imq : codec.quantize;
+        const bool imq = quantize::tensor_search(tp, plan.search) == quantize::Search::kImq;
+        const auto fn = imq && codec.quantize_imq ? codec.quantize_imq : codec.quantize;
         fn(we, oe, rows, n, imp);
         fallbacks.push_back(moe ? fmt::format("expert {}: {}", e, why) : why);
         ++summary.plain;

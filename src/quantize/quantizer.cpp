@@ -98,7 +98,7 @@ std::vector<uint8_t> quantize_tensor(const gguf::File& model, const TensorPlan& 
   if (tp.src_type != GgmlType::F32 && !quant::find_codec(tp.src_type))
     throw_error("tensor {}: cannot read type {} (no codec)", tp.name,
                 ggml_type_display_name(tp.src_type));
-  const auto rq = make_row_quantizer(search);
+  const auto rq = make_row_quantizer(tensor_search(planned, search));
   rq->require(type);
   std::vector<uint8_t> out(tp.bytes_as(type));
   ThreadPool pool(n_threads);
@@ -121,10 +121,14 @@ void write_quantized(const gguf::File& model, const Plan& plan, const std::strin
                      int n_threads, const Callbacks& cb) {
   check_output_path(model.path(), out_path);
   const auto rq = make_row_quantizer(plan.search);
+  const auto rq_ref = make_row_quantizer(Search::kReference);
+  auto quantizer_of = [&](const TensorPlan& tp) -> const RowQuantizer& {
+    return tensor_search(tp, plan.search) == plan.search ? *rq : *rq_ref;
+  };
   uint64_t total = 0;
   for (const auto& tp : plan.tensors) {  // refuse before writing anything
     if (!tp.quantize) continue;
-    rq->require(tp.dst_type);
+    quantizer_of(tp).require(tp.dst_type);
     if (tp.src_type != GgmlType::F32 && !quant::find_codec(tp.src_type))
       throw_error("tensor {}: cannot read type {} (no codec)", tp.name,
                   ggml_type_display_name(tp.src_type));
@@ -150,10 +154,11 @@ void write_quantized(const gguf::File& model, const Plan& plan, const std::strin
       done += uint64_t(tp.n_elements());
     } else if (tp.quantize) {
       out.resize(tp.dst_bytes);
-      convert_tensor(model, tp, *rq, pool, buffers, out.data(), [&](uint64_t n, int thread) {
+      auto on_rows = [&](uint64_t n, int thread) {
         const uint64_t now = done += n;
         if (thread == 0 && cb.progress) cb.progress(now, total);
-      });
+      };
+      convert_tensor(model, tp, quantizer_of(tp), pool, buffers, out.data(), on_rows);
       bytes = out;
     }
     if (cb.tensor_done) cb.tensor_done(i);

@@ -30,6 +30,10 @@ class ImqQuantizer final : public RowQuantizer {
 
 }  // namespace
 
+Search tensor_search(const TensorPlan& tp, Search search) {
+  return tp.importance_use == ImportanceUse::kMissing ? Search::kReference : search;
+}
+
 std::unique_ptr<RowQuantizer> make_row_quantizer(Search search) {
   switch (search) {
     case Search::kReference: return std::make_unique<ReferenceQuantizer>();

@@ -187,6 +187,19 @@ TEST(FileTypes, NamesAliasesAndNumbers) {
   EXPECT_THROW(parse_search("best"), Error);
 }
 
+// --search imq keeps the reference search only where an imatrix has no entry for the tensor.
+TEST(Search, ImqFallsBackWhereTheImatrixHasNoEntry) {
+  TensorPlan tp;
+  for (auto use : {ImportanceUse::kNone, ImportanceUse::kUsed, ImportanceUse::kSizeMismatch}) {
+    tp.importance_use = use;
+    EXPECT_EQ(tensor_search(tp, Search::kImq), Search::kImq) << int(use);
+    EXPECT_EQ(tensor_search(tp, Search::kReference), Search::kReference) << int(use);
+  }
+  tp.importance_use = ImportanceUse::kMissing;
+  EXPECT_EQ(tensor_search(tp, Search::kImq), Search::kReference);
+  EXPECT_EQ(tensor_search(tp, Search::kReference), Search::kReference);
+}
+
 // A GGUF imatrix with an expert that never saw a token: its slot becomes neutral 1.0.
 TEST(Importance, ZeroCountSlotIsNeutral) {
   TempDir d;

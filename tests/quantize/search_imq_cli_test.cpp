@@ -1,6 +1,7 @@
 // `imq quantize --search imq`: the file has the reference's layout (same tensors, types,
 // offsets and size; only block values differ), its bytes do not depend on the thread count,
-// and `imq perplexity` loads and runs it.
+// `imq perplexity` loads and runs it, and tensors the imatrix has no entry for keep the
+// reference search's bytes (quantize::tensor_search).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -36,7 +37,12 @@ TEST(QuantizeSearchImq, SameLayoutThreadIndependentAndRuns) {
     EXPECT_EQ(a.offset, b.offset);
     const auto da = ref.tensor_data(a), db = imq.tensor_data(b);
     ASSERT_EQ(da.size(), db.size());
-    differing += !std::equal(da.begin(), da.end(), db.begin());
+    const bool same = std::equal(da.begin(), da.end(), db.begin());
+    differing += !same;
+    // No imatrix entry (the imatrix tool sees neither): the reference search, byte for byte.
+    if (a.name == "token_embd.weight" || a.name == "output.weight") {
+      EXPECT_TRUE(same) << a.name << " without importance left the reference search";
+    }
   }
   EXPECT_GT(differing, 0u) << "imq search changed no tensor";
   EXPECT_EQ(read_all(d.file("ref.gguf")).size(), b1.size());
@@ -48,6 +54,23 @@ TEST(QuantizeSearchImq, SameLayoutThreadIndependentAndRuns) {
   ASSERT_NE(at, std::string::npos) << p.out;
   const double ppl = std::stod(p.out.substr(at + 22));
   EXPECT_TRUE(ppl > 1 && ppl < 1e6) << ppl;
+}
+
+// Without any imatrix the fallback does not apply: --search imq still searches every tensor,
+// the token embedding included.
+TEST(QuantizeSearchImq, WithoutImatrixTheEmbeddingIsSearched) {
+  IMQ_NEED_SHARED(model, "models/dense-spm4k-f32.gguf");
+  TempDir d;
+  const std::string args = " " + model + " ";
+  ASSERT_EQ(run_imq("quantize" + args + d.file("ref.gguf") + " Q2_K 2").rc, 0);
+  const RunResult r = run_imq("quantize --search imq" + args + d.file("imq.gguf") + " Q2_K 2");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const auto ref = gguf::File::open(d.file("ref.gguf"));
+  const auto imq = gguf::File::open(d.file("imq.gguf"));
+  const auto da = ref.tensor_data(ref.tensor("token_embd.weight"));
+  const auto db = imq.tensor_data(imq.tensor("token_embd.weight"));
+  ASSERT_EQ(da.size(), db.size());
+  EXPECT_FALSE(std::equal(da.begin(), da.end(), db.begin()));
 }
 
 }  // namespace
