@@ -20,7 +20,9 @@ namespace imq::quantize {
 enum class FType : uint32_t {
   ALL_F32 = 0, MOSTLY_F16 = 1, Q4_0 = 2, Q4_1 = 3, Q8_0 = 7, Q5_0 = 8, Q5_1 = 9, Q2_K = 10,
   Q3_K_S = 11, Q3_K_M = 12, Q3_K_L = 13, Q4_K_S = 14, Q4_K_M = 15, Q5_K_S = 16, Q5_K_M = 17,
-  Q6_K = 18, Q2_K_S = 21, IQ4_NL = 25, IQ4_XS = 30, MOSTLY_BF16 = 32,
+  Q6_K = 18, IQ2_XXS = 19, IQ2_XS = 20, Q2_K_S = 21, IQ3_XS = 22, IQ3_XXS = 23, IQ1_S = 24,
+  IQ4_NL = 25, IQ3_S = 26, IQ3_M = 27, IQ2_S = 28, IQ2_M = 29, IQ4_XS = 30, IQ1_M = 31,
+  MOSTLY_BF16 = 32,
   // imq's own mixes (docs/FORMATS.md): ids from 2000 on, far from llama.cpp's (< 1024).
   Q3_HIFI = 2000, Q3_HIFI_M = 2001,
 };

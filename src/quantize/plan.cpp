@@ -5,6 +5,7 @@
 
 #include "imq/error.h"
 #include "imq/ggml_types.h"
+#include "imq/quant.h"
 #include "imq/quantize.h"
 #include "quantize/importance.h"
 #include "quantize/plan_internal.h"
@@ -168,6 +169,7 @@ Plan make_plan(const gguf::File& model, const Options& opt) {
   Overrides overrides;
   for (const auto& o : opt.tensor_types) overrides.emplace_back(std::regex(o.pattern), o.type);
   MixState state;
+  std::optional<std::string> no_codec;  // reported after the imatrix checks, as llama-quantize orders them
   for (size_t idx : output_order(model)) {
     const gguf::TensorInfo& t = model.tensors()[idx];
     TensorPlan tp;
@@ -194,15 +196,19 @@ Plan make_plan(const gguf::File& model, const Options& opt) {
                     "--allow-requantize", tp.name, ggml_type_info(tp.src_type)->name,
                     dst_info->name);
       if (has_imatrix) attach_importance(tp, imp, opt.imatrix_path, plan.warnings);
-      const bool exempt = tp.name == "token_embd.weight" || tp.name == "output.weight";
-      if (tp.dst_type == G::Q2_K && opt.ftype == FType::Q2_K_S && !exempt &&
-          tp.importance_use != ImportanceUse::kUsed) {
-        std::string msg = fmt::format("tensor {}: Q2_K inside a Q2_K_S file needs an importance "
-                                      "matrix ({})", tp.name,
+      // As llama-quantize: the 1-2-bit i-quants, IQ3_XXS and Q2_K inside Q2_K_S are refused
+      // without imatrix data for the tensor (--dry-run only warns).
+      if (requires_imatrix(tp.name, tp.dst_type, opt.ftype) && tp.importance_use != ImportanceUse::kUsed) {
+        std::string msg = fmt::format("tensor {}: {} in the {} mix needs an importance matrix ({})",
+                                      tp.name, ggml_type_display_name(tp.dst_type), plan.ftype.name,
                                       has_imatrix ? "the imatrix has no entry for it" : "use --imatrix");
         if (!opt.dry_run) throw Error(msg);
         plan.warnings.push_back(std::move(msg));
       }
+      if (!opt.dry_run && !no_codec && !quant::find_codec(tp.dst_type))
+        no_codec = fmt::format("tensor {}: imq cannot write {} yet (no codec for it; --dry-run shows "
+                               "the {} mix)", tp.name, ggml_type_display_name(tp.dst_type),
+                               plan.ftype.name);
     }
     tp.dst_bytes = tp.bytes_as(tp.dst_type);
     plan.src_bytes += tp.src_bytes;
@@ -211,6 +217,7 @@ Plan make_plan(const gguf::File& model, const Options& opt) {
     plan.tensors.push_back(std::move(tp));
   }
 
+  if (no_codec) throw Error(*no_codec);
   note_q3_hifi_importance(plan, has_imatrix);
 
   // Metadata: every input key, then the quantization keys (set = remove and append).

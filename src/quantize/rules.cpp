@@ -72,11 +72,56 @@ int ffn_layer(const ModelInfo& m, int counter, std::string_view name) {
   return *b;
 }
 
-GgmlType attn_v_type(const ModelInfo& m, MixState& st, FType ft, GgmlType t) {
+// The IQ1/IQ2 file types have their own rules for attn_v, attn_k, ffn_down and attn_output.
+bool very_low_bit(FType ft) {
+  switch (ft) {
+    case FType::IQ2_XXS: case FType::IQ2_XS: case FType::IQ2_S: case FType::IQ2_M:
+    case FType::IQ1_S: case FType::IQ1_M: return true;
+    default: return false;
+  }
+}
+
+GgmlType very_low_bit_type(const ModelInfo& m, MixState& st, FType ft, Category cat, GgmlType t) {
+  const bool s_or_m = ft == FType::IQ2_S || ft == FType::IQ2_M;
+  switch (cat) {
+    case Category::kAttnV:
+      ++st.i_attention_wv;
+      if (m.n_gqa() >= 4 || m.n_expert >= 4) return G::Q4_K;
+      return s_or_m ? G::IQ3_S : G::Q2_K;
+    case Category::kAttnK: return m.n_expert == 8 ? G::Q4_K : t;
+    case Category::kFfnDown:  // the first eighth of the ffn_down tensors, by count
+      return st.i_ffn_down++ < m.n_layer / 8 ? (s_or_m ? G::IQ3_S : G::Q2_K) : t;
+    case Category::kAttnOutput:
+      if (m.n_expert == 8) return G::Q5_K;
+      if (ft == FType::IQ1_S || ft == FType::IQ1_M) return G::IQ2_XXS;
+      return s_or_m ? G::IQ3_S : t;
+    default: return t;
+  }
+}
+
+GgmlType token_embd_type(FType ft, GgmlType t) {
+  switch (ft) {
+    case FType::IQ2_XXS: case FType::IQ2_XS: case FType::IQ1_S: case FType::IQ1_M: return G::Q2_K;
+    case FType::IQ2_S: case FType::IQ2_M: case FType::IQ3_XXS: return G::IQ3_S;
+    default: return t;
+  }
+}
+
+// ffn_gate and ffn_up: only IQ3_XS changes them (IQ3_XXS for the middle layers).
+GgmlType ffn_gate_up_type(const ModelInfo& m, int& counter, FType ft, std::string_view name, GgmlType t) {
+  const int i = ffn_layer(m, counter, name), n = m.n_layer;
+  ++counter;
+  return ft == FType::IQ3_XS && i >= n / 8 && i < 7 * n / 8 ? G::IQ3_XXS : t;
+}
+
+GgmlType attn_v_type(const ModelInfo& m, MixState& st, FType ft, bool has_imatrix, GgmlType t) {
   const int i = st.i_attention_wv, n = m.n_attention_wv;
   switch (ft) {
     case FType::Q2_K: t = m.n_gqa() >= 4 ? G::Q4_K : G::Q3_K; break;
     case FType::Q2_K_S: if (m.n_gqa() >= 4) t = G::Q4_K; break;
+    case FType::IQ3_XXS: t = m.n_gqa() >= 4 ? G::Q4_K : !has_imatrix ? G::IQ3_S : G::IQ3_XXS; break;
+    case FType::IQ3_XS: case FType::IQ3_S: if (m.n_gqa() >= 4) t = G::Q4_K; break;
+    case FType::IQ3_M: t = G::Q4_K; break;
     case FType::Q3_K_M: t = i < 2 ? G::Q5_K : G::Q4_K; break;
     case FType::Q3_HIFI_M: t = G::Q3_HIFI; break;
     case FType::Q3_K_L: t = G::Q5_K; break;
@@ -99,6 +144,8 @@ GgmlType ffn_down_type(const ModelInfo& m, MixState& st, FType ft, bool has_imat
   switch (ft) {
     case FType::Q2_K: t = G::Q3_K; break;
     case FType::Q2_K_S: if (i < n / 8) t = G::Q4_K; break;
+    case FType::IQ3_XXS: if (!has_imatrix) t = i < n / 8 ? G::Q4_K : G::Q3_K; break;
+    case FType::IQ3_M: if (i < n / 8 || (m.n_expert == 8 && use_more_bits(i, n))) t = G::Q4_K; break;
     case FType::Q3_K_M:
       t = i < n / 16 ? G::Q5_K : (!falcon || use_more_bits(i, n)) ? G::Q4_K : G::Q3_K;
       break;
@@ -131,13 +178,16 @@ GgmlType attn_output_type(const ModelInfo& m, FType ft, GgmlType t) {
   if (m.n_expert == 8) {
     switch (ft) {
       case FType::Q2_K: case FType::Q3_K_S: case FType::Q3_K_M: case FType::Q3_HIFI_M: case FType::IQ4_NL:
-      case FType::Q4_K_S: case FType::Q4_K_M: case FType::IQ4_XS: return G::Q5_K;
+      case FType::Q4_K_S: case FType::Q4_K_M: case FType::IQ4_XS: case FType::IQ3_XS:
+      case FType::IQ3_XXS: case FType::IQ3_S: case FType::IQ3_M: return G::Q5_K;
       default: return t;
     }
   }
   switch (ft) {
     case FType::Q2_K: return G::Q3_K;
     case FType::Q3_K_M: return G::Q4_K;
+    case FType::IQ3_XXS: return G::IQ3_S;
+    case FType::IQ3_M: return G::Q4_K;
     case FType::Q3_HIFI_M: return G::Q3_HIFI;
     case FType::Q3_K_L: return G::Q5_K;
     default: return t;
@@ -204,20 +254,43 @@ bool is_quantized_type(GgmlType type) {
 // attn_q (no GQA) pay more for the upgrade than the downgrades save.
 GgmlType mix_type(const ModelInfo& m, MixState& st, FType ft, bool has_imatrix,
                   std::string_view name, int64_t ne0, GgmlType t) {
-  switch (categorize(m, name)) {
-    case Category::kOutput:
-      // Q8_0 when the default type's blocks do not fit the rows, else at least Q6_K.
-      if (m.is_falcon() || ne0 % block_size(t) != 0) return G::Q8_0;
-      return t == G::Q8_0 ? t : G::Q6_K;
-    case Category::kAttnV: return attn_v_type(m, st, ft, t);
+  const Category cat = categorize(m, name);
+  if (cat == Category::kOutput) {
+    // Q8_0 when the default type's blocks do not fit the rows, Q5_K for the 1-2-bit i-quant
+    // mixes (and IQ3_XXS), else at least Q6_K.
+    if (m.is_falcon() || ne0 % block_size(t) != 0) return G::Q8_0;
+    if (very_low_bit(ft) || ft == FType::IQ3_XXS) return G::Q5_K;
+    return t == G::Q8_0 ? t : G::Q6_K;
+  }
+  if (cat == Category::kTokenEmbd) return token_embd_type(ft, t);
+  if (very_low_bit(ft)) return very_low_bit_type(m, st, ft, cat, t);
+  switch (cat) {
+    case Category::kAttnV: return attn_v_type(m, st, ft, has_imatrix, t);
     case Category::kAttnK:
       if (m.n_expert == 8) return G::Q8_0;
+      if (ft == FType::IQ3_XS) return G::IQ3_XXS;
+      if (ft == FType::IQ3_XXS) return G::IQ2_S;
       return ft == FType::Q3_HIFI_M ? G::Q3_HIFI : t;
-    case Category::kAttnQ: return ft == FType::Q3_HIFI_M ? G::Q3_HIFI : t;
+    case Category::kAttnQ:
+      if (ft == FType::IQ3_XS) return G::IQ3_XXS;
+      if (ft == FType::IQ3_XXS) return G::IQ2_S;
+      return ft == FType::Q3_HIFI_M ? G::Q3_HIFI : t;
     case Category::kAttnOutput: return attn_output_type(m, ft, t);
     case Category::kFfnDown: return ffn_down_type(m, st, ft, has_imatrix, name, t);
-    // token_embd, attn_q, ffn_up and ffn_gate only have rules for IQ1/IQ2/IQ3/TQ file types.
+    case Category::kFfnGate: return ffn_gate_up_type(m, st.i_ffn_gate, ft, name, t);
+    case Category::kFfnUp: return ffn_gate_up_type(m, st.i_ffn_up, ft, name, t);
     default: return t;
+  }
+}
+
+bool requires_imatrix(std::string_view name, GgmlType type, FType ftype) {
+  if (name == "token_embd.weight" || name == "per_layer_token_embd.weight" || name == "output.weight")
+    return false;
+  switch (type) {
+    case G::IQ3_XXS: case G::IQ2_XXS: case G::IQ2_XS: case G::IQ2_S: case G::IQ1_M: case G::IQ1_S:
+      return true;
+    case G::Q2_K: return ftype == FType::Q2_K_S;
+    default: return false;
   }
 }
 

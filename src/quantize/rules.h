@@ -34,6 +34,8 @@ ModelInfo read_model_info(const gguf::File& model);
 struct MixState {
   int i_attention_wv = 0;
   int i_ffn_down = 0;
+  int i_ffn_gate = 0;
+  int i_ffn_up = 0;
 };
 
 // True when llama-quantize would consider the tensor for quantization at all (a weight
@@ -47,6 +49,11 @@ bool is_quantized_type(GgmlType type);
 // type whose default tensor type is `default_type`. Advances `state`.
 GgmlType mix_type(const ModelInfo& model, MixState& state, FType ftype, bool has_imatrix,
                   std::string_view name, int64_t ne0, GgmlType default_type);
+
+// Whether a tensor of this type needs imatrix data (llama-quantize refuses to write it
+// without): the 1-, 2- and IQ3_XXS i-quants, and Q2_K inside a Q2_K_S file; never for
+// token_embd.weight and output.weight.
+bool requires_imatrix(std::string_view name, GgmlType type, FType ftype);
 
 // The shape fallback: `type` when ne0 is a multiple of its block size, else the replacement
 // (Q4_K -> Q5_0, ..., F16 when that still does not fit). Throws naming the tensor when no

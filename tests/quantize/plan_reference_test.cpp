@@ -43,7 +43,9 @@ TEST_P(PlanReference, MatchesLlamaQuantize) {
   IMQ_NEED_SHARED(model_path, c.input());
   InShared cwd;
   gguf::File model = gguf::File::open(c.input());
-  Plan plan = make_plan(model, options_for(c));
+  Options opt = options_for(c);
+  opt.dry_run = true;  // the plan alone: also for the types that have no codec yet
+  Plan plan = make_plan(model, opt);
   const std::string want = read_all(listing);
   if (c.has_info) {
     TempDir dir;
@@ -67,6 +69,52 @@ TEST_P(PlanReference, MatchesLlamaQuantize) {
 
 INSTANTIATE_TEST_SUITE_P(Reference, PlanReference, ::testing::ValuesIn(reference_cases()),
                          [](const auto& info) { return info.param.label(); });
+INSTANTIATE_TEST_SUITE_P(IQuants, PlanReference, ::testing::ValuesIn(iquant_plan_cases()),
+                         [](const auto& info) { return info.param.label(); });
+
+// llama-quantize refuses the 1-2-bit i-quant mixes without an imatrix, naming the first tensor
+// that needs one (reference/<model>/q-IQ2_XXS-noimat.log); a dry run only warns.
+TEST(PlanIQuants, RefusedWithoutAnImatrix) {
+  IMQ_NEED_SHARED(log, "reference/dense-spm4k/q-IQ2_XXS-noimat.log");
+  IMQ_NEED_SHARED(model_path, "models/dense-spm4k-f32.gguf");
+  const std::string ref = read_all(log);
+  ASSERT_NE(ref.find("offending tensor: blk.0.attn_k.weight"), std::string::npos);
+  gguf::File model = gguf::File::open(model_path);
+  for (const char* mix : {"IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ2_M", "IQ1_S", "IQ1_M", "IQ3_XXS"}) {
+    Options o;
+    o.ftype = parse_ftype(mix).ftype;
+    try {
+      (void)make_plan(model, o);
+      ADD_FAILURE() << mix << " planned without an imatrix";
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("blk.0.attn_k.weight"), std::string::npos) << mix << ": " << what;
+      EXPECT_NE(what.find("--imatrix"), std::string::npos) << what;
+    }
+    o.dry_run = true;
+    EXPECT_FALSE(make_plan(model, o).warnings.empty()) << mix;
+  }
+  Options o;  // IQ3_S and IQ3_M do not need one (their IQ3_S blocks search without)
+  o.ftype = FType::IQ3_M;
+  o.dry_run = true;
+  EXPECT_TRUE(make_plan(model, o).warnings.empty());
+}
+
+// Until every i-quant has a codec, a real run stops before writing, naming the type.
+TEST(PlanIQuants, MissingCodecIsAClearError) {
+  IMQ_NEED_SHARED(model_path, "models/dense-spm4k-f32.gguf");
+  IMQ_NEED_SHARED(imatrix, "reference/dense-spm4k/imatrix-calib-c256.gguf");
+  gguf::File model = gguf::File::open(model_path);
+  Options o;
+  o.ftype = FType::IQ3_S;
+  o.imatrix_path = imatrix;
+  try {
+    (void)make_plan(model, o);
+    ADD_FAILURE() << "planned a type without a codec";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot write IQ3_S yet"), std::string::npos) << e.what();
+  }
+}
 
 // The legacy .dat made from the same imatrix gives the same plan and importance vectors
 // (dense counts are whole chunks and ncall = 8, so (sum/count*ncall)/ncall is exact).

@@ -49,7 +49,7 @@ inline std::vector<RefCase> reference_cases() {
       v.push_back({m, mix, true, false, true, mix == "Q4_K_M"});
       v.push_back({m, mix, false, false, true, mix == "Q4_K_M"});
     }
-    for (std::string mix : {"Q5_K_M", "Q6_K", "Q8_0"}) v.push_back({m, mix, true, false, true, false});
+    for (std::string mix : {"Q5_K_M", "Q6_K", "Q8_0", "IQ4_NL", "IQ4_XS"}) v.push_back({m, mix, true, false, true, false});
   }
   v.push_back({"stories260K", "Q4_K_M", true, false, true, true});
   v.push_back({"stories260K", "Q4_K_M", false, false, true, true});
@@ -58,6 +58,17 @@ inline std::vector<RefCase> reference_cases() {
     v.push_back({"codec256", mix, true, true, false, true});
     v.push_back({"codec256", mix, false, true, false, true});
   }
+  return v;
+}
+
+// The i-quant mixes llama-quantize made with each model's imatrix: their plans (types, order,
+// offsets, metadata) are checked before imq has codecs for every type they use.
+inline std::vector<RefCase> iquant_plan_cases() {
+  std::vector<RefCase> v;
+  for (std::string m : {"dense-spm4k", "moe-gpt2bpe"})
+    for (std::string mix : {"IQ1_S", "IQ1_M", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ2_M", "IQ3_XXS", "IQ3_XS",
+                            "IQ3_S", "IQ3_M"})
+      v.push_back({m, mix, true, false, true, false});
   return v;
 }
 

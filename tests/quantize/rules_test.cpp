@@ -178,7 +178,12 @@ TEST(FileTypes, NamesAliasesAndNumbers) {
   EXPECT_EQ(parse_ftype("32").ftype, FType::MOSTLY_BF16);
   EXPECT_EQ(parse_ftype("0").default_type, id(G::F32));
   EXPECT_EQ(parse_ftype("IQ4_XS").default_type, id(G::IQ4_XS));
-  for (const char* bad : {"", "Q4_K_X", "19", "15x", "-1", "Q4"}) EXPECT_THROW(parse_ftype(bad), Error) << bad;
+  EXPECT_EQ(parse_ftype("19").ftype, FType::IQ2_XXS);
+  EXPECT_EQ(parse_ftype("IQ2_S").default_type, id(G::IQ2_XS));  // llama.cpp's defaults
+  EXPECT_EQ(parse_ftype("iq2_m").default_type, id(G::IQ2_S));
+  EXPECT_EQ(parse_ftype("IQ3_XS").default_type, id(G::IQ3_S));
+  EXPECT_EQ(parse_ftype("IQ3_M").default_type, id(G::IQ3_S));
+  for (const char* bad : {"", "Q4_K_X", "6", "15x", "-1", "Q4"}) EXPECT_THROW(parse_ftype(bad), Error) << bad;
   EXPECT_EQ(parse_tensor_type("Q8_0"), id(G::Q8_0));
   EXPECT_EQ(parse_tensor_type("q6_k"), id(G::Q6_K));
   EXPECT_THROW(parse_tensor_type("iq2_xxs"), Error);
