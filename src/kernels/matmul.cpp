@@ -95,13 +95,15 @@ WeightView make_weight_view(std::string_view name, const quant::Codec& codec, in
   return v;
 }
 
-MatmulContext::MatmulContext(ThreadPool& pool, int64_t max_ne0) : pool_(pool), max_ne0_(max_ne0) {
-  // Our pool splits the work; concurrent OpenBLAS calls must not spawn threads of their own.
+MatmulContext::MatmulContext(ThreadPool& pool, int64_t max_ne0)
+    : pool_(pool), max_ne0_(max_ne0), blas_threads_before_(openblas_get_num_threads()) {
   openblas_set_num_threads(1);
   const int64_t floats = std::max(kTileFloats, kMinTileRows * max_ne0);
   scratch_.resize(size_t(pool.size()));
   for (auto& s : scratch_) s.assign(size_t(floats), 0.0f);
 }
+
+MatmulContext::~MatmulContext() { openblas_set_num_threads(blas_threads_before_); }
 
 int64_t MatmulContext::tile_rows(int64_t ne0) const {
   const int64_t floats = int64_t(scratch_[0].size());

@@ -50,7 +50,11 @@ void dequantize_rows(const WeightView& w, int64_t r0, int64_t r1, float* dst);
 class MatmulContext {
  public:
   // max_ne0: the longest weight row (input features) that will be multiplied.
+  // Sets OpenBLAS to one thread (the pool splits the work; concurrent SGEMM calls must not
+  // spawn threads of their own); the destructor restores the count it found, so a program
+  // using imq keeps its BLAS setting once its sessions are gone.
   MatmulContext(ThreadPool& pool, int64_t max_ne0);
+  ~MatmulContext();
   MatmulContext(const MatmulContext&) = delete;
   MatmulContext& operator=(const MatmulContext&) = delete;
 
@@ -64,6 +68,7 @@ class MatmulContext {
   ThreadPool& pool_;
   int64_t max_ne0_;
   std::vector<std::vector<float>> scratch_;  // per thread: kTileFloats
+  int blas_threads_before_;
 };
 
 inline constexpr int64_t kGemmMinRows = 16;
