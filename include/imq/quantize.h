@@ -14,6 +14,10 @@
 
 #include "imq/gguf.h"
 
+namespace imq::imatrix {
+struct Imatrix;
+}
+
 namespace imq::quantize {
 
 // llama_ftype ids (spec g.2): the TYPE argument and the output's general.file_type.
@@ -66,6 +70,9 @@ Search parse_search(std::string_view s);  // "reference" or "imq"; throws otherw
 struct Options {
   FType ftype = FType::Q4_K_M;
   std::string imatrix_path;                    // "" = quantize without importance
+  // An imatrix in memory instead of a file (in-situ quantization); not owned, used by make_plan
+  // only. imatrix_path then only names it in the output's quantize.imatrix.file ("" : none).
+  const imatrix::Imatrix* imatrix = nullptr;
   std::vector<std::string> include_weights;    // keep only imatrix entries containing one of these
   std::vector<std::string> exclude_weights;    // drop imatrix entries containing any of these
   std::optional<GgmlType> output_tensor_type;  // forces output.weight (bypasses fallback)

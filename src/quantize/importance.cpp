@@ -22,6 +22,21 @@ bool starts_with_gguf_magic(const std::string& path) {
   return f.gcount() == 4 && std::memcmp(m, "GGUF", 4) == 0;
 }
 
+// Per-column means from raw sums and per-slot counts (counts.size() divides sums.size()).
+std::vector<float> means(const std::vector<float>& sums, const std::vector<float>& counts) {
+  const size_t n_per_slot = sums.size() / counts.size();
+  std::vector<float> imp(sums.size());
+  for (size_t k = 0; k < counts.size(); ++k) {
+    // Counts are whole numbers stored as float; llama.cpp rounds them (lround) first.
+    const float count = float(std::lround(counts[k]));
+    for (size_t j = 0; j < n_per_slot; ++j) {
+      const size_t i = k * n_per_slot + j;
+      imp[i] = count > 0.0f ? sums[i] / count : 1.0f;  // unseen expert: neutral weights
+    }
+  }
+  return imp;
+}
+
 std::vector<float> read_f32(const gguf::File& f, const gguf::TensorInfo& t) {
   if (t.type != GgmlType::F32)
     throw_error("{}: imatrix tensor {} has type {}, expected F32", f.path(), t.name,
@@ -71,17 +86,7 @@ ImportanceData load_gguf(const std::string& path) {
       if (!std::isfinite(counts[k]) || counts[k] < 0)
         throw_error("{}: imatrix entry {}: count {} of slot {} (expected a finite count >= 0)", path,
                     base, counts[k], k);
-    const size_t n_per_slot = sums.size() / counts.size();
-    std::vector<float> imp(sums.size());
-    for (size_t k = 0; k < counts.size(); ++k) {
-      // Counts are whole numbers stored as float; llama.cpp rounds them (lround) first.
-      const float count = float(std::lround(counts[k]));
-      for (size_t j = 0; j < n_per_slot; ++j) {
-        const size_t i = k * n_per_slot + j;
-        imp[i] = count > 0.0f ? sums[i] / count : 1.0f;  // unseen expert: neutral weights
-      }
-    }
-    d.entries.emplace(std::move(base), std::move(imp));
+    d.entries.emplace(std::move(base), means(sums, counts));
   }
   return d;
 }
@@ -127,6 +132,21 @@ ImportanceData load_dat(const std::string& path) {
 }
 
 }  // namespace
+
+ImportanceData importance_from(const imatrix::Imatrix& m) {
+  ImportanceData d;
+  d.datasets = m.datasets;
+  d.chunk_count = m.chunk_count;
+  for (const auto& [name, e] : m.entries) {
+    if (e.counts.empty() || e.sums.size() % e.counts.size() != 0)
+      throw_error("imatrix entry {}: {} sums do not split into {} count slots", name, e.sums.size(),
+                  e.counts.size());
+    for (float v : e.sums)
+      if (!std::isfinite(v)) throw_error("imatrix entry {}: value {} (expected finite sums)", name, v);
+    d.entries.emplace(name, means(e.sums, e.counts));
+  }
+  return d;
+}
 
 ImportanceData load_importance(const std::string& path) {
   ImportanceData d = starts_with_gguf_magic(path) ? load_gguf(path) : load_dat(path);

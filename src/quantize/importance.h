@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "imq/imatrix.h"
+
 namespace imq::quantize {
 
 struct ImportanceData {
@@ -15,6 +17,10 @@ struct ImportanceData {
   // Per weight name, ne0 * n_slots floats (expert e owns the slice e*ne0 .. e*ne0+ne0-1).
   std::map<std::string, std::vector<float>> entries;
 };
+
+// The importance of an in-memory imatrix (imq::imatrix::collect's result), exactly as
+// load_importance reads the GGUF file that imatrix would be saved as.
+ImportanceData importance_from(const imatrix::Imatrix& m);
 
 // Reads `path` (GGUF when it starts with the GGUF magic, else legacy .dat). Throws imq::Error
 // naming the file and entry for malformed data or non-finite values.

@@ -158,12 +158,13 @@ Plan make_plan(const gguf::File& model, const Options& opt) {
     throw_error("--include-weights and --exclude-weights cannot be used together");
 
   ImportanceData imp;
-  if (!opt.imatrix_path.empty()) {
-    imp = load_importance(opt.imatrix_path);
+  const std::string imatrix_name = opt.imatrix_path.empty() ? "the imatrix in memory" : opt.imatrix_path;
+  if (opt.imatrix || !opt.imatrix_path.empty()) {
+    imp = opt.imatrix ? importance_from(*opt.imatrix) : load_importance(opt.imatrix_path);
     filter_importance(imp, opt.include_weights, opt.exclude_weights);
   }
   const bool has_imatrix = !imp.entries.empty();
-  if (has_imatrix) check_imatrix_matches(model, imp, opt.imatrix_path);
+  if (has_imatrix) check_imatrix_matches(model, imp, imatrix_name);
 
   const ModelInfo info = read_model_info(model);
   Overrides overrides;
@@ -195,7 +196,7 @@ Plan make_plan(const gguf::File& model, const Options& opt) {
         throw_error("tensor {} is already quantized ({}): requantizing to {} needs "
                     "--allow-requantize", tp.name, ggml_type_info(tp.src_type)->name,
                     dst_info->name);
-      if (has_imatrix) attach_importance(tp, imp, opt.imatrix_path, plan.warnings);
+      if (has_imatrix) attach_importance(tp, imp, imatrix_name, plan.warnings);
       // As llama-quantize: the 1-2-bit i-quants, IQ3_XXS and Q2_K inside Q2_K_S are refused
       // without imatrix data for the tensor (--dry-run only warns).
       if (requires_imatrix(tp.name, tp.dst_type, opt.ftype) && tp.importance_use != ImportanceUse::kUsed) {
@@ -232,13 +233,14 @@ Plan make_plan(const gguf::File& model, const Options& opt) {
   for (auto k : {"split.no", "split.count", "split.tensors.count"}) remove_kv(plan.kvs, k);
   if (has_imatrix) {
     // llama-quantize passes these as fixed 128-byte override strings.
-    set_kv(plan.kvs, "quantize.imatrix.file", gguf::Value::str(truncate(opt.imatrix_path, 127)));
+    if (!opt.imatrix_path.empty())
+      set_kv(plan.kvs, "quantize.imatrix.file", gguf::Value::str(truncate(opt.imatrix_path, 127)));
     if (!imp.datasets.empty())
       set_kv(plan.kvs, "quantize.imatrix.dataset", gguf::Value::str(truncate(imp.datasets[0], 127)));
     set_kv(plan.kvs, "quantize.imatrix.entries_count", gguf::Value::u32(uint32_t(imp.entries.size())));
     if (imp.chunk_count > 0)
       set_kv(plan.kvs, "quantize.imatrix.chunks_count", gguf::Value::u32(imp.chunk_count));
-    plan.imatrix = ImatrixSummary{opt.imatrix_path, imp.datasets, imp.entries.size(), imp.chunk_count};
+    plan.imatrix = ImatrixSummary{imatrix_name, imp.datasets, imp.entries.size(), imp.chunk_count};
   }
   plan.alignment = model.alignment();
   layout(plan);

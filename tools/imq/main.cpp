@@ -29,6 +29,7 @@ constexpr Command kCommands[] = {
     {"tokenize", imq::cli::cmd_tokenize, "tokenize text with a model's vocabulary"},
     {"perplexity", imq::cli::cmd_perplexity, "perplexity and KL divergence (llama-perplexity flags)"},
     {"generate", imq::cli::cmd_generate, "generate text from a prompt"},
+    {"run", imq::cli::cmd_run, "in-situ: load, calibrate, quantize in memory, generate (mistral.rs's ISQ)"},
     {"synth", imq::cli::cmd_synth, "write a small random-weight model"},
     {"imatrix", imq::cli::cmd_imatrix, "collect, merge, convert and inspect importance matrices"},
     {"quantize", imq::cli::cmd_quantize, "quantize a GGUF model (llama-quantize syntax)"},
