@@ -2,7 +2,8 @@
 # Installs imq's build dependencies (Debian 12 packages). Skips apt when all are present.
 set -euo pipefail
 pkgs=(cmake g++ make pkg-config libgtest-dev libgmock-dev libbenchmark-dev libopenblas-dev
-      libhwy-dev libcli11-dev libfmt-dev nlohmann-json3-dev libpcre2-dev python3 chromium)
+      libhwy-dev libcli11-dev libfmt-dev nlohmann-json3-dev libpcre2-dev python3 chromium
+      pybind11-dev python3-dev python3-numpy)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
