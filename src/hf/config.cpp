@@ -30,8 +30,9 @@ class Reader {
     if (!v.is_number_integer())
       throw_error("{}: key {} must be an integer, found {}", path_, key, v.dump());
     const int64_t x = v.get<int64_t>();
-    if (x < min || x > (int64_t(1) << 40))
-      throw_error("{}: key {} is {}, expected an integer in [{}, 2^40]", path_, key, x, min);
+    // 2^31: products of two sizes stay far inside int64.
+    if (x < min || x > (int64_t(1) << 31))
+      throw_error("{}: key {} is {}, expected an integer in [{}, 2^31]", path_, key, x, min);
     return x;
   }
   int64_t req_int(const char* key) const {

@@ -237,6 +237,13 @@ uint32_t file_type(GgmlType t) { return t == GgmlType::F32 ? 0 : t == GgmlType::
 // Converts every tensor of the checkpoint, in the converter's order.
 std::vector<OutTensor> convert_tensors(const Checkpoint& ck, const HfConfig& c, GgmlType outtype,
                                        const std::string& dir) {
+  // Each layer needs 6 tensors plus its FFN (3, or the router and 3 per expert): a count past
+  // what the files hold is refused before anything is sized by it.
+  const uint64_t per_layer = 6 + (c.is_moe() ? 1 + 3 * uint64_t(c.n_expert) : 3);
+  if (uint64_t(c.n_layer) * per_layer > ck.ordered.size())
+    throw_error("{}: num_hidden_layers {}{} needs at least {} tensors, the safetensors files hold {}", c.path,
+                c.n_layer, c.is_moe() ? fmt::format(" with {} experts", c.n_expert) : "",
+                uint64_t(c.n_layer) * per_layer, ck.ordered.size());
   std::vector<OutTensor> out;
   // Experts waiting to be stacked: per layer, [w][expert].
   std::map<int64_t, std::vector<std::vector<const Checkpoint::Ref*>>> experts;
@@ -316,8 +323,10 @@ gguf::Writer build(const std::string& dir, const ConvertOptions& options, std::v
   const Checkpoint ck = Checkpoint::open_dir(dir);
   if (ck.ordered.empty()) throw_error("{}: the safetensors files hold no tensors", dir);
   const GgmlType outtype = resolve(options.outtype, ck.ordered.front().tensor->dtype);
-  const HfVocab vocab = read_vocab(dir, c);
+  // Tensors first: their shapes bound config.json's sizes (vocab_size rows must exist in the
+  // file) before the vocabulary is sized from them.
   tensors = convert_tensors(ck, c, outtype, dir);
+  const HfVocab vocab = read_vocab(dir, c);
 
   uint64_t total = 0, shared = 0, expert = 0;
   for (const auto& t : tensors) {
@@ -408,6 +417,9 @@ void convert(const std::string& dir, const std::string& out_path, const ConvertO
 
 gguf::File open_model_file(const std::string& path, const gguf::OpenOptions& options) {
   if (!is_model_dir(path)) return gguf::File::open(path, options);
+  std::error_code ec;
+  if (!std::filesystem::exists(std::filesystem::path(path) / "config.json", ec))
+    throw_error("{}: not a regular file (a GGUF model) nor an HF model folder (no config.json)", path);
   return gguf::File::from_memory(path, convert_to_memory(path, ConvertOptions{OutType::Lossless}));
 }
 

@@ -39,7 +39,7 @@ class SafetensorsFile {
   static SafetensorsFile parse(MappedFile map);
 
   const std::string& path() const { return map_.path(); }
-  const std::vector<StTensor>& tensors() const { return tensors_; }  // in header order
+  const std::vector<StTensor>& tensors() const { return tensors_; }  // sorted by name
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   const StTensor* find(const std::string& name) const;
   std::span<const uint8_t> data(const StTensor& t) const;

@@ -248,8 +248,15 @@ const std::vector<Bad>& bad_cases() {
        "tokenizer.model", {"invalid wire type"}},
       {"TokenizerMissing", [](const fs::path& d) { fs::remove(d / "tokenizer.model"); }, "tokenizer.model",
        {"missing"}},
-      {"TokenizerTooManyPieces", [](const fs::path& d) { replace_in(d / "config.json", "\"vocab_size\":264", "\"vocab_size\":200"); },
-       "tokenizer.model", {"262 pieces", "vocab_size 200"}},
+      {"TokenizerTooManyPieces", [](const fs::path& d) {
+         write_file(d / "tokenizer.model", tokenizer_model() + sp_piece("d", -4, 1) + sp_piece("e", -5, 1) + sp_piece("f", -6, 1));
+       }, "tokenizer.model", {"265 pieces", "vocab_size 264"}},
+      {"TokenizerDuplicatePiece", [](const fs::path& d) {
+         write_file(d / "tokenizer.model", tokenizer_model() + sp_piece("b", -4, 1));
+       }, "tokenizer.model", {"piece b (id 262) is defined twice"}},
+      {"ConfigAbsurdLayerCount", [](const fs::path& d) {
+         replace_in(d / "config.json", "\"num_hidden_layers\":1", "\"num_hidden_layers\":2000000000");
+       }, "config.json", {"num_hidden_layers 2000000000", "needs at least", "hold 12"}},
   };
   return cases;
 }
