@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "hf/json_error.h"
 #include "imq/error.h"
 
 namespace imq::hf {
@@ -68,7 +69,7 @@ HfConfig parse_config(const std::string& text, const std::string& path) {
   try {
     j = json::parse(text);
   } catch (const json::parse_error& e) {
-    throw_error("{}: not valid JSON ({})", path, e.what());
+    throw_error("{}: not valid JSON ({})", path, json_error(e));
   }
   if (!j.is_object()) throw_error("{}: not a JSON object", path);
   HfConfig c;

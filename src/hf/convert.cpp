@@ -158,6 +158,21 @@ std::optional<Mapped> map_name(const std::string& name, const HfConfig& c) {
   return std::nullopt;
 }
 
+// Why a llama-like name is unknown when its layer or expert index is past config.json's
+// counts ("" otherwise).
+std::string index_past_config(std::string_view s, const HfConfig& c) {
+  int64_t il = 0, e = 0;
+  if (!s.starts_with("model.layers.")) return "";
+  s.remove_prefix(13);
+  if (!parse_index(s, il)) return "";
+  if (il >= c.n_layer) return fmt::format("layer {} is past {}'s num_hidden_layers {}", il, c.path, c.n_layer);
+  if (!c.is_moe() || !s.starts_with("block_sparse_moe.experts.")) return "";
+  s.remove_prefix(25);
+  if (parse_index(s, e) && e >= c.n_expert)
+    return fmt::format("expert {} is past {}'s num_local_experts {}", e, c.path, c.n_expert);
+  return "";
+}
+
 std::string shape_str(const std::vector<int64_t>& s) {
   std::string r = "[";
   for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
@@ -257,7 +272,11 @@ std::vector<OutTensor> convert_tensors(const Checkpoint& ck, const HfConfig& c, 
         nm.ends_with(".attention.bias"))
       continue;
     const auto m = map_name(t.name, c);
-    if (!m) throw_error("{}: tensor {} has no GGUF name for {}", path, t.name, c.architecture);
+    if (!m) {
+      if (const std::string why = index_past_config(t.name, c); !why.empty())
+        throw_error("{}: tensor {}: {}", path, t.name, why);
+      throw_error("{}: tensor {} has no GGUF name for {}", path, t.name, c.architecture);
+    }
     if (t.shape != m->expect)
       throw_error("{}: tensor {} has shape {}, but {} implies {}", path, t.name, shape_str(t.shape), c.path,
                   shape_str(m->expect));

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/checked.h"
+#include "hf/json_error.h"
 #include "imq/error.h"
 
 namespace imq::hf {
@@ -42,7 +43,7 @@ json parse_header(std::string_view text, const std::string& path) {
   try {
     h = json::parse(text.begin(), text.end(), cb);
   } catch (const json::parse_error& e) {
-    throw_error("{}: header is not valid JSON ({})", path, e.what());
+    throw_error("{}: header is not valid JSON ({})", path, json_error(e));
   }
   if (!dup.empty()) throw_error("{}: header names {} twice", path, dup);
   if (!h.is_object()) throw_error("{}: header is not a JSON object", path);
@@ -180,7 +181,7 @@ Checkpoint Checkpoint::open_dir(const std::string& dir) {
       try {
         idx = json::parse(b.begin(), b.end());
       } catch (const json::parse_error& e) {
-        throw_error("{}: not valid JSON ({})", ip, e.what());
+        throw_error("{}: not valid JSON ({})", ip, json_error(e));
       }
     }
     if (!idx.is_object() || !idx.contains("weight_map") || !idx["weight_map"].is_object())

@@ -11,6 +11,7 @@
 
 #include "core/mapped_file.h"
 #include "hf/config.h"
+#include "hf/json_error.h"
 #include "imq/error.h"
 
 namespace imq::hf {
@@ -106,7 +107,7 @@ json read_json(const std::filesystem::path& p) {
   try {
     return json::parse(read_text(p));
   } catch (const json::parse_error& e) {
-    throw_error("{}: not valid JSON ({})", p.string(), e.what());
+    throw_error("{}: not valid JSON ({})", p.string(), json_error(e));
   }
 }
 

@@ -188,7 +188,7 @@ const std::vector<Bad>& bad_cases() {
        }, "model.safetensors", {"header length 4611686018427387904", "past the end"}},
       {"HeaderNotJson", [](const fs::path& d) {
          write_file(d / "model.safetensors", u64le(6) + "{\"a\":}");
-       }, "model.safetensors", {"not valid JSON"}},
+       }, "model.safetensors", {"not valid JSON", "column 6"}},
       {"DataTruncated", [](const fs::path& d) {
          std::string s = read_all((d / "model.safetensors").string());
          write_file(d / "model.safetensors", s.substr(0, s.size() - 10));
@@ -254,6 +254,11 @@ const std::vector<Bad>& bad_cases() {
       {"TokenizerDuplicatePiece", [](const fs::path& d) {
          write_file(d / "tokenizer.model", tokenizer_model() + sp_piece("b", -4, 1));
        }, "tokenizer.model", {"piece b (id 262) is defined twice"}},
+      {"TensorPastLayerCount", [](const fs::path& d) {
+         auto ts = tiny_tensors();
+         ts.push_back({"model.layers.1.input_layernorm.weight", "BF16", {16}, std::string(32, '\0')});
+         write_file(d / "model.safetensors", safetensors(ts));
+       }, "model.safetensors", {"model.layers.1.input_layernorm.weight", "layer 1 is past", "num_hidden_layers 1"}},
       {"ConfigAbsurdLayerCount", [](const fs::path& d) {
          replace_in(d / "config.json", "\"num_hidden_layers\":1", "\"num_hidden_layers\":2000000000");
        }, "config.json", {"num_hidden_layers 2000000000", "needs at least", "hold 12"}},
