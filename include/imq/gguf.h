@@ -89,6 +89,9 @@ class File {
  public:
   static File open(const std::string& path);
   static File open(const std::string& path, const OpenOptions& options);
+  // A GGUF image already in memory (a converter's output), validated as open() does; `name`
+  // stands for the file in messages and path().
+  static File from_memory(std::string name, std::vector<uint8_t> bytes);
   ~File();
   File(File&&) noexcept;
   File& operator=(File&&) noexcept;
@@ -117,6 +120,7 @@ class File {
  private:
   struct Impl;
   explicit File(std::unique_ptr<Impl> impl);
+  static File parse(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 
@@ -152,6 +156,8 @@ class Writer {
   // next call.
   using Producer = std::function<std::span<const uint8_t>(size_t index)>;
   void write(const std::string& path, const Producer& produce) const;
+  // The bytes write() would put in the file (no deferred tensors), for in-memory models.
+  std::vector<uint8_t> to_bytes() const;
 
  private:
   struct Tensor {

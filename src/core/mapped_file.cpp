@@ -58,6 +58,11 @@ MappedFile::MappedFile(const std::string& path, FileAccess access) : path_(path)
   mapped_ = true;
 }
 
+MappedFile::MappedFile(std::string name, std::vector<uint8_t> bytes)
+    : path_(std::move(name)), size_(bytes.size()), read_(std::move(bytes)) {
+  data_ = read_.empty() ? nullptr : read_.data();
+}
+
 void MappedFile::release() {
   if (mapped_) ::munmap(const_cast<uint8_t*>(data_), size_);
   read_ = {};

@@ -16,6 +16,8 @@ enum class FileAccess : uint8_t {
 class MappedFile {
  public:
   explicit MappedFile(const std::string& path, FileAccess access = FileAccess::kMap);
+  // Bytes already in memory (e.g. a file made by a converter), named `name` in messages.
+  MappedFile(std::string name, std::vector<uint8_t> bytes);
   ~MappedFile();
   MappedFile(MappedFile&& o) noexcept;
   MappedFile& operator=(MappedFile&& o) noexcept;

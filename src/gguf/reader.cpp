@@ -100,6 +100,7 @@ struct File::Impl {
   std::unordered_map<std::string, size_t> kv_index, tensor_index;
 
   Impl(const std::string& path, FileAccess access) : map(path, access) {}
+  explicit Impl(MappedFile m) : map(std::move(m)) {}
 };
 
 namespace {
@@ -133,7 +134,15 @@ File& File::operator=(File&&) noexcept = default;
 File File::open(const std::string& path) { return open(path, OpenOptions{}); }
 
 File File::open(const std::string& path, const OpenOptions& options) {
-  auto impl = std::make_unique<Impl>(path, options.mmap ? FileAccess::kMap : FileAccess::kRead);
+  return parse(std::make_unique<Impl>(path, options.mmap ? FileAccess::kMap : FileAccess::kRead));
+}
+
+File File::from_memory(std::string name, std::vector<uint8_t> bytes) {
+  return parse(std::make_unique<Impl>(MappedFile(std::move(name), std::move(bytes))));
+}
+
+File File::parse(std::unique_ptr<Impl> impl) {
+  const std::string path = impl->map.path();
   ByteReader r(impl->map.bytes(), path);
   Parser p(r);
 

@@ -44,6 +44,17 @@ class FileSink : public Sink {
   std::vector<uint8_t> buf_;
 };
 
+class VectorSink : public Sink {
+ public:
+  explicit VectorSink(std::vector<uint8_t>& v) : v_(v) {}
+  void put(const void* p, size_t n) override {
+    v_.insert(v_.end(), static_cast<const uint8_t*>(p), static_cast<const uint8_t*>(p) + n);
+  }
+
+ private:
+  std::vector<uint8_t>& v_;
+};
+
 void put_value(Sink& s, const Value& v) {
   std::visit(
       [&](const auto& x) {
@@ -176,6 +187,24 @@ uint64_t Writer::file_size() const {
 }
 
 void Writer::write(const std::string& path) const { write(path, nullptr); }
+
+std::vector<uint8_t> Writer::to_bytes() const {
+  std::unordered_set<std::string> keys;
+  for (const auto& kv : kvs_)
+    if (!keys.insert(kv.key).second) throw_error("GGUF image: duplicate metadata key {}", kv.key);
+  std::vector<uint8_t> out;
+  out.reserve(file_size());
+  VectorSink s(out);
+  put_header(s, kvs_, layout(tensors_, alignment_));
+  out.resize(pad(out.size(), alignment_), 0);
+  for (const Tensor& t : tensors_) {
+    if (t.deferred) throw_error("GGUF image: tensor {} has no data", t.info.name);
+    auto b = t.bytes();
+    out.insert(out.end(), b.begin(), b.end());
+    out.resize(pad(out.size(), alignment_), 0);
+  }
+  return out;
+}
 
 void Writer::write(const std::string& path, const Producer& produce) const {
   std::unordered_set<std::string> keys;

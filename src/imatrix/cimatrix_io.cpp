@@ -13,6 +13,7 @@
 #include "core/mapped_file.h"
 #include "imq/error.h"
 #include "imq/gguf.h"
+#include "imq/hf.h"
 #include "imq/imatrix.h"
 
 namespace imq::imatrix {
@@ -75,7 +76,7 @@ Imatrix read_cimatrix(const std::string& path, const ReadOptions& opt) {
   std::optional<gguf::File> model;
   int64_t n_expert = opt.n_expert;
   if (!opt.model_path.empty()) {
-    model.emplace(gguf::File::open(opt.model_path));
+    model.emplace(hf::open_model_file(opt.model_path));
     n_expert = model_expert_count(*model);
   }
   MappedFile file(path);

@@ -4,6 +4,7 @@
 
 #include "imq/error.h"
 #include "imq/gguf.h"
+#include "imq/hf.h"
 #include "imq/quant.h"
 #include "model/weights.h"
 
@@ -39,7 +40,7 @@ std::unique_ptr<Model> Model::load(const std::string& path) { return load(path, 
 std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& options) {
   gguf::OpenOptions oo;
   oo.mmap = options.mmap;
-  auto file = gguf::File::open(path, oo);
+  auto file = hf::open_model_file(path, oo);  // a GGUF file, or an HF folder converted in memory
   Config config = load_config(file);
   Weights weights = load_weights(file, config);
   std::unique_ptr<Model> m(new Model());

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "imq/hf.h"
 #include "imq/gguf.h"
 
 namespace imq::cli {
@@ -200,7 +201,7 @@ int cmd_info(int argc, char** argv) {
   CLI::App app{"Print a GGUF file's header, every metadata key and every tensor (like gguf-dump)", "imq info"};
   std::string path;
   bool json = false, tsv = false;
-  app.add_option("file", path, "GGUF file")->required();
+  app.add_option("file", path, "GGUF file or HF model folder")->required();
   app.add_flag("--json", json, "machine-readable JSON (every array element included)");
   app.add_flag("--tsv", tsv, "the tab-separated listing of shared/reference/tools/gguf_info_tsv.py");
   try {
@@ -208,7 +209,7 @@ int cmd_info(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  auto f = gguf::File::open(path);
+  auto f = hf::open_model_file(path);  // an HF folder: the GGUF it converts to
   if (json) print_json(f);
   else if (tsv) print_tsv(f);
   else print_text(f);

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "commands.h"
+#include "imq/hf.h"
 #include "common_flags.h"
 #include "imq/error.h"
 #include "imq/ggml_types.h"
@@ -240,7 +241,7 @@ int cmd_quantize(int argc, char** argv) {
                 (unsigned long long)plan.file_size, ms, n_threads);
     return 0;
   }
-  gguf::File model = gguf::File::open(input);
+  gguf::File model = hf::open_model_file(input);  // GGUF, or an HF folder converted in memory
   Plan plan = make_plan(model, opt);
   std::printf("quantizing '%s' to '%s' as %s%s\n", input.c_str(), output.c_str(),
               std::string(ft->name).c_str(), dry_run ? " (dry run)" : "");

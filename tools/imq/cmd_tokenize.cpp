@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "commands.h"
+#include "imq/hf.h"
 #include "common_flags.h"
 #include "imq/error.h"
 #include "imq/gguf.h"
@@ -108,7 +109,7 @@ int cmd_tokenize(int argc, char** argv) {
   }
   if (!no_escape) text = process_escapes(text);
 
-  const gguf::File gf = gguf::File::open(model);
+  const gguf::File gf = hf::open_model_file(model);
   const std::unique_ptr<Tokenizer> tok = load_tokenizer(gf);
   const bool add_bos = tok->add_bos() && !no_bos;
   const std::vector<int32_t> tokens = tok->encode(text, add_bos, !no_parse_special);

@@ -13,5 +13,6 @@ int cmd_synth(int argc, char** argv);
 int cmd_imatrix(int argc, char** argv);
 int cmd_quantize(int argc, char** argv);
 int cmd_run(int argc, char** argv);
+int cmd_convert(int argc, char** argv);
 
 }  // namespace imq::cli

@@ -33,6 +33,7 @@ constexpr Command kCommands[] = {
     {"synth", imq::cli::cmd_synth, "write a small random-weight model"},
     {"imatrix", imq::cli::cmd_imatrix, "collect, merge, convert and inspect importance matrices"},
     {"quantize", imq::cli::cmd_quantize, "quantize a GGUF model (llama-quantize syntax)"},
+    {"convert", imq::cli::cmd_convert, "convert a Hugging Face model folder to GGUF"},
 };
 
 void usage(std::FILE* f) {
