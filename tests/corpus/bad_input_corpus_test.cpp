@@ -24,7 +24,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr uint32_t kF32 = uint32_t(GgmlType::F32), kF16 = uint32_t(GgmlType::F16);
+constexpr GgmlType kF32 = GgmlType::F32, kF16 = GgmlType::F16;
 
 void write_file(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
@@ -86,7 +86,7 @@ void rewrite_model(const std::string& dst, const std::function<void(gguf::Writer
 
 struct ImatrixTensor {
   std::string name;
-  uint32_t type;
+  GgmlType type;
   std::vector<int64_t> ne;
   std::vector<float> v;  // F32 data (missing values are 0); F16 tensors are zeros
 };
