@@ -22,8 +22,23 @@ enum class RopeType : uint8_t {
   Neox,    // rotate (x[i], x[i + n_rot/2])
 };
 
-// Hyperparameters, from the llama.* keys (names as in GGUF / llama.cpp).
+// llama.cpp CPU builds whose arithmetic the ggml-rounding backend reproduces (SessionOptions).
+enum class GgmlCpu : uint8_t {
+  Avx2,        // AVX2 + FMA
+  Avx512Bf16,  // AVX512F/DQ + AVX512-BF16
+};
+
+// The FFN's gate activation: out = act(gate) · up.
+enum class FfnActivation : uint8_t {
+  Silu,      // llama, qwen: silu(g) = g / (1 + e^-g)
+  GeluTanh,  // gemma: 0.5·g·(1 + tanh(√(2/π)·(g + 0.044715·g³)))
+};
+
+// Hyperparameters, from the <arch>.* keys (names as in GGUF / llama.cpp). The fields after
+// rope_type say how an architecture's block differs from llama's (model/config.cpp lists the
+// architectures and their differences in one table).
 struct Config {
+  std::string arch = "llama";  // general.architecture (also the key prefix)
   int64_t n_vocab = 0;        // rows of token_embd
   int64_t n_embd = 0;         // llama.embedding_length
   int64_t n_layer = 0;        // llama.block_count
@@ -31,7 +46,8 @@ struct Config {
   int64_t n_head_kv = 0;      // llama.attention.head_count_kv (default n_head)
   int64_t head_dim = 0;       // n_embd / n_head
   int64_t n_rot = 0;          // llama.rope.dimension_count (default head_dim)
-  int64_t n_ff = 0;           // llama.feed_forward_length (per expert for MoE)
+  int64_t n_ff = 0;           // llama.feed_forward_length (dense FFN width)
+  int64_t n_ff_exp = 0;       // expert FFN width: <arch>.expert_feed_forward_length or n_ff
   int64_t n_expert = 0;       // llama.expert_count (0: dense)
   int64_t n_expert_used = 0;  // llama.expert_used_count
   int64_t n_ctx_train = 0;    // llama.context_length
@@ -43,8 +59,23 @@ struct Config {
   RopeType rope_type = RopeType::Normal;
   bool tied_output = false;         // no output.weight: the output projection is token_embd
 
+  // --- differences from the llama block -------------------------------------------------
+  float embd_scale = 1.0f;     // gemma: token embeddings multiplied by √n_embd
+  bool qk_norm = false;        // qwen3, gemma3: per-head RMSNorm of Q and K (attn_q/k_norm) before RoPE
+  bool post_norms = false;     // gemma3: RMSNorm of the attention and FFN outputs before each residual add
+  FfnActivation ffn_act = FfnActivation::Silu;
+  float q_scale = 1.0f;        // Q multiplied by this after RoPE (gemma: its attention scale)
+  float kq_scale = 0.0f;       // softmax(kq_scale · q·k): 1/√head_dim (gemma: 1, Q is scaled)
+  // Sliding-window attention (gemma3): layer il is a window layer when il % swa_period <
+  // swa_period - 1; a query at position p sees keys p - n_swa + 1 .. p, rotated with base
+  // rope_freq_base_swa. n_swa 0: every layer is global.
+  int64_t n_swa = 0;           // <arch>.attention.sliding_window
+  int64_t swa_period = 0;
+  float rope_freq_base_swa = 10000.0f;  // <arch>.rope.freq_base_swa
+
   int64_t n_embd_kv() const { return n_head_kv * head_dim; }
   bool is_moe() const { return n_expert > 0; }
+  bool is_swa(int64_t il) const { return n_swa > 0 && il % swa_period < swa_period - 1; }
 };
 
 struct LoadOptions {
@@ -102,6 +133,11 @@ struct SessionOptions {
   // stored as computed. Without ggml_rounding the cache is always float.
   bool f16_keys = true;
   bool f16_values = true;
+  // With ggml_rounding: the llama.cpp CPU build whose last bits are reproduced. Its SIMD width
+  // decides ggml's exp (silu, softmax), how softmax sums and F32 products are reduced, and the
+  // BF16 product (VDPBF16PS on AVX512-BF16). The llama reference data come from an AVX2 build,
+  // those under reference/archs from an AVX512-BF16 one (their logs' system_info lines).
+  GgmlCpu ggml_cpu = GgmlCpu::Avx2;
   // Every position goes through the last layer even when decode asks for the logits of later
   // positions only (llama-imatrix's activations; only the output projection is skipped).
   bool full_last_layer = false;
@@ -167,7 +203,12 @@ class Session {
 
 // Random-weight models for tests and benchmarks (`imq synth`).
 struct SynthOptions {
-  bool moe = false;          // llama-moe: expert FFNs with a router
+  // general.architecture: llama, qwen2 (q/k/v biases), qwen3 (q/k norms, tied), qwen3moe
+  // (q/k norms, experts of width n_ff), gemma3 (q/k norms, post-norms, GELU, tied, sliding
+  // window `n_swa` on 5 of every 6 layers).
+  std::string arch = "llama";
+  bool moe = false;          // llama-moe: expert FFNs with a router (implied by qwen3moe)
+  int64_t n_swa = 8;         // gemma3's sliding window
   int64_t n_embd = 64, n_layer = 2, n_head = 4, n_head_kv = 2, n_ff = 128;
   int64_t n_expert = 4, n_expert_used = 2;
   int64_t n_vocab = 320;     // byte tokens + merges (>= 259); ignored with vocab_from

@@ -80,6 +80,7 @@ CollectResult collect(const model::Model& model, std::span<const int32_t> tokens
   so.full_last_layer = true;
   so.f16_keys = opt.f16_keys;
   so.f16_values = opt.f16_values;
+  so.ggml_cpu = opt.ggml_cpu;
   model::Session session(model, so);
   session.set_observer(&col);
 

@@ -18,9 +18,11 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 bool attention_tiled_path(int64_t n_rows, int64_t hd) { return n_rows >= kTile && hd % 8 == 0; }
 
 void attention(const AttentionShape& s, const float* q, const float* k, const float* v, int64_t p0,
-               int64_t n, float* out, ThreadPool& pool) {
+               int64_t n, int64_t window, float* out, ThreadPool& pool) {
   const int64_t hd = s.hd;
-  const float scale = 1.0f / std::sqrt(float(hd));
+  const float scale = s.scale;
+  // The first key a query at position P sees (ggml masks the others with -inf and skips them).
+  auto first_key = [window](int64_t P) { return window > 0 ? std::max<int64_t>(0, P - window + 1) : 0; };
   if (attention_tiled_path(n, hd)) {
     const int64_t n_blocks = (n + kTile - 1) / kTile;
     pool.parallel_for(size_t(s.n_head * n_blocks), [&](size_t b, size_t e, int) {
@@ -32,19 +34,20 @@ void attention(const AttentionShape& s, const float* q, const float* k, const fl
         std::fill(S.begin(), S.end(), 0.0f);
         std::fill(vkq.begin(), vkq.end(), 0.0f);
         const int64_t last_key = p0 + i0 + m - 1;
-        for (int64_t t0 = 0; t0 <= last_key; t0 += kTile) {
+        for (int64_t t0 = first_key(p0 + i0) / kTile * kTile; t0 <= last_key; t0 += kTile) {
           const int64_t nk = std::min(kTile, last_key + 1 - t0);
           for (int64_t d = 0; d < hd; ++d)
             for (int64_t j = 0; j < kTile; ++j)
               kt[size_t(d * kTile + j)] = j < nk ? k[(t0 + j) * s.ldkv + g * hd + d] : 0.0f;
           for (int64_t i = 0; i < m; ++i) {
-            const int64_t P = p0 + i0 + i;  // keys 0..P are visible
-            if (t0 > P) continue;           // every score of this tile is masked
+            const int64_t P = p0 + i0 + i;  // keys first_key(P)..P are visible
+            const int64_t lo = first_key(P) - t0;
+            if (t0 > P || lo >= kTile) continue;  // every score of this tile is masked
             const int64_t valid = std::min(kTile, P + 1 - t0);
             detail::key_chains(q + (i0 + i) * s.ldq + h * hd, kt.data(), hd, sc.data());
             float tmax = kNegInf;
             for (int64_t j = 0; j < kTile; ++j) {
-              sc[size_t(j)] = j < valid ? sc[size_t(j)] * scale : kNegInf;
+              sc[size_t(j)] = j >= lo && j < valid ? sc[size_t(j)] * scale : kNegInf;
               tmax = std::max(tmax, sc[size_t(j)]);
             }
             float& Mi = M[size_t(i)];
@@ -58,9 +61,8 @@ void attention(const AttentionShape& s, const float* q, const float* k, const fl
             }
             Mi = Mnew;
             for (int64_t j = 0; j < kTile; ++j) sc[size_t(j)] = sc[size_t(j)] - Mnew;
-            v_expf_row(sc.data(), kTile, sc.data());
-            double sum = 0;
-            for (int64_t gi = 0; gi < kTile; gi += 8) sum += double(detail::lanes_sum(sc.data() + gi));
+            v_expf_row(sc.data(), kTile, sc.data(), s.cpu);
+            const double sum = softmax_sum(sc.data(), kTile, s.cpu);
             Si = float(double(Si) + sum);
             detail::value_chains(sc.data(), v + t0 * s.ldkv + g * hd, s.ldkv, valid, hd, acc);
           }
@@ -81,7 +83,7 @@ void attention(const AttentionShape& s, const float* q, const float* k, const fl
       for (int64_t d = 0; d < hd; ++d) q16[size_t(d)] = f16_round(q[i * s.ldq + h * hd + d]);
       float M = kNegInf, S = 0;
       std::fill(acc.begin(), acc.end(), 0.0f);
-      for (int64_t key = 0; key <= p0 + i; ++key) {
+      for (int64_t key = first_key(p0 + i); key <= p0 + i; ++key) {
         const float* kr = k + key * s.ldkv + g * hd;
         const float* vr = v + key * s.ldkv + g * hd;
         double dot = 0;

@@ -7,6 +7,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "core/fp16.h"
@@ -14,6 +15,7 @@
 #include "imq/ggml_types.h"
 #include "kernels/act_codes.h"
 #include "kernels/activations.h"
+#include "kernels/vec.h"
 
 namespace imq::kernels::ggml {
 
@@ -36,17 +38,86 @@ float v_expf(float x) {
   return std::fma(s2, j, s2) * s1;
 }
 
-void swiglu(const float* gate, const float* up, int64_t rows, int64_t n_ff, float* out) {
-  const int64_t full = n_ff / 8 * 8;
+float v_expf_avx512(float x) {
+  constexpr float kShift = 0x1.8p23f;
+  const float z = std::fma(x, 0x1.715476p+0f, kShift);
+  const float n = z - kShift;
+  const float b = std::fma(-n, 0x1.7f7d1cp-20f, std::fma(-n, 0x1.62e4p-1f, x));
+  const float u = b * b;
+  const float j = std::fma(std::fma(std::fma(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u,
+                                    std::fma(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
+                           u, std::fma(0x1.ffffecp-1f, b, 1.0f));
+  if (std::fabs(n) > 192.0f) return n <= 0.0f ? 0.0f : std::numeric_limits<float>::infinity();
+  return std::ldexp(j, int(n));  // scalef: j·2ⁿ rounded once (exact unless subnormal)
+}
+
+void v_expf_row(const float* x, int64_t n, float* out, Cpu cpu) {
+  if (cpu == Cpu::Avx2) return v_expf_row(x, n, out);
+  for (int64_t i = 0; i < n; ++i) out[i] = v_expf_avx512(x[i]);
+}
+
+namespace {
+// _mm512_reduce_add_ps as GCC expands it: halves, quarters, then pairs.
+float reduce16(const float* l) {
+  float h[8], q[4];
+  for (int i = 0; i < 8; ++i) h[i] = l[i + 8] + l[i];
+  for (int i = 0; i < 4; ++i) q[i] = h[i + 4] + h[i];
+  const float a = q[0] + q[2], b = q[1] + q[3];
+  return a + b;
+}
+}  // namespace
+
+double softmax_sum(const float* x, int64_t n, Cpu cpu) {
+  double sum = 0;
+  if (cpu == Cpu::Avx2)
+    for (int64_t i = 0; i < n; i += 8) sum += double(detail::lanes_sum(x + i));
+  else
+    for (int64_t i = 0; i < n; i += 16) sum += double(reduce16(x + i));
+  return sum;
+}
+
+void swiglu(const float* gate, const float* up, int64_t rows, int64_t n_ff, float* out, Cpu cpu) {
+  const int64_t width = cpu == Cpu::Avx2 ? 8 : 16;
+  const int64_t full = n_ff / width * width;
   std::vector<float> e(static_cast<size_t>(full));
   for (int64_t t = 0; t < rows; ++t) {
     const float* x = gate + t * n_ff;
     const float* g = up + t * n_ff;
     float* y = out + t * n_ff;
     for (int64_t i = 0; i < full; ++i) e[size_t(i)] = 0.0f - x[i];
-    v_expf_row(e.data(), full, e.data());
+    v_expf_row(e.data(), full, e.data(), cpu);
     for (int64_t i = 0; i < full; ++i) y[i] = x[i] / (1.0f + e[size_t(i)]) * g[i];
     for (int64_t i = full; i < n_ff; ++i) y[i] = x[i] / (1.0f + std::exp(-x[i])) * g[i];
+  }
+}
+
+float gelu_tanh(float x) {
+  constexpr float kSqrt2OverPi = 0.79788456080286535587989211986876f, kCoefA = 0.044715f;
+  // As GCC compiles ggml's expression for x86-64 with FMA: A·x·x + 1 as one fused step.
+  return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * std::fma(kCoefA * x, x, 1.0f)));
+}
+
+namespace {
+
+// gelu_tanh at every half-precision input, rounded to half (ggml_table_gelu_f16).
+const std::vector<uint16_t>& gelu_table() {
+  static const std::vector<uint16_t> table = [] {
+    std::vector<uint16_t> t(size_t(1) << 16);
+    for (size_t i = 0; i < t.size(); ++i) t[i] = f32_to_f16(gelu_tanh(f16_to_f32(uint16_t(i))));
+    return t;
+  }();
+  return table;
+}
+
+}  // namespace
+
+void geglu(const float* gate, const float* up, int64_t n, float* out) {
+  const std::vector<uint16_t>& table = gelu_table();
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = gate[i];
+    if (x <= -10.0f) out[i] = 0.0f;
+    else if (x >= 10.0f) out[i] = x * up[i];
+    else out[i] = f16_to_f32(table[f32_to_f16(x)]) * up[i];
   }
 }
 
@@ -103,8 +174,9 @@ void matmul_q8_0(const WeightView& w, const ActCodes& a, float* y, MatmulContext
 
 // --- one input, converted once per format -------------------------------------------------
 
-ExactInput::ExactInput(ExactBuffers& b, const float* x, int64_t n, int64_t ne0, ThreadPool& pool)
-    : b_(b), x_(x), n_(n), ne0_(ne0), pool_(pool) {
+ExactInput::ExactInput(ExactBuffers& b, const float* x, int64_t n, int64_t ne0, ThreadPool& pool,
+                       Cpu cpu)
+    : b_(b), x_(x), n_(n), ne0_(ne0), pool_(pool), cpu_(cpu) {
   if (b.rounded.size() < size_t(n * ne0))
     throw_error("exact input: {} rows of {} exceed the buffer of {} floats", n, ne0, b.rounded.size());
 }
@@ -130,19 +202,61 @@ const ActCodes& ExactInput::q8_k() {
 
 // --- F32 (the MoE router) -------------------------------------------------------------------
 
-void matmul_f32_lanes(const WeightView& w, const float* x, int64_t n, float* y) {
-  if (w.type != GgmlType::F32 || w.ne0 % 8)
-    throw_error("{}: the tinyBLAS F32 product needs F32 rows of a multiple of 8", w.name);
+void matmul_f32_lanes(const WeightView& w, const float* x, int64_t n, float* y, Cpu cpu) {
+  const int64_t width = cpu == Cpu::Avx2 ? 8 : 16;
+  if (w.type != GgmlType::F32 || w.ne0 % width)
+    throw_error("{}: the tinyBLAS F32 product needs F32 rows of a multiple of {}", w.name, width);
   for (int64_t r = 0; r < w.ne1; ++r) {
     const auto* wr = reinterpret_cast<const float*>(w.row(r));
     for (int64_t t = 0; t < n; ++t) {
       const float* xt = x + t * w.ne0;
-      float l[8] = {};
-      for (int64_t i = 0; i < w.ne0; i += 8)
-        for (int j = 0; j < 8; ++j) l[j] = std::fma(wr[i + j], xt[i + j], l[j]);
-      y[t * w.ne1 + r] = detail::lanes_sum(l);
+      float l[16] = {};
+      for (int64_t i = 0; i < w.ne0; i += width)
+        for (int64_t j = 0; j < width; ++j) l[j] = std::fma(wr[i + j], xt[i + j], l[j]);
+      y[t * w.ne1 + r] = width == 8 ? detail::lanes_sum(l) : reduce16(l);
     }
   }
+}
+
+// --- BF16 (AVX512-BF16) ----------------------------------------------------------------
+
+namespace {
+
+// One VDPBF16PS step of 32 values into 16 lanes.
+inline void dpbf16(float* acc, const float* w, const float* x) {
+  for (int l = 0; l < 16; ++l) {
+    acc[l] += w[2 * l] * x[2 * l];
+    acc[l] += w[2 * l + 1] * x[2 * l + 1];
+  }
+}
+
+}  // namespace
+
+void matmul_bf16(const WeightView& w, const float* xb, int64_t n, float* y, MatmulContext& ctx,
+                 bool vec_dot) {
+  if (w.type != GgmlType::BF16 || w.ne0 % 64)
+    throw_error("{}: the AVX512-BF16 product needs BF16 rows of a multiple of 64", w.name);
+  const int64_t k = w.ne0;
+  ctx.pool().parallel_for(size_t(w.ne1), [&](size_t b, size_t e, int thread) {
+    float* wr = ctx.scratch(thread);  // one weight row in float
+    for (size_t r = b; r < e; ++r) {
+      bf16_to_f32_row(reinterpret_cast<const uint16_t*>(w.row(int64_t(r))), wr, k);
+      for (int64_t t = 0; t < n; ++t) {
+        const float* xt = xb + t * k;
+        float c1[16] = {}, c2[16] = {};
+        if (vec_dot) {
+          for (int64_t i = 0; i < k; i += 64) {
+            dpbf16(c1, wr + i, xt + i);
+            dpbf16(c2, wr + i + 32, xt + i + 32);
+          }
+          y[t * w.ne1 + int64_t(r)] = float(double(reduce16(c1)) + double(reduce16(c2)));
+        } else {
+          for (int64_t i = 0; i < k; i += 32) dpbf16(c1, wr + i, xt + i);
+          y[t * w.ne1 + int64_t(r)] = reduce16(c1);
+        }
+      }
+    }
+  });
 }
 
 // --- F16 rows not a multiple of 8 ------------------------------------------------------

@@ -14,16 +14,36 @@
 
 namespace imq::kernels::ggml {
 
+// The llama.cpp CPU build reproduced (model::GgmlCpu): AVX2 + FMA, or AVX512F/DQ + AVX512-BF16,
+// whose v_expf, softmax sums, F32 tinyBLAS lanes and BF16 products differ in the last bits.
+enum class Cpu : uint8_t { Avx2, Avx512Bf16 };
+
 // ggml's vectorised exp (ggml_v_expf), per lane: z = fma(x, log2 e, 1.5·2²³), n = z − 1.5·2²³,
 // b = x − n·ln2 (two fused steps), a degree-5 polynomial j(b) by fused steps, result
 // fma(2ⁿ, j, 2ⁿ); |n| > 126 scales in two steps, |n| > 192 gives 0 or inf.
 float v_expf(float x);
 // out[i] = v_expf(x[i]) (SIMD; bit-identical to v_expf on FMA targets). out may alias x.
 void v_expf_row(const float* x, int64_t n, float* out);
+// The AVX512 ggml_v_expf: the same reduction, the polynomial's constant term 1 folded into its
+// last fused step, the result j·2ⁿ (_mm512_scalef_ps) instead of fma(2ⁿ, j, 2ⁿ).
+float v_expf_avx512(float x);
+// out[i] = exp(x[i]) as `cpu`'s ggml_v_expf computes it. out may alias x.
+void v_expf_row(const float* x, int64_t n, float* out, Cpu cpu);
+// Σ out[i] for n a multiple of the SIMD width, as ggml_vec_soft_max_f32 adds its vectors: per
+// vector of 8 (AVX2: hsum) or 16 (AVX512: _mm512_reduce_add_ps) floats, in double across.
+double softmax_sum(const float* x, int64_t n, Cpu cpu);
 
 // ggml_vec_swiglu_f32 on `rows` rows of n_ff: the first n_ff − n_ff mod 8 values of each row are
 // x / (1 + v_expf(−x)) · up (the SIMD silu), the rest x / (1 + expf(−x)) · up. out may alias gate.
-void swiglu(const float* gate, const float* up, int64_t rows, int64_t n_ff, float* out);
+// AVX512: groups of 16 through v_expf_avx512.
+void swiglu(const float* gate, const float* up, int64_t rows, int64_t n_ff, float* out,
+            Cpu cpu = Cpu::Avx2);
+// ggml_vec_geglu_f32 (GGML_GELU_FP16, ggml's default) on n values: gelu_tanh(x) · up, where
+// gelu_tanh comes from a table over all half-precision inputs (x rounded to half, the table
+// value rounded to half); x <= -10 gives 0 and x >= 10 gives x · up. out may alias gate.
+void geglu(const float* gate, const float* up, int64_t n, float* out);
+// ggml's scalar GELU (tanh approximation), in float: the function the table samples.
+float gelu_tanh(float x);
 
 // Activation rows as integer codes (floats) and block scales (kernels/act_codes.h), quantized
 // once for every product that shares the input (q/k/v, gate/up).
@@ -48,8 +68,10 @@ struct ExactBuffers {
 class ExactInput {
  public:
   // x: n rows of ne0 floats; b.rounded must hold n·ne0 floats.
-  ExactInput(ExactBuffers& b, const float* x, int64_t n, int64_t ne0, ThreadPool& pool);
+  ExactInput(ExactBuffers& b, const float* x, int64_t n, int64_t ne0, ThreadPool& pool,
+             Cpu cpu = Cpu::Avx2);
   int64_t rows() const { return n_; }
+  Cpu cpu() const { return cpu_; }  // whose products the type kernels reproduce
   const float* raw() const { return x_; }
   // x as `f` holds it (kernels/activations.h); F32: x itself.
   const float* rounded(quant::ActFormat f);
@@ -61,6 +83,7 @@ class ExactInput {
   const float* x_;
   int64_t n_, ne0_;
   ThreadPool& pool_;
+  Cpu cpu_;
   quant::ActFormat rounded_as_ = quant::ActFormat::F32;  // what b_.rounded holds (F32: nothing)
   bool q80_ = false, q8k_ = false;
 };
@@ -87,7 +110,18 @@ void matmul_q8_k(const WeightView& w, const ActCodes& a, float* y, MatmulContext
 // F32 weights with rows a multiple of 8 as tinyBLAS multiplies them: eight FMA lanes over the
 // row, ggml's horizontal sum. Scalar: used for the MoE router, whose last bits choose experts
 // (other F32 products keep SGEMM).
-void matmul_f32_lanes(const WeightView& w, const float* x, int64_t n, float* y);
+// AVX512 (Cpu::Avx512Bf16): sixteen lanes, rows a multiple of 16, _mm512_reduce_add_ps.
+void matmul_f32_lanes(const WeightView& w, const float* x, int64_t n, float* y, Cpu cpu = Cpu::Avx2);
+
+// BF16 weights as an AVX512-BF16 build of llama.cpp multiplies them (the machine that made the
+// BF16 reference data), rows a multiple of 64: VDPBF16PS lanes, lane L of each 32-value step
+// adding the products of values 2L and then 2L+1 (each product exact in float, each sum
+// rounded; this order is the one measured closer to the reference logs, not documented), reduced as _mm512_reduce_add_ps. Dense products (tinyBLAS): one 16-lane
+// accumulator over the row. vec_dot (expert rows, mul_mat_id): two accumulators over
+// alternating 32-value steps, each reduced, added in double. xb: activations already rounded
+// to BF16 (kernels/activations.h). Denormal inputs are not flushed as VDPBF16PS flushes them.
+void matmul_bf16(const WeightView& w, const float* xb, int64_t n, float* y, MatmulContext& ctx,
+                 bool vec_dot);
 
 // F16 weights whose rows are not a multiple of 8 long skip tinyBLAS: ggml_vec_dot_f16 (four
 // 8-lane fused-multiply-add accumulators over the first ne0 − ne0 mod 32 values, reduced as
@@ -98,8 +132,12 @@ void matmul_f16(const WeightView& w, const float* x16, int64_t n, float* y, Matm
 // Causal attention of one micro-batch as ggml's flash attention (F16 K/V cache, F32 Q):
 // q [n, ldq] (head h at h·hd), k/v caches [p0 + n, ldkv] (kv head g at g·hd) holding
 // half-rounded values; out [n, ldq]. Head h reads kv head h / group.
+// scale: of the scores q·k (1/√hd for llama). window > 0: a query at position p sees only the
+// keys p - window + 1 .. p (sliding-window layers; the others are masked as ggml masks them).
 struct AttentionShape {
   int64_t n_head = 0, group = 1, hd = 0, ldq = 0, ldkv = 0;
+  float scale = 0;
+  Cpu cpu = Cpu::Avx2;  // the tiled path's exp and sums (v_expf_row, softmax_sum)
 };
 // Micro-batches of 64 rows and more take ggml's tiled path (all float: scores as fused chains
 // over the head dimension, online softmax per tile of 64 keys with v_expf, values accumulated
@@ -107,7 +145,7 @@ struct AttentionShape {
 // summed in double, values accumulated in half precision key by key).
 bool attention_tiled_path(int64_t n_rows, int64_t hd);
 void attention(const AttentionShape& s, const float* q, const float* k, const float* v, int64_t p0,
-               int64_t n, float* out, ThreadPool& pool);
+               int64_t n, int64_t window, float* out, ThreadPool& pool);
 
 namespace detail {
 // ggml's horizontal sum of eight float lanes (hsum_float_8, tinyBLAS's hsum).

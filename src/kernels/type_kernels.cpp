@@ -33,8 +33,8 @@ float f32_dot(const uint8_t* row, const float* x, int64_t n) {
 // tinyBLAS's F32 product (eight fused lanes) where the rows allow it: the router's last bits
 // choose experts.
 void f32_router(const WeightView& w, ggml::ExactInput& x, float* y, MatmulContext& ctx) {
-  if (w.ne0 % 8 == 0)
-    ggml::matmul_f32_lanes(w, x.raw(), x.rows(), y);
+  if (w.ne0 % (x.cpu() == ggml::Cpu::Avx2 ? 8 : 16) == 0)
+    ggml::matmul_f32_lanes(w, x.raw(), x.rows(), y, x.cpu());
   else
     exact_rounded(w, x, y, ctx, false);
 }
@@ -60,6 +60,16 @@ void bf16_rows(const uint8_t* src, float* dst, int64_t n) {
 float bf16_dot(const uint8_t* row, const float* x, int64_t n) {
   return dot_bf16(reinterpret_cast<const uint16_t*>(row), x, n);
 }
+// An AVX512-BF16 build's VDPBF16PS products where the rows allow them (multiples of 64), else
+// (and on AVX2) the float product of the rounded values.
+void bf16_exact(const WeightView& w, ggml::ExactInput& x, float* y, MatmulContext& ctx,
+                bool expert_rows) {
+  const float* xb = x.rounded(quant::ActFormat::BF16);
+  if (x.cpu() == ggml::Cpu::Avx512Bf16 && w.ne0 % 64 == 0)
+    ggml::matmul_bf16(w, xb, x.rows(), y, ctx, expert_rows);
+  else
+    matmul(w, xb, x.rows(), y, ctx);
+}
 
 // --- integer products from activation codes ---------------------------------------------
 
@@ -80,7 +90,7 @@ struct Row {
 constexpr Row kRows[] = {
     {GgmlType::F32, {f32_rows, f32_dot, true, exact_rounded, f32_router}},
     {GgmlType::F16, {f16_rows, f16_dot, false, f16_exact, router_as_product}},
-    {GgmlType::BF16, {bf16_rows, bf16_dot, false, exact_rounded, router_as_product}},
+    {GgmlType::BF16, {bf16_rows, bf16_dot, false, bf16_exact, router_as_product}},
     {GgmlType::Q5_0, {nullptr, nullptr, false, q8_0_codes_exact, router_as_product}},
     {GgmlType::Q8_0, {nullptr, nullptr, false, q8_0_codes_exact, router_as_product}},
     {GgmlType::Q4_K, {nullptr, nullptr, false, q8_k_codes_exact, router_as_product}},

@@ -1,4 +1,4 @@
-// Mixtral-style MoE FFN (llama.cpp's build_moe_ffn for llama): router logits = W_gate_inp·x,
+// Mixtral-style MoE FFN (llama.cpp's build_moe_ffn for llama and qwen3moe): router logits = W_gate_inp·x,
 // softmax over all experts, the top n_expert_used experts per token with their probabilities
 // renormalized to sum 1, output = Σ_slots weight · down_e(silu(gate_e·x) * up_e·x).
 #include <algorithm>
@@ -43,7 +43,7 @@ void Session::Impl::ffn_moe(const LayerWeights& L, int64_t n) {
     for (int64_t r = 0; r < m; ++r)
       std::copy_n(xn.data() + M.rows[size_t(r)] * d, d, M.x.data() + r * d);
     matmul({{L.ffn_gate_exps, gate.data()}, {L.ffn_up_exps, up.data()}}, M.x.data(), m, e);
-    gate_silu_up(m);
+    gate_act_up(m, c.n_ff_exp);
     matmul(L.ffn_down_exps, gate.data(), m, M.out.data(), e);
     for (int64_t r = 0; r < m; ++r) {
       const int64_t t = M.rows[size_t(r)], s = M.slots[size_t(r)];

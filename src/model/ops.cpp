@@ -30,6 +30,14 @@ void swiglu(const float* gate, const float* up, int64_t n, float* out) {
   }
 }
 
+void geglu(const float* gate, const float* up, int64_t n, float* out) {
+  constexpr float kSqrt2OverPi = 0.79788456080286535587989211986876f, kCoefA = 0.044715f;
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    out[i] = 0.5f * g * (1.0f + std::tanh(kSqrt2OverPi * g * (1.0f + kCoefA * g * g))) * up[i];
+  }
+}
+
 void softmax(float* x, int64_t n) {
   const float mx = kernels::max_f32(x, n);
   const double sum = kernels::exp_sub_sum(x, n, mx);
@@ -53,14 +61,15 @@ float yarn_ramp(float low, float high, int64_t i0) {
 
 }  // namespace
 
-RopeTable::RopeTable(const Config& c, const float* freq_factors, int64_t max_positions)
+RopeTable::RopeTable(const Config& c, float freq_base, const float* freq_factors,
+                     int64_t max_positions)
     : c_(c), freq_factors_(freq_factors) {
-  theta_scale_ = std::pow(c.rope_freq_base, -2.0f / float(c.n_rot));
+  theta_scale_ = std::pow(freq_base, -2.0f / float(c.n_rot));
   if (c.rope_yarn) {
     ext_factor_ = 1.0f;
     const int64_t orig = c.rope_yarn_orig_ctx > 0 ? c.rope_yarn_orig_ctx : c.n_ctx_train;
-    const float start = std::floor(yarn_corr_dim(c.n_rot, orig, 32.0f, c.rope_freq_base));
-    const float end = std::ceil(yarn_corr_dim(c.n_rot, orig, 1.0f, c.rope_freq_base));
+    const float start = std::floor(yarn_corr_dim(c.n_rot, orig, 32.0f, freq_base));
+    const float end = std::ceil(yarn_corr_dim(c.n_rot, orig, 1.0f, freq_base));
     corr_dims_[0] = std::max(0.0f, start);
     corr_dims_[1] = std::min(float(c.n_rot - 1), end);
   }
@@ -123,11 +132,12 @@ constexpr int64_t kQueryBlock = 64;  // query rows per task
 int64_t attention_scratch_floats(int64_t n_ctx) { return kQueryBlock * n_ctx; }
 
 void attention(const Config& c, const float* q, const float* k, const float* v, int64_t p0,
-               int64_t n, float* out, ThreadPool& pool, std::vector<std::vector<float>>& scratch) {
+               int64_t n, int64_t window, float* out, ThreadPool& pool,
+               std::vector<std::vector<float>>& scratch) {
   const int64_t hd = c.head_dim, n_head = c.n_head, group = c.n_head / c.n_head_kv;
   const int64_t ldq = n_head * hd, ldkv = c.n_embd_kv();
   const int64_t n_blocks = (n + kQueryBlock - 1) / kQueryBlock;
-  const float scale = 1.0f / std::sqrt(float(hd));
+  const float scale = c.kq_scale;
   pool.parallel_for(size_t(n_head * n_blocks), [&](size_t b, size_t e, int thread) {
     float* s = scratch[size_t(thread)].data();
     for (size_t task = b; task < e; ++task) {
@@ -141,7 +151,9 @@ void attention(const Config& c, const float* q, const float* k, const float* v, 
       for (int64_t i = 0; i < m; ++i) {
         float* row = s + i * n_keys;
         const int64_t visible = p0 + i0 + i + 1;
-        softmax(row, visible);
+        const int64_t first = window > 0 ? std::max<int64_t>(0, visible - window) : 0;
+        std::fill(row, row + first, 0.0f);
+        softmax(row + first, visible - first);
         std::fill(row + visible, row + n_keys, 0.0f);
       }
       // out_h[m, hd] = s · v_g

@@ -9,7 +9,7 @@ namespace imq::model {
 namespace {
 
 int64_t max_row_length(const Config& c) {
-  return std::max({c.n_embd, c.n_ff, c.n_head * c.head_dim});
+  return std::max({c.n_embd, c.n_ff, c.n_ff_exp, c.n_head * c.head_dim});
 }
 
 template <typename T>
@@ -29,8 +29,12 @@ Session::Impl::Impl(const Model& m, const SessionOptions& o)
     : model(m), c(m.config()), w(m.weights()), opt(checked(o)), pool(o.n_threads),
       mm_ctx(pool, max_row_length(m.config())),
       backend(make_backend(m.config(), opt, pool, mm_ctx, max_row_length(m.config()))),
-      rope(m.config(), m.weights().rope_freqs ? m.weights().rope_freqs->data : nullptr,
+      rope(m.config(), m.config().rope_freq_base,
+           m.weights().rope_freqs ? m.weights().rope_freqs->data : nullptr,
            std::max<int64_t>(1, o.n_ubatch)) {
+  if (c.n_swa > 0)
+    rope_swa.emplace(c, c.rope_freq_base_swa, w.rope_freqs ? w.rope_freqs->data : nullptr,
+                     std::max<int64_t>(1, o.n_ubatch));
   const int64_t nu = opt.n_ubatch;
   micro_batch = nu;
   kv.n_ctx = opt.n_ctx;
@@ -42,8 +46,9 @@ Session::Impl::Impl(const Model& m, const SessionOptions& o)
   q = buffer<float>(nu, c.n_head * c.head_dim);
   attn = buffer<float>(nu, c.n_head * c.head_dim);
   proj = buffer<float>(nu, c.n_embd);
-  gate = buffer<float>(nu, c.n_ff);
-  up = buffer<float>(nu, c.n_ff);
+  const int64_t n_ff = std::max(c.n_ff, c.is_moe() ? c.n_ff_exp : 0);
+  gate = buffer<float>(nu, n_ff);
+  up = buffer<float>(nu, n_ff);
   if (c.is_moe()) {
     moe.router = buffer<float>(nu, c.n_expert);
     moe.order = buffer<int32_t>(1, c.n_expert);
@@ -98,7 +103,9 @@ void Session::Impl::forward(const int32_t* tokens, int64_t n, int64_t out_from, 
                   c.n_vocab - 1);
     kernels::dequantize_rows(w.token_embd, id, id + 1, x.data() + t * d);
   }
-  rope.compute(n_past, n);
+  if (c.embd_scale != 1.0f)  // gemma: x *= √n_embd
+    for (int64_t i = 0; i < n * d; ++i) x[size_t(i)] *= c.embd_scale;
+  compute_rope(n_past, n);
 
   int64_t rows = n;  // rows of x still carried (the last layer keeps only output rows)
   auto keep_output_rows = [&] {  // drops the rows whose logits were not asked for, once
@@ -113,12 +120,7 @@ void Session::Impl::forward(const int32_t* tokens, int64_t n, int64_t out_from, 
     // every row must (full_last_layer: llama-imatrix's activations).
     if (il == c.n_layer - 1 && !opt.full_last_layer) keep_output_rows();
     if (rows == 0) break;
-    rmsnorm(x.data(), L.ffn_norm.data, rows, d, c.rms_eps, xn.data());
-    if (c.is_moe())
-      ffn_moe(L, rows);
-    else
-      ffn_dense(L, rows);
-    for (int64_t i = 0; i < rows * d; ++i) x[size_t(i)] += proj[size_t(i)];
+    ffn_block(L, rows);  // x += ffn(norm(x))
   }
   n_past += n;
   keep_output_rows();
@@ -134,6 +136,7 @@ void Session::Impl::attention_block(const LayerWeights& L, int64_t il, int64_t n
   float* k_new = kc + n_past * n_kv;  // [n, n_kv]: this micro-batch's cache rows
   float* v_new = vc + n_past * n_kv;
   rmsnorm(x.data(), L.attn_norm.data, n, d, c.rms_eps, xn.data());
+  // q [n, n_head*head_dim], k_new/v_new [n, n_head_kv*head_dim]
   matmul({{L.wq, q.data()}, {L.wk, k_new}, {L.wv, v_new}}, xn.data(), n);
   auto add_bias = [](float* y, int64_t n, const std::optional<VectorView>& b) {
     if (!b) return;
@@ -143,10 +146,17 @@ void Session::Impl::attention_block(const LayerWeights& L, int64_t il, int64_t n
   add_bias(q.data(), n, L.bq);
   add_bias(k_new, n, L.bk);
   add_bias(v_new, n, L.bv);
-  backend->rope(rope, q.data(), n, c.n_head, n_q);
-  backend->rope(rope, k_new, n, c.n_head_kv, n_kv);
+  if (c.qk_norm) {  // qwen3, gemma3: RMSNorm of every head of q and k
+    rmsnorm(q.data(), L.attn_q_norm.data, n * c.n_head, c.head_dim, c.rms_eps, q.data());
+    rmsnorm(k_new, L.attn_k_norm.data, n * c.n_head_kv, c.head_dim, c.rms_eps, k_new);
+  }
+  const RopeTable& r = rope_of(il);  // gemma3: sliding-window layers rotate with their own base
+  backend->rope(r, q.data(), n, c.n_head, n_q);
+  backend->rope(r, k_new, n, c.n_head_kv, n_kv);
+  if (c.q_scale != 1.0f)  // gemma3: q scaled here, the attention itself unscaled
+    for (int64_t i = 0; i < n * n_q; ++i) q[size_t(i)] *= c.q_scale;
   backend->store_kv(k_new, v_new, n, n_kv);
-  backend->attention(q.data(), kc, vc, n_past, n, attn.data());
+  backend->attention(q.data(), kc, vc, n_past, n, c.is_swa(il) ? c.n_swa : 0, attn.data());
   attn_output(L, n);
 }
 
@@ -155,14 +165,31 @@ void Session::Impl::attn_output(const LayerWeights& L, int64_t n) {
   if (L.bo)
     for (int64_t t = 0; t < n; ++t)
       for (int64_t i = 0; i < L.bo->n; ++i) proj[size_t(t * L.bo->n + i)] += L.bo->data[i];
-  for (int64_t i = 0; i < n * c.n_embd; ++i) x[size_t(i)] += proj[size_t(i)];
+  add_residual(L.attn_post_norm, n);
 }
 
-void Session::Impl::gate_silu_up(int64_t rows) { backend->swiglu(gate.data(), up.data(), rows, c.n_ff); }
+void Session::Impl::ffn_block(const LayerWeights& L, int64_t n) {
+  rmsnorm(x.data(), L.ffn_norm.data, n, c.n_embd, c.rms_eps, xn.data());
+  if (c.is_moe())
+    ffn_moe(L, n);
+  else
+    ffn_dense(L, n);
+  add_residual(L.ffn_post_norm, n);
+}
+
+void Session::Impl::add_residual(const VectorView& post_norm, int64_t n) {
+  const int64_t d = c.n_embd;
+  if (c.post_norms) rmsnorm(proj.data(), post_norm.data, n, d, c.rms_eps, proj.data());
+  for (int64_t i = 0; i < n * d; ++i) x[size_t(i)] += proj[size_t(i)];
+}
+
+void Session::Impl::gate_act_up(int64_t rows, int64_t width) {
+  backend->gated_act(gate.data(), up.data(), rows, width);
+}
 
 void Session::Impl::ffn_dense(const LayerWeights& L, int64_t n) {
   matmul({{L.ffn_gate, gate.data()}, {L.ffn_up, up.data()}}, xn.data(), n);
-  gate_silu_up(n);
+  gate_act_up(n, c.n_ff);
   matmul(L.ffn_down, gate.data(), n, proj.data());
 }
 
@@ -214,6 +241,8 @@ void Session::embed(std::span<const int32_t> tokens, std::span<float> x) {
                   s.c.n_vocab - 1);
     kernels::dequantize_rows(s.w.token_embd, id, id + 1, x.data() + t * d);
   }
+  if (s.c.embd_scale != 1.0f)
+    for (float& v : x) v *= s.c.embd_scale;
 }
 
 void Session::forward_layer(int64_t il, std::span<float> x, std::string_view stop_at) {
@@ -240,18 +269,13 @@ void Session::forward_layer(int64_t il, std::span<float> x, std::string_view sto
     const int64_t m = std::min(s.micro_batch, n - b);
     float* xb = x.data() + b * d;
     std::memcpy(s.x.data(), xb, size_t(m * d) * sizeof(float));
-    s.rope.compute(s.n_past, m);
+    s.compute_rope(s.n_past, m);
     try {
       s.attention_block(L, il, m);
-      rmsnorm(s.x.data(), L.ffn_norm.data, m, d, s.c.rms_eps, s.xn.data());
-      if (s.c.is_moe())
-        s.ffn_moe(L, m);
-      else
-        s.ffn_dense(L, m);
+      s.ffn_block(L, m);
     } catch (const Impl::Stop&) {
       return;
     }
-    for (int64_t i = 0; i < m * d; ++i) s.x[size_t(i)] += s.proj[size_t(i)];
     std::memcpy(xb, s.x.data(), size_t(m * d) * sizeof(float));
     s.n_past += m;
   }
@@ -284,23 +308,23 @@ bool Session::resume_layer(int64_t il, LayerStage from, std::span<float> x,
       case LayerStage::kAttnOutput:
         std::memcpy(s.attn.data(), in.data(), in.size() * sizeof(float));
         s.attn_output(L, n);
-        rmsnorm(s.x.data(), L.ffn_norm.data, n, d, c.rms_eps, s.xn.data());
-        s.ffn_dense(L, n);
+        s.ffn_block(L, n);
         break;
       case LayerStage::kFfnGate:
         std::memcpy(s.xn.data(), in.data(), in.size() * sizeof(float));
         s.ffn_dense(L, n);
+        s.add_residual(L.ffn_post_norm, n);
         break;
       case LayerStage::kFfnDown:
         std::memcpy(s.gate.data(), in.data(), in.size() * sizeof(float));
         s.matmul(L.ffn_down, s.gate.data(), n, s.proj.data());
+        s.add_residual(L.ffn_post_norm, n);
         break;
     }
   } catch (const Impl::Stop&) {
     std::memcpy(x.data(), s.x.data(), x.size() * sizeof(float));
     return true;
   }
-  for (int64_t i = 0; i < n * d; ++i) s.x[size_t(i)] += s.proj[size_t(i)];
   std::memcpy(x.data(), s.x.data(), x.size() * sizeof(float));
   return false;
 }

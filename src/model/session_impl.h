@@ -3,6 +3,7 @@
 #pragma once
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -50,15 +51,21 @@ struct Session::Impl {
   KvCache kv;
   int64_t n_past = 0;
   int64_t micro_batch = 0;  // rows per forward pass (set_micro_batch; n_ubatch by default)
-  RopeTable rope;
+  RopeTable rope;                      // rotations of the global layers (rope_freq_base)
+  std::optional<RopeTable> rope_swa;   // of the sliding-window layers (rope_freq_base_swa)
+  const RopeTable& rope_of(int64_t il) const { return c.is_swa(il) ? *rope_swa : rope; }
+  void compute_rope(int64_t p0, int64_t n) {
+    rope.compute(p0, n);
+    if (rope_swa) rope_swa->compute(p0, n);
+  }
 
   std::vector<float> x;       // [nu, n_embd] residual stream
   std::vector<float> xn;      // [nu, n_embd] normed input of a block
   std::vector<float> q;       // [nu, n_head*head_dim]
   std::vector<float> attn;    // [nu, n_head*head_dim] attention output (before wo)
   std::vector<float> proj;    // [nu, n_embd] block output (wo or FFN down)
-  std::vector<float> gate;    // [nu, n_ff]
-  std::vector<float> up;      // [nu, n_ff]
+  std::vector<float> gate;    // [nu, max(n_ff, n_ff_exp)]
+  std::vector<float> up;      // [nu, max(n_ff, n_ff_exp)]
   MoeBuffers moe;
 
   // y_i = x·W_iᵀ for weights that share the input x (q/k/v, gate/up), the observer told of
@@ -76,10 +83,14 @@ struct Session::Impl {
   // One micro-batch: tokens at positions n_past..; logits of rows [out_from, n) into `logits`.
   void forward(const int32_t* tokens, int64_t n, int64_t out_from, float* logits);
 
-  void attention_block(const LayerWeights& L, int64_t il, int64_t n);
-  void attn_output(const LayerWeights& L, int64_t n);  // x += wo · attn (+ bo)
-  // gate[r] = silu(gate[r]) · up[r] for `rows` rows of n_ff (ggml's swiglu with rounding on).
-  void gate_silu_up(int64_t rows);
+  // The block, in steps (each architecture's differences are Config fields):
+  void attention_block(const LayerWeights& L, int64_t il, int64_t n);  // x += attention(norm(x))
+  void attn_output(const LayerWeights& L, int64_t n);  // x += post_norm(wo · attn (+ bo))
+  void ffn_block(const LayerWeights& L, int64_t n);    // x += post_norm(ffn(norm(x)))
+  // x += proj, after the block's post-norm where the architecture has one (gemma3).
+  void add_residual(const VectorView& post_norm, int64_t n);
+  // gate[r] = act(gate[r]) · up[r] for `rows` rows of `width` (the backend's activation).
+  void gate_act_up(int64_t rows, int64_t width);
   void ffn_dense(const LayerWeights& L, int64_t n);
   void ffn_moe(const LayerWeights& L, int64_t n);
 };

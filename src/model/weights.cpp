@@ -86,7 +86,7 @@ class Loader {
 
 Model::Weights load_weights(const gguf::File& file, const Config& c) {
   Model::Weights w;
-  w.converted.reserve(size_t(4 + 8 * c.n_layer));  // pointers into it must stay valid
+  w.converted.reserve(size_t(4 + 12 * c.n_layer));  // pointers into it must stay valid
   Loader L(file, w);
   const int64_t n_q = c.n_head * c.head_dim, n_kv = c.n_embd_kv();
   w.token_embd = L.matrix("token_embd.weight", {c.n_embd, c.n_vocab});
@@ -105,12 +105,21 @@ Model::Weights load_weights(const gguf::File& file, const Config& c) {
     l.bk = L.optional_vector(p + "attn_k.bias", n_kv);
     l.bv = L.optional_vector(p + "attn_v.bias", n_kv);
     l.bo = L.optional_vector(p + "attn_output.bias", c.n_embd);
+    if (c.qk_norm) {
+      l.attn_q_norm = L.vector(p + "attn_q_norm.weight", c.head_dim);
+      l.attn_k_norm = L.vector(p + "attn_k_norm.weight", c.head_dim);
+    }
     l.ffn_norm = L.vector(p + "ffn_norm.weight", c.n_embd);
+    if (c.post_norms) {
+      l.attn_post_norm = L.vector(p + "post_attention_norm.weight", c.n_embd);
+      l.ffn_post_norm = L.vector(p + "post_ffw_norm.weight", c.n_embd);
+    }
     if (c.is_moe()) {
-      l.ffn_gate_inp = L.matrix(p + "ffn_gate_inp.weight", {c.n_embd, c.n_expert});
-      l.ffn_gate_exps = L.matrix(p + "ffn_gate_exps.weight", {c.n_embd, c.n_ff, c.n_expert});
-      l.ffn_up_exps = L.matrix(p + "ffn_up_exps.weight", {c.n_embd, c.n_ff, c.n_expert});
-      l.ffn_down_exps = L.matrix(p + "ffn_down_exps.weight", {c.n_ff, c.n_embd, c.n_expert});
+      const int64_t ne = c.n_expert, nf = c.n_ff_exp;
+      l.ffn_gate_inp = L.matrix(p + "ffn_gate_inp.weight", {c.n_embd, ne});
+      l.ffn_gate_exps = L.matrix(p + "ffn_gate_exps.weight", {c.n_embd, nf, ne});
+      l.ffn_up_exps = L.matrix(p + "ffn_up_exps.weight", {c.n_embd, nf, ne});
+      l.ffn_down_exps = L.matrix(p + "ffn_down_exps.weight", {nf, c.n_embd, ne});
     } else {
       l.ffn_gate = L.matrix(p + "ffn_gate.weight", {c.n_embd, c.n_ff});
       l.ffn_up = L.matrix(p + "ffn_up.weight", {c.n_embd, c.n_ff});

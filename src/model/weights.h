@@ -1,4 +1,5 @@
-// The model's weights as named, non-owning views into the mapped GGUF file (llama layout).
+// The model's weights as named, non-owning views into the mapped GGUF file (llama layout and
+// the tensors other architectures add).
 // Shapes are in ggml order: ne0 = input features (columns), ne1 = output features (rows).
 #pragma once
 #include <optional>
@@ -24,17 +25,21 @@ struct LayerWeights {
   WeightView wk;               // attn_k      [n_embd, n_head_kv*head_dim]
   WeightView wv;               // attn_v      [n_embd, n_head_kv*head_dim]
   WeightView wo;               // attn_output [n_head*head_dim, n_embd]
-  std::optional<VectorView> bq, bk, bv, bo;  // optional attention biases
+  std::optional<VectorView> bq, bk, bv, bo;  // optional attention biases (qwen2: q, k, v)
+  VectorView attn_q_norm;      // [head_dim] per-head RMSNorm of Q (Config::qk_norm)
+  VectorView attn_k_norm;      // [head_dim] per-head RMSNorm of K
+  VectorView attn_post_norm;   // [n_embd] post_attention_norm (Config::post_norms)
   VectorView ffn_norm;         // [n_embd]
+  VectorView ffn_post_norm;    // [n_embd] post_ffw_norm (Config::post_norms)
   // dense FFN
   WeightView ffn_gate;         // [n_embd, n_ff]
   WeightView ffn_up;           // [n_embd, n_ff]
   WeightView ffn_down;         // [n_ff, n_embd]
   // MoE FFN
   WeightView ffn_gate_inp;     // router [n_embd, n_expert]
-  WeightView ffn_gate_exps;    // [n_embd, n_ff, n_expert]
-  WeightView ffn_up_exps;      // [n_embd, n_ff, n_expert]
-  WeightView ffn_down_exps;    // [n_ff, n_embd, n_expert]
+  WeightView ffn_gate_exps;    // [n_embd, n_ff_exp, n_expert]
+  WeightView ffn_up_exps;      // [n_embd, n_ff_exp, n_expert]
+  WeightView ffn_down_exps;    // [n_ff_exp, n_embd, n_expert]
 };
 
 }  // namespace imq::model
@@ -54,7 +59,7 @@ struct Model::Weights {
 // tensor, a wrong shape or an unreadable type.
 Model::Weights load_weights(const gguf::File& file, const Config& config);
 
-// Hyperparameters from the llama.* keys (and the token_embd shape).
+// Hyperparameters from the <arch>.* keys (and the token_embd shape).
 Config load_config(const gguf::File& file);
 
 }  // namespace imq::model

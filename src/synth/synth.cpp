@@ -1,6 +1,7 @@
-// Random-weight llama / llama-MoE models for tests and benchmarks. Weights are uniform in
-// ±1/sqrt(fan_in) (norm weights 1), drawn from a generator seeded per tensor, so a file
-// depends only on its options; tensors are produced one at a time while writing.
+// Random-weight models of every architecture imq runs (llama, llama-MoE, qwen2, qwen3,
+// qwen3moe, gemma3) for tests and benchmarks. Weights are uniform in ±1/sqrt(fan_in) (norm
+// weights 1, biases ±0.5), drawn from a generator seeded per tensor, so a file depends only on
+// its options; tensors are produced one at a time while writing.
 #include <cmath>
 #include <cstring>
 
@@ -63,7 +64,18 @@ void copy_vocab(const std::string& path, gguf::Writer& w, int64_t& n_vocab) {
 
 }  // namespace
 
-void write_synthetic_model(const SynthOptions& o, const std::string& path) {
+void write_synthetic_model(const SynthOptions& options, const std::string& path) {
+  SynthOptions o = options;
+  const std::string& arch = o.arch;
+  if (arch != "llama" && arch != "qwen2" && arch != "qwen3" && arch != "qwen3moe" && arch != "gemma3")
+    throw_error("synth: unknown architecture '{}' (llama, qwen2, qwen3, qwen3moe, gemma3)", arch);
+  if (arch == "qwen3moe") o.moe = true;
+  if (o.moe && arch != "llama" && arch != "qwen3moe")
+    throw_error("synth: architecture '{}' has no MoE variant", arch);
+  if (arch == "qwen3" || arch == "gemma3") o.tied = true;  // as the released models
+  const bool biases = arch == "qwen2";
+  const bool qk_norm = arch == "qwen3" || arch == "qwen3moe" || arch == "gemma3";
+  const bool gemma = arch == "gemma3";
   if (o.n_embd <= 0 || o.n_layer <= 0 || o.n_head <= 0 || o.n_head_kv <= 0 || o.n_ff <= 0)
     throw_error("synth: sizes must be positive");
   if (o.n_embd % o.n_head != 0 || o.n_head % o.n_head_kv != 0 || (o.n_embd / o.n_head) % 2 != 0)
@@ -77,23 +89,30 @@ void write_synthetic_model(const SynthOptions& o, const std::string& path) {
   gguf::Writer w;
   int64_t n_vocab = o.n_vocab;
   const int64_t head_dim = o.n_embd / o.n_head;
-  w.set("general.architecture", gguf::Value::str("llama"));
+  const std::string k = arch + ".";  // hyperparameter keys, as llama.cpp's converter writes them
+  w.set("general.architecture", gguf::Value::str(arch));
   w.set("general.name", gguf::Value::str(o.moe ? "imq-synth-moe" : "imq-synth"));
   w.set("general.file_type", gguf::Value::u32(o.type == GgmlType::F16 ? 1 : 0));
-  w.set("llama.context_length", gguf::Value::u32(uint32_t(o.n_ctx_train)));
-  w.set("llama.embedding_length", gguf::Value::u32(uint32_t(o.n_embd)));
-  w.set("llama.block_count", gguf::Value::u32(uint32_t(o.n_layer)));
-  w.set("llama.feed_forward_length", gguf::Value::u32(uint32_t(o.n_ff)));
-  w.set("llama.attention.head_count", gguf::Value::u32(uint32_t(o.n_head)));
-  w.set("llama.attention.head_count_kv", gguf::Value::u32(uint32_t(o.n_head_kv)));
-  w.set("llama.rope.dimension_count", gguf::Value::u32(uint32_t(head_dim)));
-  w.set("llama.rope.freq_base", gguf::Value::f32(10000.0f));
-  w.set("llama.attention.layer_norm_rms_epsilon", gguf::Value::f32(1e-5f));
+  w.set(k + "context_length", gguf::Value::u32(uint32_t(o.n_ctx_train)));
+  w.set(k + "embedding_length", gguf::Value::u32(uint32_t(o.n_embd)));
+  w.set(k + "block_count", gguf::Value::u32(uint32_t(o.n_layer)));
+  // qwen3moe's dense width is unused (its experts have their own): make it differ.
+  w.set(k + "feed_forward_length", gguf::Value::u32(uint32_t(arch == "qwen3moe" ? 2 * o.n_ff : o.n_ff)));
+  w.set(k + "attention.head_count", gguf::Value::u32(uint32_t(o.n_head)));
+  w.set(k + "attention.head_count_kv", gguf::Value::u32(uint32_t(o.n_head_kv)));
+  w.set(k + "rope.dimension_count", gguf::Value::u32(uint32_t(head_dim)));
+  w.set(k + "rope.freq_base", gguf::Value::f32(gemma ? 1e6f : 10000.0f));
+  w.set(k + "attention.layer_norm_rms_epsilon", gguf::Value::f32(1e-5f));
   if (o.moe) {
-    w.set("llama.expert_count", gguf::Value::u32(uint32_t(o.n_expert)));
-    w.set("llama.expert_used_count", gguf::Value::u32(uint32_t(o.n_expert_used)));
+    w.set(k + "expert_count", gguf::Value::u32(uint32_t(o.n_expert)));
+    w.set(k + "expert_used_count", gguf::Value::u32(uint32_t(o.n_expert_used)));
+    if (arch == "qwen3moe") w.set(k + "expert_feed_forward_length", gguf::Value::u32(uint32_t(o.n_ff)));
   }
-  if (o.rope == RopeType::Neox) w.set("imq.rope_type", gguf::Value::str("neox"));
+  if (gemma) {
+    w.set(k + "attention.sliding_window", gguf::Value::u32(uint32_t(o.n_swa)));
+    w.set(k + "rope.freq_base_swa", gguf::Value::f32(10000.0f));
+  }
+  if (o.rope == RopeType::Neox && arch == "llama") w.set("imq.rope_type", gguf::Value::str("neox"));
   if (!o.vocab_from.empty()) {
     copy_vocab(o.vocab_from, w, n_vocab);
   } else {
@@ -111,7 +130,7 @@ void write_synthetic_model(const SynthOptions& o, const std::string& path) {
     w.set("tokenizer.ggml.add_bos_token", gguf::Value::boolean(true));
     w.set("tokenizer.ggml.add_eos_token", gguf::Value::boolean(false));
   }
-  w.set("llama.vocab_size", gguf::Value::u32(uint32_t(n_vocab)));
+  w.set(k + "vocab_size", gguf::Value::u32(uint32_t(n_vocab)));
 
   // Tensors in llama.cpp's order.
   const GgmlType F32 = GgmlType::F32, wt = o.type;
@@ -128,7 +147,18 @@ void write_synthetic_model(const SynthOptions& o, const std::string& path) {
     specs.push_back({p + "attn_k.weight", {o.n_embd, n_kv}, wt, r(o.n_embd)});
     specs.push_back({p + "attn_v.weight", {o.n_embd, n_kv}, wt, r(o.n_embd)});
     specs.push_back({p + "attn_output.weight", {n_q, o.n_embd}, wt, r(n_q)});
+    if (biases) {
+      specs.push_back({p + "attn_q.bias", {n_q}, F32, 0.5f});
+      specs.push_back({p + "attn_k.bias", {n_kv}, F32, 0.5f});
+      specs.push_back({p + "attn_v.bias", {n_kv}, F32, 0.5f});
+    }
+    if (qk_norm) {
+      specs.push_back({p + "attn_q_norm.weight", {head_dim}, F32, 0});
+      specs.push_back({p + "attn_k_norm.weight", {head_dim}, F32, 0});
+    }
+    if (gemma) specs.push_back({p + "post_attention_norm.weight", {o.n_embd}, F32, 0});
     specs.push_back({p + "ffn_norm.weight", {o.n_embd}, F32, 0});
+    if (gemma) specs.push_back({p + "post_ffw_norm.weight", {o.n_embd}, F32, 0});
     if (o.moe) {
       specs.push_back({p + "ffn_gate_inp.weight", {o.n_embd, o.n_expert}, F32, r(o.n_embd)});
       specs.push_back({p + "ffn_gate_exps.weight", {o.n_embd, o.n_ff, o.n_expert}, wt, r(o.n_embd)});

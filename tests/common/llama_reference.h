@@ -56,6 +56,12 @@ inline std::string imq_args_from(const std::vector<std::string>& cmd) {
   return args;
 }
 
+// The --ggml-cpu flag for imq that reproduces the llama.cpp build a log came from (its
+// system_info line): " --ggml-cpu avx512-bf16" for an AVX512-BF16 build, else "" (AVX2).
+inline std::string ggml_cpu_flag(const std::string& log_text) {
+  return log_text.find("AVX512_BF16 = 1") != std::string::npos ? " --ggml-cpu avx512-bf16" : "";
+}
+
 // "[1]3.5907,[2]3.8448,..." values, in order.
 inline std::vector<double> chunk_ppls(const std::string& text) {
   std::vector<double> v;

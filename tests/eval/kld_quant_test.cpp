@@ -62,7 +62,37 @@ struct KldCase {
   // printed digit or within 0.07 %, since products, flash attention, silu and rope follow
   // ggml's arithmetic (kernels/ggml_exact.h).
   double ppl_rel;
+  // The llama-quantize log whose command wrote the quantized model under tmp/ ("" where the
+  // model is shipped): imq quantize runs that command first (its bytes are llama-quantize's).
+  const char* quantize_log = "";
 };
+
+// Runs case c's commands (quantize, base, KLD) with imq and returns the KLD run's stdout.
+std::string run_kld_case(const KldCase& c, const std::string& log_text, const test::TempDir& tmp) {
+  const std::string dir = std::string("reference/") + c.dir + "/";
+  const std::string cpu = test::ggml_cpu_flag(log_text);  // the build that wrote the log
+  if (*c.quantize_log) {
+    const auto cmd = test::reference_command(dir + c.quantize_log);
+    EXPECT_GE(cmd.size(), 4u) << dir + c.quantize_log;
+    std::string args;
+    for (size_t i = 1; i < cmd.size(); ++i) {
+      const std::string& w = cmd[i];
+      const bool path = w.rfind("models/", 0) == 0 || w.rfind("reference/", 0) == 0;
+      args += " " + (w.rfind("tmp/", 0) == 0 ? tmp.file(w.substr(4))
+                     : path                  ? (test::shared_root() / w).string()
+                                             : w);
+    }
+    const auto q = test::run_imq("quantize" + args);
+    EXPECT_EQ(q.rc, 0) << q.err;
+  }
+  if (*c.base_log) {
+    const auto r = test::run_imq("perplexity" + args_of(dir + c.base_log, tmp) + cpu);
+    EXPECT_EQ(r.rc, 0) << r.err;
+  }
+  const auto r = test::run_imq("perplexity" + args_of(dir + c.q_log, tmp) + cpu);
+  EXPECT_EQ(r.rc, 0) << r.err;
+  return r.out;
+}
 
 class QuantKld : public ::testing::TestWithParam<KldCase> {};
 
@@ -70,17 +100,40 @@ TEST_P(QuantKld, MatchesLlamaPerplexityStatistics) {
   if (!quant::find_codec(GgmlType::Q4_K) || !quant::find_codec(GgmlType::Q6_K))
     GTEST_SKIP() << "K-quant codecs not available yet";
   const KldCase& c = GetParam();
-  const std::string dir = std::string("reference/") + c.dir + "/";
-  IMQ_NEED_SHARED(log, dir + c.q_log);
+  IMQ_NEED_SHARED(log, std::string("reference/") + c.dir + "/" + c.q_log);
   test::TempDir tmp;
-  if (*c.base_log) {
-    const auto r = test::run_imq("perplexity" + args_of(dir + c.base_log, tmp));
-    ASSERT_EQ(r.rc, 0) << r.err;
-  }
-  const auto r = test::run_imq("perplexity" + args_of(dir + c.q_log, tmp));
-  ASSERT_EQ(r.rc, 0) << r.err;
-  compare_with_log(r.out, test::read_all(log), c.ppl_rel);
+  const std::string text = test::read_all(log);
+  const std::string out = run_kld_case(c, text, tmp);
+  compare_with_log(out, text, c.ppl_rel);
 }
+
+// The other architectures (BF16 models, logs of an AVX512-BF16 build): the quantized model is
+// written by imq quantize (byte-identical to llama-quantize's, tests/quantize), and the mean KLD
+// agrees to 1 % (the acceptance criterion). Measured: -0.38 % (qwen2), +0.08 % (qwen3), +0.13 %
+// (qwen3moe), -0.22 % (gemma3). Per-chunk perplexities and per-token percentiles are not
+// compared: these random models turn last-bit differences into 0.1-0.3 % (DESIGN.md).
+class ArchKld : public ::testing::TestWithParam<KldCase> {};
+
+TEST_P(ArchKld, MeanKldMatchesLlamaPerplexity) {
+  const KldCase& c = GetParam();
+  IMQ_NEED_SHARED(log, std::string("reference/") + c.dir + "/" + c.q_log);
+  test::TempDir tmp;
+  const std::string text = test::read_all(log);
+  const auto got = test::kld_statistics(run_kld_case(c, text, tmp)), want = test::kld_statistics(text);
+  const char* k = "Mean    KLD";
+  ASSERT_TRUE(want.count(k) && got.count(k));
+  EXPECT_GT(want.at(k), 0.1);  // quantization moves these models a lot: the value is not noise
+  EXPECT_NEAR(got.at(k), want.at(k), 0.01 * want.at(k));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Archs, ArchKld,
+    ::testing::Values(
+        KldCase{"archs/qwen2", "kld-base-bf16-wiki-c256.log", "kld-q-Q4_K_M-imat-wiki-c256.log", 0, "q-Q4_K_M-imat.log"},
+        KldCase{"archs/qwen3", "kld-base-bf16-wiki-c256.log", "kld-q-Q4_K_M-imat-wiki-c256.log", 0, "q-Q4_K_M-imat.log"},
+        KldCase{"archs/qwen3moe", "kld-base-bf16-wiki-c256.log", "kld-q-Q4_K_M-imat-wiki-c256.log", 0, "q-Q4_K_M-imat.log"},
+        KldCase{"archs/gemma3", "kld-base-bf16-wiki-c256.log", "kld-q-Q4_K_M-imat-wiki-c256.log", 0, "q-Q4_K_M-imat.log"}),
+    [](const auto& info) { return test::gtest_name(std::string(info.param.dir)); });
 
 INSTANTIATE_TEST_SUITE_P(
     Models, QuantKld,

@@ -16,10 +16,10 @@ TEST_P(ReferencePerplexity, MatchesLlamaPerplexity) {
   const auto cmd = test::reference_command(rel);
   ASSERT_FALSE(cmd.empty()) << "no command for " << rel << " in reference/README.md";
   ASSERT_EQ(cmd[0], "llama-perplexity");
-  const auto r = test::run_imq("perplexity" + test::imq_args_from(cmd));
+  const std::string text = test::read_all(log);
+  const auto r = test::run_imq("perplexity" + test::imq_args_from(cmd) + test::ggml_cpu_flag(text));
   ASSERT_EQ(r.rc, 0) << r.err;
 
-  const std::string text = test::read_all(log);
   const auto want = test::chunk_ppls(text), got = test::chunk_ppls(r.out);
   ASSERT_FALSE(want.empty());
   ASSERT_EQ(got.size(), want.size()) << r.out;
@@ -36,7 +36,12 @@ INSTANTIATE_TEST_SUITE_P(Logs, ReferencePerplexity,
                                            "stories260K/ppl-f16-tinystories-c128.log",
                                            "dense-spm4k/ppl-f32-wiki-c256.log",
                                            "dense-spm4k/ppl-f16-wiki-c256.log",
-                                           "moe-gpt2bpe/ppl-f32-wiki-c256.log"));
+                                           "moe-gpt2bpe/ppl-f32-wiki-c256.log",
+                                           // AVX512-BF16 logs. Not listed: qwen3 (chunk 1
+                                           // 0.27 % off) and gemma3 (0.24 %): see DESIGN.md
+                                           // "Agreeing with llama.cpp's numbers".
+                                           "archs/qwen2/ppl-bf16-wiki-c256.log",
+                                           "archs/qwen3moe/ppl-bf16-wiki-c256.log"));
 
 TEST(PerplexityCli, TextShorterThanTwoContextsIsAnError) {
   IMQ_NEED_SHARED(model, "models/stories260K-f32.gguf");

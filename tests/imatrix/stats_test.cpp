@@ -97,6 +97,7 @@ TEST_P(RefStats, EqualLlamaImatrix) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Reference, RefStats, ::testing::ValuesIn(ref_imatrices()), ref_imatrix_name);
+INSTANTIATE_TEST_SUITE_P(Archs, RefStats, ::testing::ValuesIn(arch_imatrices()), ref_imatrix_name);
 
 Imatrix partial_moe() {
   Imatrix m;

@@ -227,6 +227,10 @@ const test::SynthCase kCases[] = {
     {"moe", test::synth_moe()},
     {"f16", test::synth_f16()},
     {"moe_f16_tied_top1", test::synth_moe_f16_tied()},
+    {"qwen2", test::synth_arch("qwen2")},
+    {"qwen3", test::synth_arch("qwen3")},
+    {"qwen3moe", test::synth_arch("qwen3moe")},
+    {"gemma3", test::synth_arch("gemma3")},
 };
 INSTANTIATE_TEST_SUITE_P(Synth, SynthForward, ::testing::ValuesIn(kCases),
                          [](const auto& info) { return std::string(info.param.name); });

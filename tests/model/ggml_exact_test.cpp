@@ -344,25 +344,28 @@ TEST(GgmlExact, OddF16RowsFollowVecDotF16) {
     }
 }
 
-// Causal attention in double, the value both paths approximate.
+// Causal attention in double, the value both paths approximate (window > 0: each query sees
+// only its last `window` keys).
 std::vector<float> attention_double(const gx::AttentionShape& s, const std::vector<float>& q,
-                                    const std::vector<float>& k, const std::vector<float>& v, int64_t n) {
+                                    const std::vector<float>& k, const std::vector<float>& v, int64_t n,
+                                    int64_t window = 0) {
   std::vector<float> out(size_t(n * s.ldq));
-  const double scale = 1.0 / std::sqrt(double(s.hd));
+  const double scale = s.scale;
   for (int64_t i = 0; i < n; ++i)
     for (int64_t h = 0; h < s.n_head; ++h) {
       const int64_t g = h / s.group;
-      std::vector<double> w(size_t(i + 1));
+      const int64_t first = window > 0 ? std::max<int64_t>(0, i - window + 1) : 0;
+      std::vector<double> w(size_t(i + 1), 0.0);
       double mx = -1e300, sum = 0;
-      for (int64_t j = 0; j <= i; ++j) {
+      for (int64_t j = first; j <= i; ++j) {
         double d = 0;
         for (int64_t c = 0; c < s.hd; ++c) d += double(q[size_t(i * s.ldq + h * s.hd + c)]) * k[size_t(j * s.ldkv + g * s.hd + c)];
         w[size_t(j)] = d * scale, mx = std::max(mx, w[size_t(j)]);
       }
-      for (auto& e : w) sum += (e = std::exp(e - mx));
+      for (int64_t j = first; j <= i; ++j) sum += (w[size_t(j)] = std::exp(w[size_t(j)] - mx));
       for (int64_t c = 0; c < s.hd; ++c) {
         double acc = 0;
-        for (int64_t j = 0; j <= i; ++j) acc += w[size_t(j)] * v[size_t(j * s.ldkv + g * s.hd + c)];
+        for (int64_t j = first; j <= i; ++j) acc += w[size_t(j)] * v[size_t(j * s.ldkv + g * s.hd + c)];
         out[size_t(i * s.ldq + h * s.hd + c)] = float(acc / sum);
       }
     }
@@ -371,7 +374,7 @@ std::vector<float> attention_double(const gx::AttentionShape& s, const std::vect
 
 TEST(GgmlExact, AttentionPathsApproximateAttentionAndTiledRowsIgnoreTheSplit) {
   gx::AttentionShape s;
-  s.n_head = 4, s.group = 2, s.hd = 16, s.ldq = 64, s.ldkv = 32;
+  s.n_head = 4, s.group = 2, s.hd = 16, s.ldq = 64, s.ldkv = 32, s.scale = 0.25f;
   const int64_t n = 160;
   const auto q = randn(size_t(n * s.ldq), 31, 2.0f);
   auto k = randn(size_t(n * s.ldkv), 32, 2.0f), v = randn(size_t(n * s.ldkv), 33);
@@ -383,16 +386,16 @@ TEST(GgmlExact, AttentionPathsApproximateAttentionAndTiledRowsIgnoreTheSplit) {
   EXPECT_FALSE(gx::attention_tiled_path(512, 12));
   ThreadPool one(1), three(3);
   std::vector<float> tiled(want.size()), tiled3(want.size()), split(want.size()), rows(want.size());
-  gx::attention(s, q.data(), k.data(), v.data(), 0, n, tiled.data(), one);
-  gx::attention(s, q.data(), k.data(), v.data(), 0, n, tiled3.data(), three);
+  gx::attention(s, q.data(), k.data(), v.data(), 0, n, 0, tiled.data(), one);
+  gx::attention(s, q.data(), k.data(), v.data(), 0, n, 0, tiled3.data(), three);
   EXPECT_TRUE(same_bits(tiled, tiled3)) << "thread count";
   // 96 + 64 rows: both tiled, every row the same bits as in one micro-batch.
-  gx::attention(s, q.data(), k.data(), v.data(), 0, 96, split.data(), three);
-  gx::attention(s, q.data() + 96 * s.ldq, k.data(), v.data(), 96, 64, split.data() + 96 * s.ldq, three);
+  gx::attention(s, q.data(), k.data(), v.data(), 0, 96, 0, split.data(), three);
+  gx::attention(s, q.data() + 96 * s.ldq, k.data(), v.data(), 96, 64, 0, split.data() + 96 * s.ldq, three);
   EXPECT_TRUE(same_bits(tiled, split)) << "micro-batch split";
   // Micro-batches of 32 rows take the per-row path (half-precision value accumulators).
   for (int64_t b = 0; b < n; b += 32)
-    gx::attention(s, q.data() + b * s.ldq, k.data(), v.data(), b, 32, rows.data() + b * s.ldq, three);
+    gx::attention(s, q.data() + b * s.ldq, k.data(), v.data(), b, 32, 0, rows.data() + b * s.ldq, three);
   double e_tiled = 0, e_rows = 0, norm = 0;
   for (size_t i = 0; i < want.size(); ++i) {
     e_tiled = std::max(e_tiled, double(std::fabs(tiled[i] - want[i])));
@@ -402,6 +405,83 @@ TEST(GgmlExact, AttentionPathsApproximateAttentionAndTiledRowsIgnoreTheSplit) {
   EXPECT_LT(e_tiled, 1e-5 * norm);
   EXPECT_LT(e_rows, 4e-3 * norm);   // half precision accumulators
   EXPECT_GT(e_rows, 10 * e_tiled);  // ... which the per-row path does use
+}
+
+TEST(GgmlExact, SlidingWindowAttentionSeesOnlyTheLastKeysOnBothPaths) {
+  gx::AttentionShape s;
+  s.n_head = 2, s.group = 2, s.hd = 16, s.ldq = 32, s.ldkv = 16, s.scale = 0.25f;
+  const int64_t n = 192, window = 40;  // windows that start inside, and before, a 64-key tile
+  const auto q = randn(size_t(n * s.ldq), 51, 2.0f);
+  auto k = randn(size_t(n * s.ldkv), 52, 2.0f), v = randn(size_t(n * s.ldkv), 53);
+  for (auto& e : k) e = f16_to_f32(f32_to_f16(e));
+  for (auto& e : v) e = f16_to_f32(f32_to_f16(e));
+  const auto want = attention_double(s, q, k, v, n, window);
+  const auto full = attention_double(s, q, k, v, n);
+  ThreadPool two(2);
+  std::vector<float> tiled(want.size()), rows(want.size());
+  gx::attention(s, q.data(), k.data(), v.data(), 0, n, window, tiled.data(), two);
+  for (int64_t b = 0; b < n; b += 16)
+    gx::attention(s, q.data() + b * s.ldq, k.data(), v.data(), b, 16, window, rows.data() + b * s.ldq, two);
+  double e_tiled = 0, e_rows = 0, norm = 0, moved = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    e_tiled = std::max(e_tiled, double(std::fabs(tiled[i] - want[i])));
+    e_rows = std::max(e_rows, double(std::fabs(rows[i] - want[i])));
+    norm = std::max(norm, double(std::fabs(want[i])));
+    moved = std::max(moved, double(std::fabs(full[i] - want[i])));
+  }
+  EXPECT_LT(e_tiled, 1e-5 * norm);
+  EXPECT_LT(e_rows, 4e-3 * norm);
+  EXPECT_GT(moved, 0.1 * norm) << "the window must change the result";
+  // The first `window` queries see every key: identical to the causal attention's rows.
+  std::vector<float> causal(want.size());
+  gx::attention(s, q.data(), k.data(), v.data(), 0, n, 0, causal.data(), two);
+  for (int64_t i = 0; i < window * s.ldq; ++i) EXPECT_EQ(tiled[size_t(i)], causal[size_t(i)]) << i;
+}
+
+// The AVX512 ggml_v_expf: within ggml's stated error of exp, 0 and inf beyond its range, and
+// not the AVX2 function's bits everywhere (the constant term is added at another step).
+TEST(GgmlExact, Avx512VExpfIsItsOwnApproximation) {
+  std::mt19937 g(3);
+  std::uniform_real_distribution<float> u(-87.0f, 88.0f);
+  int differ = 0;
+  for (int i = 0; i < 20000; ++i) {
+    const float x = u(g);
+    const float a = gx::v_expf_avx512(x);
+    EXPECT_NEAR(a, std::exp(double(x)), 4e-7 * std::exp(double(x))) << x;
+    differ += a != gx::v_expf(x);
+  }
+  EXPECT_GT(differ, 0);
+  EXPECT_EQ(gx::v_expf_avx512(-std::numeric_limits<float>::infinity()), 0.0f);
+  EXPECT_EQ(gx::v_expf_avx512(-200.0f), 0.0f);
+  EXPECT_EQ(gx::v_expf_avx512(200.0f), std::numeric_limits<float>::infinity());
+  EXPECT_EQ(gx::v_expf_avx512(0.0f), 1.0f);
+  // The softmax sums of both builds: the same values added in another order.
+  std::vector<float> v(64);
+  for (auto& e : v) e = std::fabs(u(g)) / 88.0f;
+  double ref = 0;
+  for (float e : v) ref += e;
+  EXPECT_NEAR(gx::softmax_sum(v.data(), 64, gx::Cpu::Avx2), ref, 1e-5);
+  EXPECT_NEAR(gx::softmax_sum(v.data(), 64, gx::Cpu::Avx512Bf16), ref, 1e-5);
+}
+
+TEST(GgmlExact, GegluLooksGeluUpInAHalfPrecisionTable) {
+  const std::vector<float> gate = {-12.0f, -10.0f, -9.99f, -1.3f, -0.001f, 0.0f, 0.4f, 1.0f,
+                                   2.5f, 9.99f, 10.0f, 31.0f};
+  std::vector<float> up(gate.size(), 1.5f), out(gate.size());
+  gx::geglu(gate.data(), up.data(), int64_t(gate.size()), out.data());
+  for (size_t i = 0; i < gate.size(); ++i) {
+    const float x = gate[i];
+    float want;
+    if (x <= -10.0f) want = 0.0f;
+    else if (x >= 10.0f) want = x * 1.5f;
+    else want = f16_to_f32(f32_to_f16(gx::gelu_tanh(f16_to_f32(f32_to_f16(x))))) * 1.5f;
+    EXPECT_EQ(out[i], want) << x;
+    // The tanh approximation of x·Φ(x), within half precision of the exact GELU.
+    const double exact = 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0)));
+    if (std::fabs(x) < 10) {
+      EXPECT_NEAR(out[i] / 1.5, exact, 2e-3 * std::max(1.0, std::fabs(exact))) << x;
+    }
+  }
 }
 
 TEST(GgmlExact, SwigluUsesVExpfForWholeGroupsOfEight) {

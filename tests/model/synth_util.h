@@ -42,6 +42,16 @@ inline model::SynthOptions synth_moe_f16_tied() {
   return o;
 }
 
+// The other architectures, each as small as the llama cases (gemma3 with six layers: five
+// sliding-window ones and a global one, a window of 8 within the tests' 40 tokens).
+inline model::SynthOptions synth_arch(const char* arch) {
+  model::SynthOptions o = synth_dense();
+  o.arch = arch, o.seed = 17;
+  if (o.arch == "qwen3moe") o.n_expert = 4, o.n_expert_used = 2, o.n_ff = 48;
+  if (o.arch == "gemma3") o.n_layer = 6, o.n_head_kv = 1, o.n_swa = 8;
+  return o;
+}
+
 inline std::string write_synth(const TempDir& d, const model::SynthOptions& o,
                                const std::string& name = "synth.gguf") {
   const std::string path = d.file(name);

@@ -39,10 +39,11 @@ Weight make_weight(GgmlType type, int64_t ne0, int64_t ne1) {
 
 // The table's product for one weight, through an ExactInput as the ggml backend makes it.
 std::vector<float> table_product(const kernels::WeightView& w, const std::vector<float>& x, int64_t n,
-                                 bool expert_rows, bool router, kernels::MatmulContext& ctx) {
+                                 bool expert_rows, bool router, kernels::MatmulContext& ctx,
+                                 gx::Cpu cpu = gx::Cpu::Avx2) {
   gx::ExactBuffers b;
   b.rounded.resize(x.size());
-  gx::ExactInput in(b, x.data(), n, w.ne0, ctx.pool());
+  gx::ExactInput in(b, x.data(), n, w.ne0, ctx.pool(), cpu);
   std::vector<float> y(size_t(n * w.ne1));
   if (router)
     w.kernels->exact_router(w, in, y.data(), ctx);
@@ -88,6 +89,37 @@ TEST(TypeKernels, ExactProductIsTheKernelLlamaCppUsesForTheType) {
       }
       EXPECT_EQ(table_product(w.view, x, n, experts, false, ctx), want) << name << " experts " << experts;
     }
+  }
+}
+
+// For an AVX512-BF16 build, BF16 weights take VDPBF16PS (tinyBLAS, or vec_dot's two
+// accumulators for expert rows) and the F32 router sixteen lanes; both stay within float
+// rounding of the AVX2 products and differ from them in the last bits.
+TEST(TypeKernels, Avx512Bf16BuildHasItsOwnBf16AndRouterProducts) {
+  ThreadPool pool(2);
+  const int64_t n = 5, ne1 = 24, ne0 = 512;
+  kernels::MatmulContext ctx(pool, ne0);
+  const auto x = randn(size_t(n * ne0), 21);
+  {
+    const Weight w = make_weight(GgmlType::BF16, ne0, ne1);
+    std::vector<float> xb(x.size());
+    kernels::round_activations(quant::ActFormat::BF16, x.data(), n, ne0, xb.data());
+    for (bool experts : {false, true}) {
+      std::vector<float> want(size_t(n * ne1));
+      gx::matmul_bf16(w.view, xb.data(), n, want.data(), ctx, experts);
+      const auto got = table_product(w.view, x, n, experts, false, ctx, gx::Cpu::Avx512Bf16);
+      EXPECT_EQ(got, want) << "experts " << experts;
+      const auto avx2 = table_product(w.view, x, n, experts, false, ctx);
+      EXPECT_NE(got, avx2);
+      for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], avx2[i], 1e-5 * (1 + std::fabs(avx2[i])));
+    }
+  }
+  {
+    const Weight w = make_weight(GgmlType::F32, ne0, ne1);
+    std::vector<float> want(size_t(n * ne1));
+    gx::matmul_f32_lanes(w.view, x.data(), n, want.data(), gx::Cpu::Avx512Bf16);
+    EXPECT_EQ(table_product(w.view, x, n, false, true, ctx, gx::Cpu::Avx512Bf16), want);
+    EXPECT_NE(table_product(w.view, x, n, false, true, ctx), want);
   }
 }
 

@@ -18,7 +18,7 @@
 namespace imq::test {
 
 struct RefCase {
-  std::string model;  // folder under reference/ and models/<model>-f32.gguf
+  std::string model;  // folder under reference/ and models/<model>-f32.gguf (archs/<arch>: -bf16)
   std::string mix;    // TYPE argument
   bool imat;          // with --imatrix reference/<model>/imatrix-calib-c<ctx>.gguf
   bool pure;          // codec256 files are --pure
@@ -26,10 +26,11 @@ struct RefCase {
   bool has_gguf;      // the full q-*.gguf is shipped
 
   std::string stem() const { return "reference/" + model + "/q-" + mix + (imat ? "-imat" : "-noimat"); }
-  std::string input() const { return "models/" + model + "-f32.gguf"; }
+  bool arch() const { return model.rfind("archs/", 0) == 0; }
+  std::string input() const { return "models/" + model + (arch() ? "-bf16.gguf" : "-f32.gguf"); }
   // The path string exactly as given to llama-quantize (it is recorded in the output).
   std::string imatrix() const {
-    const char* ctx = (model == "dense-spm4k" || model == "moe-gpt2bpe") ? "256" : "128";
+    const char* ctx = (model == "dense-spm4k" || model == "moe-gpt2bpe" || arch()) ? "256" : "128";
     return "reference/" + model + "/imatrix-calib-c" + ctx + ".gguf";
   }
   // The legacy .dat llama-imatrix converted from imatrix() (same collection, same means).
@@ -51,6 +52,10 @@ inline std::vector<RefCase> reference_cases() {
     }
     for (std::string mix : {"Q5_K_M", "Q6_K", "Q8_0", "IQ4_NL", "IQ4_XS"}) v.push_back({m, mix, true, false, true, false});
   }
+  // The other architectures (BF16 models): the five mixes with the reference imatrix.
+  for (std::string m : {"archs/qwen2", "archs/qwen3", "archs/qwen3moe", "archs/gemma3"})
+    for (std::string mix : {"Q4_K_M", "Q3_K_M", "Q2_K", "Q6_K", "IQ4_XS"})
+      v.push_back({m, mix, true, false, true, false});
   v.push_back({"stories260K", "Q4_K_M", true, false, true, true});
   v.push_back({"stories260K", "Q4_K_M", false, false, true, true});
   for (std::string mix : {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K_S", "Q4_K_S",

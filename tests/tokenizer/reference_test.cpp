@@ -145,7 +145,8 @@ class ModelTokens : public testing::TestWithParam<ModelText> {};
 
 TEST_P(ModelTokens, MatchLlamaTokenize) {
   const ModelText& p = GetParam();
-  IMQ_NEED_SHARED(model, std::string("models/") + p.model + "-f32.gguf");
+  const bool arch = std::string_view(p.model).rfind("archs/", 0) == 0;  // BF16 models
+  IMQ_NEED_SHARED(model, std::string("models/") + p.model + (arch ? "-bf16.gguf" : "-f32.gguf"));
   IMQ_NEED_SHARED(text, std::string("data/") + p.data);
   IMQ_NEED_SHARED(ref, std::string("reference/") + p.model + "/tokens-" + p.key + ".txt");
   const auto tok = open_tokenizer(model);
@@ -167,7 +168,11 @@ INSTANTIATE_TEST_SUITE_P(
                     ModelText{"moe-gpt2bpe", "wiki100", "wiki.test.head100.txt"},
                     ModelText{"moe-gpt2bpe", "calib200", "calibration_datav3_small.head200.txt"},
                     ModelText{"codec256", "wiki100", "wiki.test.head100.txt"},
-                    ModelText{"codec256", "calib200", "calibration_datav3_small.head200.txt"}),
+                    ModelText{"codec256", "calib200", "calibration_datav3_small.head200.txt"},
+                    ModelText{"archs/qwen2", "wiki100", "wiki.test.head100.txt"},
+                    ModelText{"archs/qwen3", "wiki100", "wiki.test.head100.txt"},
+                    ModelText{"archs/qwen3moe", "wiki100", "wiki.test.head100.txt"},
+                    ModelText{"archs/gemma3", "wiki100", "wiki.test.head100.txt"}),
     [](const auto& info) { return test::gtest_name(std::string(info.param.model) + "_" + info.param.key); });
 
 // `imq tokenize --ids` prints exactly what llama-tokenize printed.

@@ -295,6 +295,7 @@ int cmd_imatrix(int argc, char** argv) {
   co.n_threads = c.common.threads(co.n_threads);
   co.f16_keys = c.common.f16_keys();
   co.f16_values = c.common.f16_values();
+  co.ggml_cpu = c.common.ggml_cpu();
   o.chunk_size_given = app.count("-c") > 0;
   o.in_files = split_lists(in_files);
   if (ppl) c.no_ppl = false;

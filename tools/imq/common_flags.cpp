@@ -22,7 +22,7 @@ constexpr std::pair<std::string_view, std::string_view> kOneDash[] = {
     {"-dev", "--device"},       {"-sm", "--split-mode"},    {"-ts", "--tensor-split"},
     {"-mg", "--main-gpu"},      {"-nkvo", "--no-kv-offload"}, {"-ctk", "--cache-type-k"},
     {"-ctv", "--cache-type-v"}, {"-lv", "--verbosity"},      {"-ub", "--ubatch-size"},
-    {"-ofreq", "--output-frequency"},
+    {"-ofreq", "--output-frequency"}, {"-nr", "--no-repack"},
 };
 
 constexpr std::string_view kAccelerator[] = {
@@ -38,7 +38,7 @@ constexpr std::string_view kCommon[] = {
     "-t", "--threads", "-tb", "--threads-batch", "-c", "--ctx-size", "-b", "--batch-size",
     "-ub", "--ubatch-size", "--no-mmap", "--mlock", "--numa", "-s", "--seed", "-ctk",
     "--cache-type-k", "-ctv", "--cache-type-v", "--no-warmup", "-lv", "--verbosity",
-    "--log-disable", "--log-file",
+    "--log-disable", "--log-file", "-nr", "--no-repack",
 };
 
 // Other llama.cpp options people copy from guides, which no imq command implements.
@@ -116,6 +116,14 @@ void add_common_flags(CLI::App& app, CommonFlags& f, CommonFlags::Own own) {
   last(app.add_option("--cache-type-v", f.cache_type_v, "V cache type (also -ctv): f16 or f32"))
       ->capture_default_str();
   last(app.add_flag("--no-warmup", f.no_warmup, "accepted, no effect: imq runs no warm-up pass"));
+  last(app.add_option("--ggml-cpu", f.ggml_cpu_name,
+                      "imq: the llama.cpp CPU build whose numbers to reproduce to the bit: avx2 or "
+                      "avx512-bf16 (the system_info line of its logs)"))
+      ->check(CLI::IsMember({"avx2", "avx512-bf16"}))
+      ->capture_default_str();
+  last(app.add_flag("--no-repack", f.no_repack,
+                    "(also -nr) accepted, no effect: imq computes each type's products one way "
+                    "(kernels/ggml_exact.h) with or without llama.cpp's repacked weights"));
   f.owns_verbosity = own.verbosity;
   if (!own.verbosity)
     last(app.add_option("--verbosity", f.verbosity, "log threshold (also -lv): 2 warnings, 3 info, 4 debug"))

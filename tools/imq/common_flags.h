@@ -35,6 +35,8 @@ struct CommonFlags {
   std::optional<int64_t> seed;           // -s: generate's sampling (nothing else is random)
   std::string cache_type_k = "f16", cache_type_v = "f16";  // -ctk, -ctv: f16 or f32
   bool no_warmup = false;                // accepted; imq has no warm-up run to skip
+  bool no_repack = false;
+  std::string ggml_cpu_name = "avx2";    // --ggml-cpu: whose llama.cpp build to reproduce                // -nr: accepted; imq keeps its one product per type
   int verbosity = Log::kInfo;            // -lv
   bool log_disable = false;
   std::string log_file;
@@ -49,6 +51,9 @@ struct CommonFlags {
   model::LoadOptions load_options() const;
   bool f16_keys() const { return cache_type_k == "f16"; }
   bool f16_values() const { return cache_type_v == "f16"; }
+  model::GgmlCpu ggml_cpu() const {
+    return ggml_cpu_name == "avx512-bf16" ? model::GgmlCpu::Avx512Bf16 : model::GgmlCpu::Avx2;
+  }
 
   // After parsing: checks the values (one-line imq::Error), configures `log` (unless the
   // command owns --verbosity) and prints the accelerator notice through it.
