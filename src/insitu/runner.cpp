@@ -2,9 +2,7 @@
 // each planned tensor quantized and swapped into the loaded model (Model::replace_weight).
 #include "imq/insitu.h"
 
-#include <fstream>
-#include <sstream>
-
+#include "core/mapped_file.h"
 #include "imq/error.h"
 #include "imq/imatrix_collect.h"
 #include "imq/tokenizer.h"
@@ -21,12 +19,9 @@ constexpr IsqName kIsq[] = {{"Q2K", "Q2_K"},   {"Q3K", "Q3_K_M"}, {"Q4K", "Q4_K_
                             {"Q5_1", "Q5_1"},  {"Q8_0", "Q8_0"}};
 
 std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw_error("{}: cannot open the calibration file", path);
-  std::stringstream s;
-  s << in.rdbuf();
-  if (s.str().empty()) throw_error("{}: the calibration file is empty", path);
-  return s.str();
+  const MappedFile f(path);  // names the file and the reason when it cannot be read
+  if (f.bytes().empty()) throw_error("{}: the calibration file is empty", path);
+  return {reinterpret_cast<const char*>(f.bytes().data()), f.bytes().size()};
 }
 
 }  // namespace
@@ -108,7 +103,7 @@ std::unique_ptr<Runner> Runner::build(const std::string& model_path, const Optio
     if (!tp.quantize) continue;
     s.model->replace_weight(tp.name, tp.dst_type,
                             quantize::quantize_tensor(s.model->file(), tp, tp.dst_type, options.search,
-                                                      options.n_threads > 0 ? options.n_threads : 0));
+                                                      options.n_threads));
     s.say(fmt::format("quantized {}/{}: {} -> {}", ++done, total, tp.name, ggml_type_display_name(tp.dst_type)));
   }
   return r;
@@ -137,10 +132,12 @@ std::string Runner::generate(const std::string& prompt, int64_t max_tokens, cons
 
 void Runner::save_gguf(const std::string& path) {
   Impl& s = *impl_;
-  // Re-planned so that the metadata names the imatrix as saved; the bytes are deterministic,
-  // so quantizing again writes exactly the tensors the model holds.
+  // Re-planned so that the metadata names the imatrix as saved; the tensors are the bytes the
+  // model already holds (nothing is quantized twice).
   s.plan = quantize::make_plan(s.model->file(), s.plan_options());
-  quantize::write_quantized(s.model->file(), s.plan, path, s.opt.n_threads > 0 ? s.opt.n_threads : 0);
+  quantize::Callbacks cb;
+  cb.provided = [&](const quantize::TensorPlan& tp) { return s.model->replaced_weight(tp.name); };
+  quantize::write_quantized(s.model->file(), s.plan, path, s.opt.n_threads, cb);
 }
 
 void Runner::save_imatrix(const std::string& path, imatrix::Format format) {
