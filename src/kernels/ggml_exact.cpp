@@ -19,36 +19,44 @@
 
 namespace imq::kernels::ggml {
 
-float v_expf(float x) {
+namespace {
+// The part both of ggml's vectorised exps share: x = n·ln2 + b with n = round(x·log2 e) (by the
+// 1.5·2²³ shift, z keeps n in its low bits), and the inner polynomial p of b, u = b².
+struct ExpSteps {
+  float z, n, b, u, p;
+};
+ExpSteps exp_steps(float x) {
   constexpr float kShift = 0x1.8p23f;
-  const float z = std::fma(x, 0x1.715476p+0f, kShift);
-  const float n = z - kShift;
-  const float b = std::fma(-n, 0x1.7f7d1cp-20f, std::fma(-n, 0x1.62e4p-1f, x));
-  const uint32_t e = std::bit_cast<uint32_t>(z) << 23;
+  ExpSteps s;
+  s.z = std::fma(x, 0x1.715476p+0f, kShift);
+  s.n = s.z - kShift;
+  s.b = std::fma(-s.n, 0x1.7f7d1cp-20f, std::fma(-s.n, 0x1.62e4p-1f, x));
+  s.u = s.b * s.b;
+  s.p = std::fma(std::fma(0x1.0e4020p-7f, s.b, 0x1.573e2ep-5f), s.u, std::fma(0x1.555e66p-3f, s.b, 0x1.fffdb6p-2f));
+  return s;
+}
+constexpr float kExpC1 = 0x1.ffffecp-1f;
+}  // namespace
+
+float v_expf(float x) {
+  const ExpSteps s = exp_steps(x);
+  const uint32_t e = std::bit_cast<uint32_t>(s.z) << 23;
   const float k = std::bit_cast<float>(e + std::bit_cast<uint32_t>(1.0f));
-  const float u = b * b;
-  const float j = std::fma(std::fma(std::fma(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u,
-                                    std::fma(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
-                           u, 0x1.ffffecp-1f * b);
-  if (!(std::fabs(n) > 126.0f)) return std::fma(j, k, k);
-  const uint32_t g = n <= 0.0f ? 0x82000000u : 0u;
+  const float j = std::fma(s.p, s.u, kExpC1 * s.b);
+  if (!(std::fabs(s.n) > 126.0f)) return std::fma(j, k, k);
+  const uint32_t g = s.n <= 0.0f ? 0x82000000u : 0u;
   const float s1 = std::bit_cast<float>(g + 0x7f000000u);
-  if (std::fabs(n) > 192.0f) return s1 * s1;
+  if (std::fabs(s.n) > 192.0f) return s1 * s1;
   const float s2 = std::bit_cast<float>(e - g);
   return std::fma(s2, j, s2) * s1;
 }
 
+// The AVX-512 build: the 1 folded into the polynomial, then scalef (j·2ⁿ rounded once).
 float v_expf_avx512(float x) {
-  constexpr float kShift = 0x1.8p23f;
-  const float z = std::fma(x, 0x1.715476p+0f, kShift);
-  const float n = z - kShift;
-  const float b = std::fma(-n, 0x1.7f7d1cp-20f, std::fma(-n, 0x1.62e4p-1f, x));
-  const float u = b * b;
-  const float j = std::fma(std::fma(std::fma(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u,
-                                    std::fma(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
-                           u, std::fma(0x1.ffffecp-1f, b, 1.0f));
-  if (std::fabs(n) > 192.0f) return n <= 0.0f ? 0.0f : std::numeric_limits<float>::infinity();
-  return std::ldexp(j, int(n));  // scalef: j·2ⁿ rounded once (exact unless subnormal)
+  const ExpSteps s = exp_steps(x);
+  const float j = std::fma(s.p, s.u, std::fma(kExpC1, s.b, 1.0f));
+  if (std::fabs(s.n) > 192.0f) return s.n <= 0.0f ? 0.0f : std::numeric_limits<float>::infinity();
+  return std::ldexp(j, int(s.n));
 }
 
 void v_expf_row(const float* x, int64_t n, float* out, Cpu cpu) {
