@@ -15,6 +15,7 @@
 #include <set>
 
 #include "core/thread_pool.h"
+#include "gptq/embedding.h"
 #include "gptq/hessian.h"
 #include "gptq/solver.h"
 #include "imq/error.h"
@@ -358,8 +359,22 @@ quantize::Plan quantize_compensated(const std::string& model_path, std::string_v
 
   run.say(fmt::format("error compensation: {} chunks of {} tokens from {}, damping {}", n_chunks,
                       n_ctx, o.text_name, o.damp));
-  // The embedding is a lookup: plain rounding, and the layers see it quantized.
-  if (const TensorPlan* te = planned("token_embd.weight")) run.plain(*te);
+  // The embedding is a lookup: plain rounding, and the layers see it quantized. No imatrix
+  // covers it; its columns are weighed by what an error in them costs the weights that read
+  // the residual stream (gptq/embedding.h).
+  if (const TensorPlan* te = planned("token_embd.weight")) {
+    TensorPlan t = *te;
+    if (t.importance.empty() && t.ne[2] == 1) {
+      t.importance = embedding_importance(file, cfg.n_embd, cfg.n_layer);
+      if (int64_t(t.importance.size()) == t.ne[0]) {
+        t.importance_use = quantize::ImportanceUse::kUsed;
+        run.say("token_embd.weight: rounded with importance from the weights that read it");
+      } else {
+        t.importance.clear();
+      }
+    }
+    run.plain(t);
+  }
   const int32_t bos = tokenizer->add_bos() ? tokenizer->bos() : -1;
   run.hidden.resize(size_t(n_chunks * n_ctx * cfg.n_embd));
   for (int64_t c = 0; c < n_chunks; ++c) {
