@@ -20,7 +20,7 @@ struct Options {
   std::string text_name;        // the calibration file's name, for messages
   int64_t n_ctx = 0;            // tokens per calibration chunk; 0: min(512, training context)
   int64_t n_chunks = -1;        // chunks to use (at most what the text holds); <= 0: as many
-                                // as make 16384 tokens
+                                // as make 32768 tokens
   double damp = 0.01;           // H_ii += damp * mean(diag H)
   bool act_order = true;        // columns by importance within the block constraint
   bool correct = true;          // aim at the full-precision model's outputs, not at this layer's

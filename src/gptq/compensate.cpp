@@ -29,10 +29,11 @@ namespace {
 using quantize::TensorPlan;
 
 // Calibration tokens without --calibration-chunks. More keep helping, less and less
-// (dict8-spm4k Q2_K layers only, chunks of 256: KLD 0.0223 at 8k tokens, 0.0188 at 16k, 0.0177
-// at 32k) while the time grows in proportion (125M bench model: ~2 minutes per 8k tokens on
-// 2 cores).
-constexpr int64_t kDefaultTokens = 16384;
+// (dict8-spm4k layers only, chunks of 256, wiki / dict-heldout KLD: Q2_K 0.0223 at 8k tokens,
+// 0.0188 / 0.0191 at 16k, 0.0177 / 0.0180 at 32k; Q4_K_M 0.00139 / 0.00134 at 16k, 0.00133 /
+// 0.00127 at 32k) while the time of the passes grows in proportion (bench/README.md). 32k is
+// where dict8-spm4k's Q2_K first stays at half llama.cpp's KLD on both texts.
+constexpr int64_t kDefaultTokens = 32768;
 
 // The weights of one layer in the order the forward pass multiplies them; each group shares
 // one observation pass.

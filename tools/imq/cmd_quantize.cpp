@@ -122,7 +122,7 @@ int cmd_quantize(int argc, char** argv) {
   bool no_act_order = false, no_correct = false;
   app.add_option("--calibration-file", calib_text, "imq: error-compensated quantization (GPTQ into the same block types): run the model layer by layer over this text and push each weight's rounding error onto the weights not yet rounded");
   app.add_option("--calibration-ctx", calib_ctx, "--calibration-file: tokens per chunk (default: min(512, training context))");
-  app.add_option("--calibration-chunks", calib_chunks, "--calibration-file: chunks to use, at most what the text holds (default: 16384 tokens' worth; time grows in proportion)");
+  app.add_option("--calibration-chunks", calib_chunks, "--calibration-file: chunks to use, at most what the text holds (default: 32768 tokens' worth; time grows in proportion)");
   app.add_option("--damp", damp, "--calibration-file: H_ii += DAMP * mean(diag H) (default 0.01)");
   app.add_option("--block-candidates", variants, "--calibration-file: parameter sets each block tries, keeping the one whose error-compensated rounding costs least (default: all the type has; 1: the codec's search only)");
   app.add_flag("--no-act-order", no_act_order, "--calibration-file: quantize columns in their stored order (default: blocks and columns by importance)");
