@@ -171,8 +171,9 @@ void read_special_vocab(const std::string& dir, const HfConfig& config, HfVocab&
   if (have_tj && tj.is_object()) {
     // A cls/sep token stands in for a missing bos/eos.
     if (have_tc) {
-      if (str_or_empty(tc, "bos_token").empty() && !str_or_empty(tc, "cls_token").empty()) tc["bos_token"] = tc["cls_token"];
-      if (str_or_empty(tc, "eos_token").empty() && !str_or_empty(tc, "sep_token").empty()) tc["eos_token"] = tc["sep_token"];
+      using Alt = std::pair<const char*, const char*>;
+      for (const auto& [want, alt] : {Alt{"bos_token", "cls_token"}, Alt{"eos_token", "sep_token"}})
+        if (str_or_empty(tc, want).empty() && !str_or_empty(tc, alt).empty()) tc[want] = tc[alt];
     }
     if (tj.contains("post_processor") && tj["post_processor"].is_object())
       read_post_processor(tj["post_processor"], tc, have_tc, st, tj_path.string());

@@ -62,7 +62,9 @@ void write_tiny(const fs::path& d) {
 
 // GPT-2's byte -> printable character map (bytes_to_unicode), as UTF-8.
 std::string byte_token(int b) {
-  auto printable = [](int c) { return (c >= 0x21 && c <= 0x7e) || (c >= 0xa1 && c <= 0xac) || (c >= 0xae && c <= 0xff); };
+  auto printable = [](int c) {
+    return (c >= 0x21 && c <= 0x7e) || (c >= 0xa1 && c <= 0xac) || (c >= 0xae && c <= 0xff);
+  };
   int cp = b;
   if (!printable(b)) {
     cp = 256;
