@@ -1,7 +1,9 @@
-// Hugging Face model folders (config.json, safetensors weights, SentencePiece tokenizer.model)
-// as GGUF: the file llama.cpp's convert_hf_to_gguf.py writes (same tensor names, order, types,
-// shapes and bytes, including its Q/K row permutation and its F32 -> F16/BF16 rounding; the
-// metadata llama.cpp reads), to a file or in memory. LlamaForCausalLM and MixtralForCausalLM.
+// Hugging Face model folders (config.json, safetensors weights, SentencePiece tokenizer.model or
+// byte-level BPE tokenizer.json) as GGUF: the file llama.cpp's convert_hf_to_gguf.py writes (same
+// tensor names, order, types, shapes and bytes, including its Q/K row permutation, Gemma's norm
+// shift and its F32 -> F16/BF16 rounding; the metadata llama.cpp reads), to a file or in memory.
+// LlamaForCausalLM, MixtralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Qwen3MoeForCausalLM,
+// Gemma3ForCausalLM.
 #pragma once
 #include <cstdint>
 #include <string>

@@ -14,6 +14,10 @@
 
 namespace imq::insitu {
 
+// The stages of Runner::build, for progress reports.
+enum class Stage : uint8_t { Load, Calibrate, Quantize };
+const char* stage_name(Stage s);  // "load", "calibrate", "quantize"
+
 struct Options {
   // mistral.rs's ISQ names put every weight matrix in one type: Q2K Q3K Q4K Q5K Q6K Q4_0 Q4_1
   // Q5_0 Q5_1 Q8_0 (llama-quantize --pure); llama.cpp's mix names (Q4_K_M, Q3_K_S, IQ4_XS ...)
@@ -24,7 +28,12 @@ struct Options {
   int64_t calibration_chunks = -1;  // -1: every whole chunk of the text (imq imatrix --chunks)
   quantize::Search search = quantize::Search::kReference;
   int n_threads = 0;                // <= 0: all cores
-  std::function<void(const std::string&)> log;  // one line per step (load, calibrate, quantize)
+  // One line per stage: what is loaded, the calibration's chunks and perplexity, the tensors
+  // quantized.
+  std::function<void(const std::string&)> log;
+  // Each stage's advance, `done` of `total` units (the model; calibration chunks; tensors), for
+  // a progress bar; called with done == 0 when a stage starts and done == total when it ends.
+  std::function<void(Stage stage, uint64_t done, uint64_t total)> progress;
 };
 
 // The quantize options an ISQ name stands for (throws naming the valid names).

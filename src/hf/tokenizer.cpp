@@ -140,14 +140,13 @@ std::vector<SpPiece> parse_sentencepiece(std::span<const uint8_t> bytes, const s
   return pieces;
 }
 
-HfVocab read_vocab(const std::string& dir, const HfConfig& config) {
+namespace {
+
+// tokenizer.model with added_tokens.json and tokenizer_config.json's added_tokens_decoder, as
+// the converter's _create_vocab_sentencepiece reads them.
+void read_spm_vocab(const std::string& dir, const HfConfig& config, HfVocab& v) {
   namespace fs = std::filesystem;
   const fs::path model = fs::path(dir) / "tokenizer.model";
-  if (!fs::exists(model)) {
-    if (fs::exists(fs::path(dir) / "tokenizer.json"))
-      throw_error("{}: missing; tokenizer.json-only (BPE) folders are not supported yet", model.string());
-    throw_error("{}: missing (an HF model folder needs a SentencePiece tokenizer.model)", model.string());
-  }
   MappedFile mf(model.string());
   const std::vector<SpPiece> pieces = parse_sentencepiece(mf.bytes(), model.string());
 
@@ -156,7 +155,8 @@ HfVocab read_vocab(const std::string& dir, const HfConfig& config) {
   const size_t n_vocab = size_t(config.vocab_size);
   if (pieces.size() > n_vocab)
     throw_error("{}: {} pieces, more than config.json's vocab_size {}", model.string(), pieces.size(), n_vocab);
-  HfVocab v;
+  v.model = "llama";
+  v.pre = "default";
   v.tokens.resize(n_vocab);
   v.scores.assign(n_vocab, -10000.0f);
   v.types.assign(n_vocab, kUnused);
@@ -186,50 +186,56 @@ HfVocab read_vocab(const std::string& dir, const HfConfig& config) {
   }
 
   const fs::path tc_path = fs::path(dir) / "tokenizer_config.json";
-  if (fs::exists(tc_path)) {
-    const json tc = read_json(tc_path);
-    if (!tc.is_object()) throw_error("{}: not a JSON object", tc_path.string());
-    if (tc.contains("added_tokens_decoder")) {
-      const json& atd = tc["added_tokens_decoder"];
-      if (!atd.is_object()) throw_error("{}: added_tokens_decoder is not an object", tc_path.string());
-      for (const auto& [key, data] : atd.items()) {
-        size_t i = 0;
-        try {
-          size_t used = 0;
-          i = size_t(std::stoull(key, &used));
-          if (used != key.size()) throw std::invalid_argument(key);
-        } catch (const std::exception&) {
-          throw_error("{}: added_tokens_decoder key \"{}\" is not a token id", tc_path.string(), key);
-        }
-        if (!data.is_object() || !data.contains("content") || !data["content"].is_string())
-          throw_error("{}: added_tokens_decoder {}: missing \"content\"", tc_path.string(), key);
-        if (i >= n_vocab)
-          throw_error("{}: added_tokens_decoder id {} is past vocab_size {}", tc_path.string(), i, n_vocab);
-        std::string text = data["content"].get<std::string>();
-        const bool special = data.contains("special") && data["special"].is_boolean() && data["special"].get<bool>();
-        if (special) {
-          v.types[i] = kControl;
-        } else {
-          for (size_t p; (p = text.find("\xe2\x96\x81")) != std::string::npos;) text.replace(p, 3, " ");
-          v.types[i] = kUserDefined;
-        }
-        v.scores[i] = -1000.0f;
-        v.tokens[i] = text;
-      }
+  if (!fs::exists(tc_path)) return;
+  const json tc = read_json(tc_path);
+  if (!tc.is_object()) throw_error("{}: not a JSON object", tc_path.string());
+  if (!tc.contains("added_tokens_decoder")) return;
+  const json& atd = tc["added_tokens_decoder"];
+  if (!atd.is_object()) throw_error("{}: added_tokens_decoder is not an object", tc_path.string());
+  for (const auto& [key, data] : atd.items()) {
+    size_t i = 0;
+    try {
+      size_t used = 0;
+      i = size_t(std::stoull(key, &used));
+      if (used != key.size()) throw std::invalid_argument(key);
+    } catch (const std::exception&) {
+      throw_error("{}: added_tokens_decoder key \"{}\" is not a token id", tc_path.string(), key);
     }
-    for (const char* typ : {"bos", "eos", "unk", "sep", "pad", "cls", "mask"}) {
-      const std::string k = std::string("add_") + typ + "_token";
-      if (tc.contains(k) && tc[k].is_boolean()) v.add_special.emplace_back(typ, tc[k].get<bool>());
+    if (!data.is_object() || !data.contains("content") || !data["content"].is_string())
+      throw_error("{}: added_tokens_decoder {}: missing \"content\"", tc_path.string(), key);
+    if (i >= n_vocab)
+      throw_error("{}: added_tokens_decoder id {} is past vocab_size {}", tc_path.string(), i, n_vocab);
+    std::string text = data["content"].get<std::string>();
+    const bool special = data.contains("special") && data["special"].is_boolean() && data["special"].get<bool>();
+    if (special || looks_special(text)) {
+      v.types[i] = kControl;
+    } else {
+      for (size_t p; (p = text.find("\xe2\x96\x81")) != std::string::npos;) text.replace(p, 3, " ");
+      v.types[i] = kUserDefined;
     }
-    if (tc.contains("chat_template") && tc["chat_template"].is_string())
-      v.chat_template = tc["chat_template"].get<std::string>();
+    v.scores[i] = -1000.0f;
+    v.tokens[i] = text;
   }
+}
 
-  const std::pair<const char*, std::optional<int64_t>> ids[] = {
-      {"bos", config.bos_id}, {"eos", config.eos_id}, {"unk", config.unk_id}, {"sep", config.sep_id},
-      {"pad", config.pad_id}, {"cls", config.cls_id}, {"mask", config.mask_id}};
-  for (const auto& [typ, id] : ids)
-    if (id && size_t(*id) < n_vocab) v.special_ids.emplace_back(typ, uint32_t(*id));
+}  // namespace
+
+HfVocab read_vocab(const std::string& dir, const HfConfig& config) {
+  namespace fs = std::filesystem;
+  HfVocab v;
+  if (fs::exists(fs::path(dir) / "tokenizer.model")) {
+    read_spm_vocab(dir, config, v);
+  } else if (fs::exists(fs::path(dir) / "tokenizer.json")) {
+    // The converter cuts gemma3's embedding rows to a tokenizer.json's count; not done here.
+    if (config.arch == HfArch::Gemma3)
+      throw_error("{}: missing (gemma3 folders need their SentencePiece tokenizer.model)",
+                  (fs::path(dir) / "tokenizer.model").string());
+    read_bpe_vocab(dir, config, v);
+  } else {
+    throw_error("{}: missing (an HF model folder needs a SentencePiece tokenizer.model or a BPE tokenizer.json)",
+                (fs::path(dir) / "tokenizer.model").string());
+  }
+  read_special_vocab(dir, config, v);
   return v;
 }
 

@@ -26,6 +26,15 @@ std::string read_file(const std::string& path) {
 
 }  // namespace
 
+const char* stage_name(Stage s) {
+  switch (s) {
+    case Stage::Load: return "load";
+    case Stage::Calibrate: return "calibrate";
+    case Stage::Quantize: return "quantize";
+  }
+  return "?";
+}
+
 quantize::Options isq_options(const std::string& isq) {
   quantize::Options o;
   for (const IsqName& n : kIsq)
@@ -57,6 +66,9 @@ struct Runner::Impl {
   void say(const std::string& s) const {
     if (opt.log) opt.log(s);
   }
+  void advance(Stage st, uint64_t done, uint64_t total) const {
+    if (opt.progress) opt.progress(st, done, total);
+  }
   quantize::Options plan_options() const {
     quantize::Options o = qopt;
     o.search = opt.search;
@@ -76,9 +88,11 @@ std::unique_ptr<Runner> Runner::build(const std::string& model_path, const Optio
   Impl& s = *r->impl_;
   s.opt = options;
   s.qopt = isq_options(options.isq);
-  s.say(fmt::format("loading {}", model_path));
+  s.advance(Stage::Load, 0, 1);
   s.model = model::Model::load(model_path);
   s.tok = load_tokenizer(s.model->file());
+  s.advance(Stage::Load, 1, 1);
+  s.say(fmt::format("loaded {} ({} tensors)", model_path, s.model->file().tensors().size()));
 
   if (!options.calibration_file.empty()) {
     const auto tokens = s.tok->encode(read_file(options.calibration_file), true, false);
@@ -89,23 +103,31 @@ std::unique_ptr<Runner> Runner::build(const std::string& model_path, const Optio
     co.n_threads = options.n_threads;
     co.dataset = options.calibration_file;
     imatrix::CollectHooks hooks;
+    imatrix::CollectProgress last{};
     hooks.on_chunk = [&](const imatrix::CollectProgress& p) {
-      s.say(fmt::format("calibrating: chunk {}/{}, perplexity {:.4f}", p.done, p.n_chunks, p.nll.ppl()));
+      last = p;
+      s.advance(Stage::Calibrate, uint64_t(p.done), uint64_t(p.n_chunks));
     };
     const int32_t bos = s.tok->add_bos() ? s.tok->bos() : -1;
+    s.advance(Stage::Calibrate, 0, 1);
     s.imatrix = imatrix::collect(*s.model, tokens, bos, {}, co, hooks).data;
+    s.say(fmt::format("calibrated on {} chunks of {} tokens of {}, perplexity {:.4f}", last.done,
+                      options.calibration_ctx, options.calibration_file, last.nll.ppl()));
   }
 
   s.plan = quantize::make_plan(s.model->file(), s.plan_options());
-  int64_t done = 0, total = 0;
+  uint64_t done = 0, total = 0;
   for (const auto& tp : s.plan.tensors) total += tp.quantize;
+  s.advance(Stage::Quantize, 0, total);
   for (const auto& tp : s.plan.tensors) {
     if (!tp.quantize) continue;
     s.model->replace_weight(tp.name, tp.dst_type,
                             quantize::quantize_tensor(s.model->file(), tp, tp.dst_type, options.search,
                                                       options.n_threads));
-    s.say(fmt::format("quantized {}/{}: {} -> {}", ++done, total, tp.name, ggml_type_display_name(tp.dst_type)));
+    s.advance(Stage::Quantize, ++done, total);
   }
+  s.say(fmt::format("quantized {} tensors ({}{})", total, options.isq,
+                    s.imatrix ? ", with the calibration imatrix" : ", plain rounding"));
   return r;
 }
 

@@ -14,72 +14,13 @@
 #include "imq/error.h"
 #include "imq/gguf.h"
 #include "imq/hf.h"
+#include "hf_folder_writer.h"
 #include "test_util.h"
 
 namespace imq::test {
 namespace {
 
 namespace fs = std::filesystem;
-
-void write_file(const fs::path& p, const std::string& bytes) {
-  std::ofstream(p, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
-}
-
-struct StT {
-  std::string name, dtype;
-  std::vector<int64_t> shape;
-  std::string data;
-};
-
-std::string u64le(uint64_t v) { return std::string(reinterpret_cast<const char*>(&v), 8); }
-
-// A safetensors file: header length, JSON header (offsets consecutive; the first `from` in it
-// replaced by `to`), data.
-std::string safetensors(const std::vector<StT>& ts, const std::string& extra = R"("__metadata__":{"format":"pt"},)",
-                        const std::string& from = "", const std::string& to = "") {
-  std::string h = "{" + extra, data;
-  for (size_t i = 0; i < ts.size(); ++i) {
-    std::string shape;
-    for (size_t d = 0; d < ts[i].shape.size(); ++d) shape += (d ? "," : "") + std::to_string(ts[i].shape[d]);
-    h += (i ? "," : "") + fmt::format(R"("{}":{{"dtype":"{}","shape":[{}],"data_offsets":[{},{}]}})", ts[i].name,
-                                      ts[i].dtype, shape, data.size(), data.size() + ts[i].data.size());
-    data += ts[i].data;
-  }
-  h += "}";
-  if (!from.empty()) {
-    const size_t i = h.find(from);
-    if (i == std::string::npos) throw std::runtime_error("test header lacks " + from);
-    h.replace(i, from.size(), to);
-  }
-  return u64le(h.size()) + h + data;
-}
-
-// n BF16 values: value(i) rounded to BF16.
-std::string bf16s(size_t n, const std::function<float(size_t)>& value) {
-  std::string s;
-  for (size_t i = 0; i < n; ++i) {
-    const uint16_t b = f32_to_bf16(value(i));
-    s.append(reinterpret_cast<const char*>(&b), 2);
-  }
-  return s;
-}
-
-std::string varint(uint64_t v) {
-  std::string s;
-  do {
-    uint8_t c = v & 0x7f;
-    v >>= 7;
-    if (v) c |= 0x80;
-    s += char(c);
-  } while (v);
-  return s;
-}
-
-std::string sp_piece(const std::string& text, float score, int type) {
-  std::string m = "\x0a" + varint(text.size()) + text + "\x15" + std::string(reinterpret_cast<const char*>(&score), 4);
-  if (type != 1) m += "\x18" + varint(uint64_t(type));
-  return "\x0a" + varint(m.size()) + m;
-}
 
 std::string tokenizer_model() {
   std::string s = sp_piece("<unk>", 0, 2) + sp_piece("<s>", 0, 3) + sp_piece("</s>", 0, 3);
@@ -119,6 +60,43 @@ void write_tiny(const fs::path& d) {
   write_file(d / "model.safetensors", safetensors(tiny_tensors()));
 }
 
+// GPT-2's byte -> printable character map (bytes_to_unicode), as UTF-8.
+std::string byte_token(int b) {
+  auto printable = [](int c) {
+    return (c >= 0x21 && c <= 0x7e) || (c >= 0xa1 && c <= 0xac) || (c >= 0xae && c <= 0xff);
+  };
+  int cp = b;
+  if (!printable(b)) {
+    cp = 256;
+    for (int c = 0; c < b; ++c) cp += !printable(c);
+  }
+  std::string s;
+  if (cp < 0x80) s += char(cp);
+  else s += char(0xc0 | (cp >> 6)), s += char(0x80 | (cp & 0x3f));
+  return s;
+}
+
+// A byte-level BPE tokenizer.json for the tiny folder: the 256 byte tokens, "Ġt" and "he" (ids
+// 256, 257, from two merges), <|endoftext|> (258, special); vocab_size 264 pads the rest.
+std::string tiny_tokenizer_json() {
+  std::string vocab;
+  for (int b = 0; b < 256; ++b) {
+    std::string t = byte_token(b);
+    if (t == "\"" || t == "\\") t = "\\" + t;
+    vocab += fmt::format("\"{}\":{},", t, b);
+  }
+  vocab += "\"\u0120t\":256,\"he\":257,\"<|endoftext|>\":258";
+  return R"({"version":"1.0","added_tokens":[{"id":258,"content":"<|endoftext|>","special":true}],)"
+         R"("pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false,"use_regex":true},)"
+         R"("model":{"type":"BPE","vocab":{)" + vocab + R"(},"merges":["\u0120 t","h e"]}})";
+}
+
+// The tiny folder with tokenizer.json in place of tokenizer.model.
+void use_tokenizer_json(const fs::path& d, const std::string& text) {
+  fs::remove(d / "tokenizer.model");
+  write_file(d / "tokenizer.json", text);
+}
+
 float row_of(const gguf::File& f, const std::string& name, int64_t row) {
   const auto& t = f.tensor(name);
   const auto d = f.tensor_data(t);
@@ -153,6 +131,39 @@ TEST(HfTiny, ConvertsWithPermutedQkAndPaddedVocab) {
   EXPECT_EQ(f.get_int("tokenizer.ggml.bos_token_id"), 1);
   EXPECT_EQ(std::get<bool>(f.get("tokenizer.ggml.add_bos_token").data), true);
   EXPECT_EQ(f.find("tokenizer.ggml.unknown_token_id"), nullptr);
+}
+
+TEST(HfTiny, TokenizerJsonGivesAGpt2Vocabulary) {
+  TempDir tmp;
+  const fs::path d = tmp.path() / "m";
+  write_tiny(d);
+  use_tokenizer_json(d, tiny_tokenizer_json());
+  write_file(d / "tokenizer_config.json", R"({"add_bos_token":false,"eos_token":"<|endoftext|>"})");
+  const gguf::File f = gguf::File::from_memory("tiny", hf::convert_to_memory(d.string(), {hf::OutType::BF16}));
+  EXPECT_EQ(f.get("tokenizer.ggml.model").as_string(), "gpt2");
+  EXPECT_EQ(f.get("tokenizer.ggml.pre").as_string(), "gpt-2");
+  EXPECT_EQ(f.find("tokenizer.ggml.scores"), nullptr);
+  const auto& toks = f.get("tokenizer.ggml.tokens").as_array().items;
+  const auto& types = f.get("tokenizer.ggml.token_type").as_array().items;
+  ASSERT_EQ(toks.size(), 264u);
+  EXPECT_EQ(toks[32].as_string(), "\xc4\xa0");  // the space byte
+  EXPECT_EQ(toks[256].as_string(), "\xc4\xa0t");
+  EXPECT_EQ(types[256].as_int(), 1);
+  EXPECT_EQ(toks[258].as_string(), "<|endoftext|>");
+  EXPECT_EQ(types[258].as_int(), 3);
+  EXPECT_EQ(toks[259].as_string(), "[PAD259]");
+  EXPECT_EQ(types[259].as_int(), 5);
+  const auto& merges = f.get("tokenizer.ggml.merges").as_array().items;
+  ASSERT_EQ(merges.size(), 2u);
+  EXPECT_EQ(merges[0].as_string(), "\xc4\xa0 t");
+  // eos from tokenizer_config.json (found among the added tokens), bos from config.json.
+  std::vector<std::string> keys;
+  for (const auto& kv : f.kvs())
+    if (kv.key.find("_token") != std::string::npos) keys.push_back(kv.key);
+  EXPECT_EQ(keys, (std::vector<std::string>{"tokenizer.ggml.eos_token_id", "tokenizer.ggml.bos_token_id",
+                                            "tokenizer.ggml.add_bos_token"}));
+  EXPECT_EQ(f.get_int("tokenizer.ggml.eos_token_id"), 258);
+  EXPECT_EQ(f.get_int("tokenizer.ggml.bos_token_id"), 1);
 }
 
 // One malformed folder: `mutate` edits a fresh copy of the tiny folder; the conversion must
@@ -262,6 +273,42 @@ const std::vector<Bad>& bad_cases() {
       {"ConfigAbsurdLayerCount", [](const fs::path& d) {
          replace_in(d / "config.json", "\"num_hidden_layers\":1", "\"num_hidden_layers\":2000000000");
        }, "config.json", {"num_hidden_layers 2000000000", "needs at least", "hold 12"}},
+      {"TokJsonNotJson", [](const fs::path& d) { use_tokenizer_json(d, "{\"model\": "); }, "tokenizer.json",
+       {"not valid JSON"}},
+      {"TokJsonNoModel", [](const fs::path& d) { use_tokenizer_json(d, R"({"added_tokens":[]})"); },
+       "tokenizer.json", {"missing \"model\""}},
+      {"TokJsonNotBpe", [](const fs::path& d) {
+         std::string t = tiny_tokenizer_json();
+         t.replace(t.find("\"BPE\""), 5, "\"Unigram\"");
+         use_tokenizer_json(d, t);
+       }, "tokenizer.json", {"\"Unigram\"", "not supported"}},
+      {"TokJsonVocabGap", [](const fs::path& d) {
+         std::string t = tiny_tokenizer_json();
+         t.replace(t.find("\"he\":257"), 8, "\"he\":300");
+         use_tokenizer_json(d, t);
+       }, "tokenizer.json", {"\"he\"", "id 300", "without gaps"}},
+      {"TokJsonVocabDuplicateId", [](const fs::path& d) {
+         std::string t = tiny_tokenizer_json();
+         t.replace(t.find("\"he\":257"), 8, "\"he\":256");
+         use_tokenizer_json(d, t);
+       }, "tokenizer.json", {"vocab id 256 is given to both"}},
+      {"TokJsonMergeUnknownToken", [](const fs::path& d) {
+         std::string t = tiny_tokenizer_json();
+         t.replace(t.find("\"h e\""), 5, "\"h ez\"");
+         use_tokenizer_json(d, t);
+       }, "tokenizer.json", {"merge 1", "\"ez\"", "not in the vocab"}},
+      {"TokJsonUnknownSplitRegex", [](const fs::path& d) {
+         std::string t = tiny_tokenizer_json();
+         t.replace(t.find("{\"type\":\"ByteLevel\""), 0,
+                   R"({"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"\\w+\n"}},)");
+         t.replace(t.find("\"use_regex\":true}"), 17, "\"use_regex\":false}]}");
+         use_tokenizer_json(d, t);
+       }, "tokenizer.json", {"split regex \"\\\\w+\\n\"", "not one imq can name"}},
+      {"TokJsonSentencePieceStyle", [](const fs::path& d) {
+         std::string t = tiny_tokenizer_json();
+         t.replace(t.find("\"type\":\"BPE\""), 12, "\"type\":\"BPE\",\"byte_fallback\":true");
+         use_tokenizer_json(d, t);
+       }, "tokenizer.json", {"byte_fallback", "not supported", "tokenizer.model"}},
   };
   return cases;
 }

@@ -87,6 +87,38 @@ TEST(InSitu, IsqNames) {
   }
 }
 
+// imq run: the generated text alone on stdout (what Runner::generate gives, after the prompt);
+// on stderr, not a terminal here, one line per stage and no progress bar.
+TEST(InSitu, CliStdoutHoldsOnlyTheText) {
+  TempDir dir;
+  const std::string model = dir.file("m.gguf"), text = source_file("README.md");
+  ASSERT_EQ(run_imq("synth -o " + model + " --n-embd 256 --n-ff 512 --n-layer 2 --vocab 512").rc, 0);
+  const RunResult r = run_imq("run -m " + model + " --isq Q4K --calibration-file " + text +
+                              " --calibration-ctx 128 --calibration-chunks 3 -p 'The model' -n 8 --temp 0 -t 2");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  insitu::Options o;
+  o.isq = "Q4K";
+  o.calibration_file = text;
+  o.calibration_ctx = 128;
+  o.calibration_chunks = 3;
+  o.n_threads = 2;
+  std::vector<insitu::Stage> stages;
+  o.progress = [&](insitu::Stage st, uint64_t, uint64_t) {
+    if (stages.empty() || stages.back() != st) stages.push_back(st);
+  };
+  auto runner = insitu::Runner::build(model, o);
+  eval::SamplingOptions greedy;
+  greedy.temp = 0;
+  EXPECT_EQ(r.out, "The model" + runner->generate("The model", 8, greedy) + "\n");
+  EXPECT_EQ(stages, (std::vector<insitu::Stage>{insitu::Stage::Load, insitu::Stage::Calibrate, insitu::Stage::Quantize}));
+  // One line per stage, no terminal control characters.
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 3) << r.err;
+  EXPECT_EQ(r.err.find('\r'), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find('\033'), std::string::npos) << r.err;
+  for (const char* w : {"imq run: loaded ", "imq run: calibrated on 3 chunks", "imq run: quantized "})
+    EXPECT_NE(r.err.find(w), std::string::npos) << w << " not in: " << r.err;
+}
+
 TEST(InSitu, CliRunsAndWritesOnlyWhatIsAsked) {
   TempDir dir;
   const std::string model = dir.file("m.gguf");

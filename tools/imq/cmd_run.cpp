@@ -1,12 +1,15 @@
 // imq run: mistral.rs-style in-situ quantization — load, calibrate, quantize in memory, generate
-// (imq/insitu.h). Generated text on stdout, progress on stderr; files only with --write-*.
+// (imq/insitu.h). Generated text alone on stdout; on stderr one line per stage and, when stderr
+// is a terminal, a progress bar for the stage that runs; files only with --write-*.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <iostream>
+#include <memory>
 
 #include "commands.h"
 #include "imq/insitu.h"
+#include "progress.h"
 
 namespace imq::cli {
 
@@ -17,7 +20,7 @@ int cmd_run(int argc, char** argv) {
   int64_t n_predict = 128;
   bool interactive = false;
   eval::SamplingOptions sampling;
-  app.add_option("-m,--model", model, "model (GGUF)")->required();
+  app.add_option("-m,--model", model, "model (GGUF file or HF folder)")->required();
   app.add_option("--isq", o.isq, "quantization: mistral.rs's ISQ names (Q2K Q3K Q4K Q5K Q6K Q4_0 Q4_1 Q5_0 Q5_1 Q8_0: every weight matrix that type) or a llama-quantize type (Q4_K_M ...)")->capture_default_str();
   app.add_option("--calibration-file", o.calibration_file, "text to collect the importance matrix from (in memory); without it, plain rounding");
   app.add_option("--calibration-ctx", o.calibration_ctx, "tokens per calibration chunk")->capture_default_str();
@@ -41,8 +44,22 @@ int cmd_run(int argc, char** argv) {
   if (prompt.empty() && !interactive && write_gguf.empty() && write_imatrix.empty())
     throw Error("nothing to do: give -p PROMPT, -i, --write-gguf or --write-imatrix");
   o.search = quantize::parse_search(search);
-  o.log = [](const std::string& s) { std::fprintf(stderr, "imq run: %s\n", s.c_str()); };
+  std::unique_ptr<Progress> bar;  // the running stage's (draws only on a terminal)
+  insitu::Stage bar_stage = insitu::Stage::Load;
+  o.progress = [&](insitu::Stage st, uint64_t done, uint64_t total) {
+    if (!bar || st != bar_stage) {
+      bar = std::make_unique<Progress>(std::string(insitu::stage_name(st)) + ":",
+                                       st == insitu::Stage::Calibrate ? "chunks/s" : "");
+      bar_stage = st;
+    }
+    bar->update(done, total);
+  };
+  o.log = [&](const std::string& s) {
+    if (bar) bar->clear();
+    std::fprintf(stderr, "imq run: %s\n", s.c_str());
+  };
   auto runner = insitu::Runner::build(model, o);
+  bar.reset();
   if (!write_imatrix.empty()) runner->save_imatrix(write_imatrix);
   if (!write_gguf.empty()) runner->save_gguf(write_gguf);
   auto answer = [&](const std::string& p) {
