@@ -17,7 +17,7 @@
 # llama row's KLD and the quantize wall time.
 # Inputs: the imatrix is $IMQ_SHARED/reference/<model>/imatrix-calib-c256.gguf when there is one
 # (llama-imatrix -c 256 --chunks 8), else collected with imq the same way. Calibration text:
-# CALIB (calibration_datav3_small.txt), CALIB_CHUNKS chunks of 256 (64). Evaluation: EVALS
+# CALIB (calibration_datav3_small.txt), CALIB_CHUNKS chunks of 256 (128: quantize's default 32,768 tokens). Evaluation: EVALS
 # (wiki.test.raw; dict8-spm4k adds dict-heldout.txt), -c 256, CHUNKS chunks (20: 5,120 tokens).
 # Environment: IMQ (build/imq), IMQ_SHARED (../shared), OUT (/tmp/imq-quality), THREADS (2).
 set -euo pipefail
@@ -28,7 +28,7 @@ OUT=${OUT:-/tmp/imq-quality}
 THREADS=${THREADS:-2}
 CHUNKS=${CHUNKS:-20}
 CALIB=${CALIB:-$SHARED/data/calibration_datav3_small.txt}
-CALIB_CHUNKS=${CALIB_CHUNKS:-64}
+CALIB_CHUNKS=${CALIB_CHUNKS:-128}
 MIXES=${MIXES:-Q2_K Q3_K_M Q4_K_M Q5_K_M IQ4_XS}
 SCOPES=${SCOPES:-layers whole}
 METHODS=${METHODS:-llama imq ec ec+tune}
