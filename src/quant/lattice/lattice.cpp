@@ -1,0 +1,95 @@
+#include "quant/lattice/lattice.h"
+
+#include <algorithm>
+#include <cfloat>
+#include <utility>
+
+#include "imq/error.h"
+
+namespace imq::quant {
+
+Lattice::Lattice(std::span<const uint16_t> grid, int dim, int bits, int n_levels, int shells)
+    : dim_(dim), bits_(bits) {
+  const int n = int(grid.size());
+  const uint32_t mask = (1u << bits) - 1;
+  points_.resize(size_t(n) * size_t(dim));
+  for (int g = 0; g < n; ++g)
+    for (int i = 0; i < dim; ++i) points_[size_t(g * dim + i)] = int8_t(2 * ((grid[size_t(g)] >> (bits * i)) & mask) + 1);
+
+  // Codes with a level >= n_levels are never looked up: they stay INT32_MIN (no list).
+  slot_.assign(size_t(1) << (bits * dim), INT32_MIN);
+  for (int g = 0; g < n; ++g) slot_[grid[size_t(g)]] = g;
+
+  std::vector<std::pair<int, int>> by_distance(static_cast<size_t>(n));  // (d2, grid index)
+  int8_t pos[16];
+  for (uint32_t code = 0; code < slot_.size(); ++code) {
+    if (slot_[code] >= 0) continue;
+    bool searched = true;
+    for (int i = 0; i < dim; ++i) {
+      const int l = int((code >> (bits * i)) & mask);
+      searched = searched && l < n_levels;
+      pos[i] = int8_t(2 * l + 1);
+    }
+    if (!searched) continue;
+    for (int g = 0; g < n; ++g) {
+      int d2 = 0;
+      for (int i = 0; i < dim; ++i) d2 += (point(g)[i] - pos[i]) * (point(g)[i] - pos[i]);
+      by_distance[size_t(g)] = {d2, g};
+    }
+    std::sort(by_distance.begin(), by_distance.end());
+    // Every point of the first `shells` distinct distances, in (distance, index) order.
+    const size_t start = neighbours_.size();
+    neighbours_.push_back(0);
+    int shell = 1, d2 = by_distance[0].first;
+    for (const auto& [d, g] : by_distance) {
+      if (d > d2) {
+        if (shell == shells) break;
+        d2 = d, ++shell;
+      }
+      neighbours_.push_back(uint16_t(g));
+    }
+    neighbours_[start] = uint16_t(neighbours_.size() - start - 1);
+    slot_[code] = -int32_t(start) - 1;
+  }
+}
+
+int Lattice::nearest(uint32_t code, const float* x, const float* w, float scale, int8_t* l) const {
+  if (code >= slot_.size() || slot_[code] >= 0 || slot_[code] == INT32_MIN)
+    throw_error("lattice search: point {:#x} has no neighbour list", code);
+  const uint16_t* list = neighbours_.data() + (-slot_[code] - 1);
+  float best_d2 = FLT_MAX;
+  int best = list[1];
+  for (int j = 1; j <= list[0]; ++j) {
+    const int8_t* q = point(list[j]);
+    float d2 = 0;
+    for (int i = 0; i < dim_; ++i) {
+      const float diff = scale * float(q[i]) - x[i];
+      d2 += w[i] * diff * diff;
+    }
+    if (d2 < best_d2) best_d2 = d2, best = list[j];
+  }
+  for (int i = 0; i < dim_; ++i) l[i] = int8_t((point(best)[i] - 1) / 2);
+  return best;
+}
+
+uint8_t fold_signs(const float* x, const float* w, float* xval) {
+  int n_neg = 0;
+  uint8_t s = 0;
+  for (int i = 0; i < 8; ++i) {
+    xval[i] = x[i] >= 0 ? x[i] : -x[i];
+    if (x[i] < 0) ++n_neg, s |= uint8_t(1u << i);
+  }
+  if (n_neg % 2) {
+    int imin = 0;
+    float min = w[0] * x[0] * x[0];
+    for (int i = 1; i < 8; ++i) {
+      const float a = w[i] * x[i] * x[i];
+      if (a < min) min = a, imin = i;
+    }
+    xval[imin] = -xval[imin];
+    s ^= uint8_t(1u << imin);
+  }
+  return s & 127;
+}
+
+}  // namespace imq::quant

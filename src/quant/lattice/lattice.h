@@ -1,0 +1,66 @@
+// The lattice search shared by the grid i-quants (IQ3_XXS, IQ2_XXS, ...; spec g.3): each group
+// of `dim` magnitudes is coded as one point of a fixed grid, a subset of the lattice of odd
+// values 2l+1 (l = 0 .. 2^bits - 1 per coordinate). llama-quantize rounds a group to the nearest
+// lattice point; when that point is off the grid it takes the best of a precomputed neighbour
+// list: every grid point at one of the `shells` smallest distinct squared distances.
+//
+// A lattice point is named by its packed levels: coordinate i at bits i*bits.. (the same packing
+// as the grid codes). Only points whose levels are all below `n_levels` are looked up (the
+// searches clamp to that range), so only those get neighbour lists.
+//
+// Each type builds its lattice once, on first use, as a function-local static const (e.g.
+// iq3::xxs_lattice()): thread-safe by C++ rules and immutable afterwards. The lists depend only
+// on the grid, and building them per tensor or per quantizer would repeat up to ~50 M distance
+// evaluations (IQ2_S's 1024-point grid) for every tensor.
+#pragma once
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace imq::quant {
+
+class Lattice {
+ public:
+  Lattice(std::span<const uint16_t> grid, int dim, int bits, int n_levels, int shells);
+
+  int dim() const { return dim_; }
+  int bits() const { return bits_; }
+  int size() const { return int(points_.size() / size_t(dim_)); }
+  // Grid index of the lattice point `code`, or -1 when it is not on the grid.
+  int find(uint32_t code) const {
+    return code < slot_.size() && slot_[code] >= 0 ? slot_[code] : -1;
+  }
+  // Grid point g's coordinates 2l+1.
+  const int8_t* point(int g) const { return points_.data() + size_t(g) * size_t(dim_); }
+  // For the off-grid point `code`: its neighbour minimizing sum w (scale*q - x)^2 (the first
+  // on ties, in order of distance then index); writes that point's levels to l and returns its
+  // grid index. Throws imq::Error for a code outside the searched range (a broken search).
+  int nearest(uint32_t code, const float* x, const float* w, float scale, int8_t* l) const;
+  // The packed code of dim levels.
+  uint32_t pack(const int8_t* l) const {
+    uint32_t u = 0;
+    for (int i = 0; i < dim_; ++i) u |= uint32_t(l[i]) << (bits_ * i);
+    return u;
+  }
+
+ private:
+  int dim_, bits_;
+  std::vector<int8_t> points_;       // [size][dim] coordinates 2l+1
+  std::vector<int32_t> slot_;        // per code: grid index, or -(offset+1) into neighbours_
+  std::vector<uint16_t> neighbours_; // at each offset: count, then that many grid indices
+};
+
+// The sign byte of 7 stored sign bits: bit 7 makes the count of minus signs even (ggml's
+// ksigns_iq2xs). Bit j set: value j is negative.
+constexpr uint8_t sign_byte(uint32_t s7) {
+  s7 &= 127;
+  return uint8_t(s7 | ((uint32_t(__builtin_popcount(s7)) & 1u) << 7));
+}
+
+// Folds the signs of 8 values: xval = |x| and the returned bits mark the negative ones. The
+// formats keep an even number of minus signs, so when the count is odd the value with the least
+// w*x^2 (the first on ties) is stored with the wrong sign: its xval becomes -|x| and its bit
+// flips. Returns the low 7 bits (the 8th follows from the parity).
+uint8_t fold_signs(const float* x, const float* w, float* xval);
+
+}  // namespace imq::quant
