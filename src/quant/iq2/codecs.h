@@ -1,0 +1,16 @@
+// The 2-bit grid i-quants (spec g.3), one file per type; register.cpp lists them.
+#pragma once
+#include "imq/quant.h"
+#include "quant/lattice/lattice.h"
+
+namespace imq::quant {
+
+Codec iq2_xxs_codec();
+
+namespace iq2 {
+// IQ2_XXS's grid as a searchable lattice (8 coordinates, levels 0..2, 2 neighbour shells),
+// built on first use.
+const Lattice& xxs_lattice();
+}  // namespace iq2
+
+}  // namespace imq::quant
