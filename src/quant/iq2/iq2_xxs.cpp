@@ -61,25 +61,6 @@ void dequantize(const void* src, float* dst, int64_t n) {
   }
 }
 
-// sum w x q and sum w q^2 over a sub-block with levels L (q = 2L + 1).
-void fit_sums(const float* xval, const float* w, const int8_t* L, float* sumqx, float* sumq2) {
-  float qx = 0, q2 = 0;
-  for (int i = 0; i < kSub; ++i) {
-    const float q = float(2 * L[i] + 1);
-    qx += w[i] * xval[i] * q;
-    q2 += w[i] * q * q;
-  }
-  *sumqx = qx, *sumq2 = q2;
-}
-
-// Rounds the 8 magnitudes of a group at inverse scale id to the lattice; an off-grid point
-// becomes its best neighbour at `scale`. Writes L.
-void round_group(const Lattice& lat, const float* xval, const float* waux, float id, float scale, int8_t* L) {
-  for (int i = 0; i < 8; ++i) L[i] = int8_t(std::clamp(nearest_int(0.5f * (id * xval[i] - 1)), 0, kMaxQ - 1));
-  const uint32_t u = lat.pack(L);
-  if (lat.find(u) < 0) lat.nearest(u, xval, waux, scale, L);
-}
-
 // One sub-block: writes its grid indices and signs (scale bits added later), returns its scale
 // (0 for an all-(near-)zero sub-block, whose words stay 0).
 float quantize_sub_block(const Lattice& lat, const float* xb, const float* weight, uint32_t* q2) {
@@ -102,9 +83,9 @@ float quantize_sub_block(const Lattice& lat, const float* xb, const float* weigh
     const float id = (float(2 * kMaxQ - 1) + float(is) * 0.1f) / eff_max;
     const float this_scale = 1 / id;
     int8_t trial[kSub];
-    for (int k = 0; k < 4; ++k) round_group(lat, xval + 8 * k, waux + 8 * k, id, this_scale, trial + 8 * k);
+    for (int k = 0; k < 4; ++k) lat.round(xval + 8 * k, waux + 8 * k, id, this_scale, kMaxQ - 1, trial + 8 * k);
     float sumqx, sumq2;
-    fit_sums(xval, weight, trial, &sumqx, &sumq2);
+    fit_sums(kSub, xval, weight, trial, &sumqx, &sumq2);
     if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
       scale = sumqx / sumq2, best = scale * sumqx;
       std::copy(trial, trial + kSub, L);
@@ -112,9 +93,9 @@ float quantize_sub_block(const Lattice& lat, const float* xb, const float* weigh
   }
   if (scale > 0) {
     const float id = 1 / scale;
-    for (int k = 0; k < 4; ++k) round_group(lat, xval + 8 * k, waux + 8 * k, id, scale, L + 8 * k);
+    for (int k = 0; k < 4; ++k) lat.round(xval + 8 * k, waux + 8 * k, id, scale, kMaxQ - 1, L + 8 * k);
     float sumqx, sumq2;
-    fit_sums(xval, weight, L, &sumqx, &sumq2);
+    fit_sums(kSub, xval, weight, L, &sumqx, &sumq2);
     if (sumq2 > 0) scale = sumqx / sumq2;
   }
   if (scale < 0) {  // never expected; the stored scale is unsigned, so flip the signs instead

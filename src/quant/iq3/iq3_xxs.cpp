@@ -68,27 +68,6 @@ void dequantize(const void* src, float* dst, int64_t n) {
   }
 }
 
-// sum w x q and sum w q^2 over a sub-block with levels L (q = 2L + 1).
-void fit_sums(const float* xval, const float* w, const int8_t* L, float* sumqx, float* sumq2) {
-  float qx = 0, q2 = 0;
-  for (int i = 0; i < kSub; ++i) {
-    const float q = float(2 * L[i] + 1);
-    qx += w[i] * xval[i] * q;
-    q2 += w[i] * q * q;
-  }
-  *sumqx = qx, *sumq2 = q2;
-}
-
-// Rounds group k (4 magnitudes) at inverse scale id to the lattice: the grid point when it is
-// on the grid (returns true), else the best neighbour at `scale` (returns false). Writes L.
-bool round_group(const Lattice& lat, const float* xval, const float* waux, float id, float scale, int8_t* L) {
-  for (int i = 0; i < 4; ++i) L[i] = int8_t(std::clamp(nearest_int(0.5f * (id * xval[i] - 1)), 0, kMaxQ - 1));
-  const uint32_t u = lat.pack(L);
-  if (lat.find(u) >= 0) return true;
-  lat.nearest(u, xval, waux, scale, L);
-  return false;
-}
-
 // The search state that llama-quantize carries from one sub-block to the next: a sub-block
 // whose every trial has zero weight keeps the previous codes.
 struct Carry {
@@ -117,9 +96,9 @@ float quantize_sub_block(const Lattice& lat, const float* xb, const float* weigh
     int8_t L[kSub];
     bool on_grid[8];
     for (int k = 0; k < 8; ++k)
-      on_grid[k] = round_group(lat, xval + 4 * k, waux + 4 * k, id, this_scale, L + 4 * k);
+      on_grid[k] = lat.round(xval + 4 * k, waux + 4 * k, id, this_scale, kMaxQ - 1, L + 4 * k);
     float sumqx, sumq2;
-    fit_sums(xval, weight, L, &sumqx, &sumq2);
+    fit_sums(kSub, xval, weight, L, &sumqx, &sumq2);
     if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
       scale = sumqx / sumq2, best = scale * sumqx;
       std::copy(L, L + kSub, c.L);
@@ -131,9 +110,9 @@ float quantize_sub_block(const Lattice& lat, const float* xb, const float* weigh
   if (n_off > 0 && scale > 0) {
     const float id = 1 / scale;
     for (int k = 0; k < 8; ++k)
-      if (!c.on_grid[k]) round_group(lat, xval + 4 * k, waux + 4 * k, id, scale, c.L + 4 * k);
+      if (!c.on_grid[k]) lat.round(xval + 4 * k, waux + 4 * k, id, scale, kMaxQ - 1, c.L + 4 * k);
     float sumqx, sumq2;
-    fit_sums(xval, weight, c.L, &sumqx, &sumq2);
+    fit_sums(kSub, xval, weight, c.L, &sumqx, &sumq2);
     if (sumq2 > 0) scale = sumqx / sumq2;
   }
   if (scale < 0) {  // never expected; the stored scale is unsigned, so flip the signs instead

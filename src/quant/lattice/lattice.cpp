@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "imq/error.h"
+#include "quant/legacy/search.h"
 
 namespace imq::quant {
 
@@ -70,6 +71,24 @@ int Lattice::nearest(uint32_t code, const float* x, const float* w, float scale,
   }
   for (int i = 0; i < dim_; ++i) l[i] = int8_t((point(best)[i] - 1) / 2);
   return best;
+}
+
+bool Lattice::round(const float* x, const float* w, float id, float scale, int max_level, int8_t* l) const {
+  for (int i = 0; i < dim_; ++i) l[i] = int8_t(std::clamp(nearest_int(0.5f * (id * x[i] - 1)), 0, max_level));
+  const uint32_t u = pack(l);
+  if (find(u) >= 0) return true;
+  nearest(u, x, w, scale, l);
+  return false;
+}
+
+void fit_sums(int n, const float* x, const float* w, const int8_t* L, float* sumqx, float* sumq2) {
+  float qx = 0, q2 = 0;
+  for (int i = 0; i < n; ++i) {
+    const float q = float(2 * L[i] + 1);
+    qx += w[i] * x[i] * q;
+    q2 += w[i] * q * q;
+  }
+  *sumqx = qx, *sumq2 = q2;
 }
 
 uint8_t fold_signs(const float* x, const float* w, float* xval) {

@@ -36,6 +36,10 @@ class Lattice {
   // on ties, in order of distance then index); writes that point's levels to l and returns its
   // grid index. Throws imq::Error for a code outside the searched range (a broken search).
   int nearest(uint32_t code, const float* x, const float* w, float scale, int8_t* l) const;
+  // Rounds `dim` magnitudes x at inverse scale id to the levels clamp(round((id x - 1) / 2), 0,
+  // max_level) and returns true when that point is on the grid; otherwise writes the levels of
+  // nearest(.., scale) instead and returns false. w: the weights of nearest.
+  bool round(const float* x, const float* w, float id, float scale, int max_level, int8_t* l) const;
   // The packed code of dim levels.
   uint32_t pack(const int8_t* l) const {
     uint32_t u = 0;
@@ -49,6 +53,10 @@ class Lattice {
   std::vector<int32_t> slot_;        // per code: grid index, or -(offset+1) into neighbours_
   std::vector<uint16_t> neighbours_; // at each offset: count, then that many grid indices
 };
+
+// sum w x q and sum w q^2 over n magnitudes x with levels L (q = 2L + 1), in order: the
+// least-squares fit of one scale that every grid search ends with.
+void fit_sums(int n, const float* x, const float* w, const int8_t* L, float* sumqx, float* sumq2);
 
 // The sign byte of 7 stored sign bits: bit 7 makes the count of minus signs even (ggml's
 // ksigns_iq2xs). Bit j set: value j is negative.
