@@ -73,11 +73,12 @@ float quantize_sub_block(const Lattice& lat, const float* xb, const float* weigh
   if (max < kGroupMaxEps) return 0.0f;
 
   // The start: make_qp_quants' codes (0..kMaxQ+1, kept if no trial below improves on zero).
-  int8_t L[kSub];
   uint8_t start[kSub];
   float scale = pos_scale_search(kSub, kMaxQ + 1, xval, weight, start);
-  for (int i = 0; i < kSub; ++i) L[i] = int8_t(start[i]);
   const float eff_max = scale * kMaxQ;
+  if (eff_max <= 0) return 0.0f;  // the start found nothing: the sub-block stays 0
+  int8_t L[kSub];
+  for (int i = 0; i < kSub; ++i) L[i] = int8_t(start[i]);
   float best = 0;
   for (int is = -6; is <= 6; ++is) {
     const float id = (float(2 * kMaxQ - 1) + float(is) * 0.1f) / eff_max;

@@ -66,40 +66,13 @@ void dequantize(const void* src, float* dst, int64_t n) {
   }
 }
 
-// One sub-block with magnitudes xval and signs: writes its 8 grid indices, returns its scale.
-float search_sub_block(const Lattice& lat, const float* xval, const float* weight, uint8_t signs[4],
+// One sub-block with magnitudes xval (largest max > 0) and signs: writes its 8 grid indices, returns its scale.
+float search_sub_block(const Lattice& lat, const float* xval, const float* weight, float max, uint8_t signs[4],
                        int grid[8]) {
   float waux[kSub];
   for (int i = 0; i < kSub; ++i) waux[i] = std::sqrt(weight[i]);
-  float max = xval[0];
-  for (int i = 1; i < kSub; ++i) max = std::max(max, xval[i]);
-  int8_t L[kSub] = {};
-  bool on_grid[8] = {};
-  float best = 0, scale = max / (2 * kMaxQ - 1);
-  for (int is = -9; is <= 9; ++is) {
-    const float id = (float(2 * kMaxQ - 1) + float(is) * 0.2f) / max;
-    const float this_scale = 1 / id;
-    int8_t trial[kSub];
-    bool trial_on_grid[8];
-    for (int k = 0; k < 8; ++k)
-      trial_on_grid[k] = lat.round(xval + 4 * k, waux + 4 * k, id, this_scale, kMaxQ - 1, trial + 4 * k);
-    float sumqx, sumq2;
-    fit_sums(kSub, xval, weight, trial, &sumqx, &sumq2);
-    if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
-      scale = sumqx / sumq2, best = scale * sumqx;
-      std::copy(trial, trial + kSub, L);
-      std::copy(trial_on_grid, trial_on_grid + 8, on_grid);
-    }
-  }
-  // A winner with an off-grid group (or no winner: every group counts as off the grid) is
-  // re-rounded whole at its scale. With no winner L is never read before this.
-  if (std::count(on_grid, on_grid + 8, false) > 0 && scale > 0) {
-    const float id = 1 / scale;
-    for (int k = 0; k < 8; ++k) lat.round(xval + 4 * k, waux + 4 * k, id, scale, kMaxQ - 1, L + 4 * k);
-    float sumqx, sumq2;
-    fit_sums(kSub, xval, weight, L, &sumqx, &sumq2);
-    if (sumq2 > 0) scale = sumqx / sumq2;
-  }
+  int8_t L[kSub];
+  float scale = trial_search(lat, {kMaxQ - 1, 9, 0.2f, true}, kSub, xval, weight, waux, max, L);
   if (scale < 0) {  // never expected; the stored scale is unsigned, so flip the signs instead
     scale = -scale;
     for (int k = 0; k < 4; ++k) signs[k] = uint8_t(~signs[k]);
@@ -136,7 +109,7 @@ BlockIq3S quantize_block(const Lattice& lat, const float* x, const float* qw) {
       continue;
     }
     int grid[8];
-    scales[ib] = search_sub_block(lat, xval, weight, signs, grid);
+    scales[ib] = search_sub_block(lat, xval, weight, max, signs, grid);
     for (int k = 0; k < 8; ++k) {
       b.qs[8 * out + k] = uint8_t(grid[k] & 255);
       b.qh[ib] |= uint8_t((grid[k] >> 8) << k);  // ggml indexes qh by ib, not by the slot

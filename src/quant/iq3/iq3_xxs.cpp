@@ -68,59 +68,24 @@ void dequantize(const void* src, float* dst, int64_t n) {
   }
 }
 
-// The search state that llama-quantize carries from one sub-block to the next: a sub-block
-// whose every trial has zero weight keeps the previous codes.
-struct Carry {
-  int8_t L[kSub] = {};
-  bool on_grid[8] = {};
-};
-
 // One sub-block: fills its 8 grid indices and signs word (scale bits added later), returns its
 // scale (0 for an all-(near-)zero sub-block, whose indices and signs stay 0).
-float quantize_sub_block(const Lattice& lat, const float* xb, const float* weight, Carry& c,
-                         uint8_t* qs, uint32_t* aux) {
+float quantize_sub_block(const Lattice& lat, const float* xb, const float* weight, uint8_t* qs, uint32_t* aux) {
   float xval[kSub], waux[kSub];
   for (int i = 0; i < kSub; ++i) waux[i] = std::sqrt(weight[i]);
   uint8_t signs[4];
   for (int k = 0; k < 4; ++k) signs[k] = fold_signs(xb + 8 * k, weight + 8 * k, xval + 8 * k);
   float max = xval[0];
   for (int i = 1; i < kSub; ++i) max = std::max(max, xval[i]);
-  if (max < kGroupMaxEpsXxs) {
-    std::memset(c.L, 0, sizeof c.L);
-    return 0.0f;
-  }
-  float best = 0, scale = max / (2 * kMaxQ - 1);
-  for (int is = -15; is <= 15; ++is) {
-    const float id = (float(2 * kMaxQ - 1) + float(is) * 0.2f) / max;
-    const float this_scale = 1 / id;
-    int8_t L[kSub];
-    bool on_grid[8];
-    for (int k = 0; k < 8; ++k)
-      on_grid[k] = lat.round(xval + 4 * k, waux + 4 * k, id, this_scale, kMaxQ - 1, L + 4 * k);
-    float sumqx, sumq2;
-    fit_sums(kSub, xval, weight, L, &sumqx, &sumq2);
-    if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
-      scale = sumqx / sumq2, best = scale * sumqx;
-      std::copy(L, L + kSub, c.L);
-      std::copy(on_grid, on_grid + 8, c.on_grid);
-    }
-  }
-  int n_off = 0;
-  for (int k = 0; k < 8; ++k) n_off += !c.on_grid[k];
-  if (n_off > 0 && scale > 0) {
-    const float id = 1 / scale;
-    for (int k = 0; k < 8; ++k)
-      if (!c.on_grid[k]) lat.round(xval + 4 * k, waux + 4 * k, id, scale, kMaxQ - 1, c.L + 4 * k);
-    float sumqx, sumq2;
-    fit_sums(kSub, xval, weight, c.L, &sumqx, &sumq2);
-    if (sumq2 > 0) scale = sumqx / sumq2;
-  }
+  if (max < kGroupMaxEpsXxs) return 0.0f;
+  int8_t L[kSub];
+  float scale = trial_search(lat, {kMaxQ - 1, 15, 0.2f, false}, kSub, xval, weight, waux, max, L);
   if (scale < 0) {  // never expected; the stored scale is unsigned, so flip the signs instead
     scale = -scale;
     for (auto& s : signs) s = uint8_t(~s & 127);
   }
   for (int k = 0; k < 8; ++k) {
-    const int g = lat.find(lat.pack(c.L + 4 * k));
+    const int g = lat.find(lat.pack(L + 4 * k));
     if (g < 0) throw_error("IQ3_XXS: group {} left off the grid", k);
     qs[k] = uint8_t(g);
   }
@@ -128,7 +93,7 @@ float quantize_sub_block(const Lattice& lat, const float* xb, const float* weigh
   return scale;
 }
 
-BlockIq3Xxs quantize_block(const Lattice& lat, const float* x, const float* qw, Carry& c) {
+BlockIq3Xxs quantize_block(const Lattice& lat, const float* x, const float* qw) {
   float sumx2 = 0;
   for (int i = 0; i < kSuper; ++i) sumx2 += x[i] * x[i];
   const float sigma2 = 2 * sumx2 / kSuper;
@@ -141,7 +106,7 @@ BlockIq3Xxs quantize_block(const Lattice& lat, const float* x, const float* qw, 
     float weight[kSub];
     if (qw) importance_weights(xb, qw + kSub * ib, sigma2, kSub, weight);
     else for (int i = 0; i < kSub; ++i) weight[i] = xb[i] * xb[i];
-    scales[ib] = quantize_sub_block(lat, xb, weight, c, b.qs + 8 * ib, aux + ib);
+    scales[ib] = quantize_sub_block(lat, xb, weight, b.qs + 8 * ib, aux + ib);
     max_scale = std::max(max_scale, scales[ib]);
   }
   if (max_scale == 0) return BlockIq3Xxs{};
@@ -159,13 +124,11 @@ BlockIq3Xxs quantize_block(const Lattice& lat, const float* x, const float* qw, 
 size_t quantize(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) {
   const Lattice& lat = iq3::xxs_lattice();
   const int64_t nb = n_per_row / kSuper;
-  for (int64_t r = 0; r < nrows; ++r) {
-    Carry c;  // llama-quantize's state starts afresh with each row
+  for (int64_t r = 0; r < nrows; ++r)
     for (int64_t i = 0; i < nb; ++i) {
       const float* qw = importance ? importance + i * kSuper : nullptr;
-      store_block(dst, r * nb + i, quantize_block(lat, src + r * n_per_row + i * kSuper, qw, c));
+      store_block(dst, r * nb + i, quantize_block(lat, src + r * n_per_row + i * kSuper, qw));
     }
-  }
   return size_t(nrows * nb) * sizeof(BlockIq3Xxs);
 }
 

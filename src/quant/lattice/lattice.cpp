@@ -91,6 +91,40 @@ void fit_sums(int n, const float* x, const float* w, const int8_t* L, float* sum
   *sumqx = qx, *sumq2 = q2;
 }
 
+float trial_search(const Lattice& lat, const TrialSearch& p, int n, const float* xval, const float* w,
+                   const float* waux, float max, int8_t* L) {
+  const int dim = lat.dim(), n_groups = n / dim;
+  const float q_max = float(2 * p.max_level + 1);
+  bool on_grid[32];
+  std::fill(L, L + n, int8_t(0));
+  std::fill(on_grid, on_grid + n_groups, !p.refit_all);
+  float best = 0, scale = max / q_max;
+  for (int t = -p.trials; t <= p.trials; ++t) {
+    const float id = (q_max + float(t) * p.step) / max;
+    const float this_scale = 1 / id;
+    int8_t trial[64];
+    bool trial_on_grid[32];
+    for (int k = 0; k < n_groups; ++k)
+      trial_on_grid[k] = lat.round(xval + dim * k, waux + dim * k, id, this_scale, p.max_level, trial + dim * k);
+    float sumqx, sumq2;
+    fit_sums(n, xval, w, trial, &sumqx, &sumq2);
+    if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
+      scale = sumqx / sumq2, best = scale * sumqx;
+      std::copy(trial, trial + n, L);
+      std::copy(trial_on_grid, trial_on_grid + n_groups, on_grid);
+    }
+  }
+  if (std::count(on_grid, on_grid + n_groups, false) > 0 && scale > 0) {
+    const float id = 1 / scale;
+    for (int k = 0; k < n_groups; ++k)
+      if (p.refit_all || !on_grid[k]) lat.round(xval + dim * k, waux + dim * k, id, scale, p.max_level, L + dim * k);
+    float sumqx, sumq2;
+    fit_sums(n, xval, w, L, &sumqx, &sumq2);
+    if (sumq2 > 0) scale = sumqx / sumq2;
+  }
+  return scale;
+}
+
 uint8_t fold_signs(const float* x, const float* w, float* xval) {
   int n_neg = 0;
   uint8_t s = 0;

@@ -58,6 +58,22 @@ class Lattice {
 // least-squares fit of one scale that every grid search ends with.
 void fit_sums(int n, const float* x, const float* w, const int8_t* L, float* sumqx, float* sumq2);
 
+// The trial-scale search of IQ3_XXS, IQ3_S and IQ2_XS over n magnitudes xval (n / dim groups,
+// max their largest, > 0): for t = -trials..trials the inverse scale (2 max_level + 1 + t step) /
+// max rounds every group to the grid (Lattice::round, weights waux); the trial with the largest
+// (sum w x q)^2 / sum w q^2 wins. Then, with the winner's scale, groups are re-rounded: every
+// group when any was off the grid (refit_all, IQ3_S; without a winner too), else only the
+// off-grid ones; the scale is re-fitted. Writes the levels (0 when nothing won and nothing was
+// re-rounded) and returns the scale (starting value max / (2 max_level + 1)).
+struct TrialSearch {
+  int max_level;  // highest level per coordinate
+  int trials;
+  float step;
+  bool refit_all;
+};
+float trial_search(const Lattice& lat, const TrialSearch& p, int n, const float* xval, const float* w,
+                   const float* waux, float max, int8_t* L);
+
 // The sign byte of 7 stored sign bits: bit 7 makes the count of minus signs even (ggml's
 // ksigns_iq2xs). Bit j set: value j is negative.
 constexpr uint8_t sign_byte(uint32_t s7) {
