@@ -6,11 +6,14 @@
 namespace imq::quant {
 
 Codec iq2_xxs_codec();
+Codec iq2_xs_codec();
 
 namespace iq2 {
 // IQ2_XXS's grid as a searchable lattice (8 coordinates, levels 0..2, 2 neighbour shells),
 // built on first use.
 const Lattice& xxs_lattice();
+// IQ2_XS's (8 coordinates, levels 0..2, 2 neighbour shells).
+const Lattice& xs_lattice();
 }  // namespace iq2
 
 }  // namespace imq::quant
