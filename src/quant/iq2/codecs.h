@@ -7,6 +7,7 @@ namespace imq::quant {
 
 Codec iq2_xxs_codec();
 Codec iq2_xs_codec();
+Codec iq2_s_codec();
 
 namespace iq2 {
 // IQ2_XXS's grid as a searchable lattice (8 coordinates, levels 0..2, 2 neighbour shells),
@@ -14,6 +15,8 @@ namespace iq2 {
 const Lattice& xxs_lattice();
 // IQ2_XS's (8 coordinates, levels 0..2, 2 neighbour shells).
 const Lattice& xs_lattice();
+// IQ2_S's (8 coordinates, levels 0..2, 1 neighbour shell).
+const Lattice& s_lattice();
 }  // namespace iq2
 
 }  // namespace imq::quant
