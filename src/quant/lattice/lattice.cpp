@@ -54,7 +54,8 @@ Lattice::Lattice(std::span<const uint16_t> grid, int dim, int bits, int n_levels
   }
 }
 
-int Lattice::nearest(uint32_t code, const float* x, const float* w, float scale, int8_t* l) const {
+int Lattice::nearest(uint32_t code, const float* x, const float* w, float scale, int8_t* l,
+                     const float* value) const {
   if (code >= slot_.size() || slot_[code] >= 0 || slot_[code] == INT32_MIN)
     throw_error("lattice search: point {:#x} has no neighbour list", code);
   const uint16_t* list = neighbours_.data() + (-slot_[code] - 1);
@@ -64,7 +65,7 @@ int Lattice::nearest(uint32_t code, const float* x, const float* w, float scale,
     const int8_t* q = point(list[j]);
     float d2 = 0;
     for (int i = 0; i < dim_; ++i) {
-      const float diff = scale * float(q[i]) - x[i];
+      const float diff = scale * (value ? value[(q[i] - 1) / 2] : float(q[i])) - x[i];
       d2 += w[i] * diff * diff;
     }
     if (d2 < best_d2) best_d2 = d2, best = list[j];

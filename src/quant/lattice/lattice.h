@@ -33,9 +33,11 @@ class Lattice {
   // Grid point g's coordinates 2l+1.
   const int8_t* point(int g) const { return points_.data() + size_t(g) * size_t(dim_); }
   // For the off-grid point `code`: its neighbour minimizing sum w (scale*q - x)^2 (the first
-  // on ties, in order of distance then index); writes that point's levels to l and returns its
-  // grid index. Throws imq::Error for a code outside the searched range (a broken search).
-  int nearest(uint32_t code, const float* x, const float* w, float scale, int8_t* l) const;
+  // on ties, in order of distance then index), q = 2l + 1 or, given, value[l]; writes that
+  // point's levels to l and returns its grid index. Throws imq::Error for a code outside the
+  // searched range (a broken search).
+  int nearest(uint32_t code, const float* x, const float* w, float scale, int8_t* l,
+              const float* value = nullptr) const;
   // Rounds `dim` magnitudes x at inverse scale id to the levels clamp(round((id x - 1) / 2), 0,
   // max_level) and returns true when that point is on the grid; otherwise writes the levels of
   // nearest(.., scale) instead and returns false. w: the weights of nearest.
