@@ -6,6 +6,7 @@
 namespace imq::quant {
 
 Codec iq1_s_codec();
+Codec iq1_m_codec();
 
 namespace iq1 {
 // The IQ1 grid as a searchable lattice (8 coordinates, levels 0..2, 3 neighbour shells), built

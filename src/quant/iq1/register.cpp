@@ -3,6 +3,9 @@
 
 namespace imq::quant {
 
-void add_iq1_codecs(std::vector<Codec>& out) { out.push_back(iq1_s_codec()); }
+void add_iq1_codecs(std::vector<Codec>& out) {
+  out.push_back(iq1_s_codec());
+  out.push_back(iq1_m_codec());
+}
 
 }  // namespace imq::quant
