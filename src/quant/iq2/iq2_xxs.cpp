@@ -11,7 +11,7 @@
 //   x[32ib + 8l + j] = d * (0.5 + s) * 0.25 * level(grid[idx byte l], j)
 //                      * (sign_byte(aux >> 7l) bit j ? -1 : 1)
 //
-// Quantization (llama-quantize's): per sub-block the signs are folded into magnitudes
+// Quantization (llama-quantize's, importance required there): per sub-block the signs are folded into magnitudes
 // (fold_signs), the start scale comes from make_qp_quants (pos_scale_search, levels 0..4), 13
 // trial scales round each group to the lattice (off-grid points: best grid neighbour) and the
 // largest (sum w x q)^2 / sum w q^2 wins; every group is then re-rounded with the winning scale,
@@ -122,6 +122,7 @@ BlockIq2Xxs quantize_block(const Lattice& lat, const float* x, const float* qw) 
   for (int ib = 0; ib < kNumSub; ++ib) {
     const float* xb = x + kSub * ib;
     float weight[kSub];
+    // Without importance (llama-quantize refuses that): ggml's earlier weights.
     if (qw) importance_weights(xb, qw + kSub * ib, sigma2, kSub, weight);
     else for (int i = 0; i < kSub; ++i) weight[i] = 0.25f * sigma2 + xb[i] * xb[i];
     scales[ib] = quantize_sub_block(lat, xb, weight, q2 + 2 * ib);
