@@ -12,6 +12,9 @@ const std::vector<Codec>& all_codecs() {
     add_float_codecs(t);
     add_legacy_codecs(t);
     add_kquant_codecs(t);
+    add_iq1_codecs(t);
+    add_iq2_codecs(t);
+    add_iq3_codecs(t);
     add_iq4_codecs(t);
     add_q3_hifi_codec(t);
     std::sort(t.begin(), t.end(), [](const Codec& a, const Codec& b) { return a.type < b.type; });

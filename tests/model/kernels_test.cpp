@@ -116,7 +116,8 @@ TEST_P(MatmulTypes, MatchesReferenceForAllBatchSizes) {
 
 INSTANTIATE_TEST_SUITE_P(Types, MatmulTypes,
                          ::testing::Values(GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0,
-                                           GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q6_K),
+                                           GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::IQ1_M,
+                                           GgmlType::IQ2_XXS, GgmlType::IQ2_S, GgmlType::IQ3_XXS, GgmlType::IQ3_S),
                          [](const auto& info) { return ggml_type_display_name(info.param); });
 
 TEST(Matmul, ThreeDimensionalWeightNeedsAnExpert) {

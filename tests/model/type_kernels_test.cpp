@@ -66,7 +66,9 @@ TEST(TypeKernels, ExactProductIsTheKernelLlamaCppUsesForTheType) {
   const int64_t n = 5, ne1 = 24;
   for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q4_0, GgmlType::Q5_0,
                         GgmlType::Q8_0, GgmlType::IQ4_NL, GgmlType::Q2_K, GgmlType::Q4_K,
-                        GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_XS, GgmlType::Q3_HIFI}) {
+                        GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_XS, GgmlType::Q3_HIFI,
+                        GgmlType::IQ1_S, GgmlType::IQ1_M, GgmlType::IQ2_XXS, GgmlType::IQ2_XS,
+                        GgmlType::IQ2_S, GgmlType::IQ3_XXS, GgmlType::IQ3_S}) {
     const std::string name = ggml_type_display_name(type);
     const int64_t ne0 = 512;
     kernels::MatmulContext ctx(pool, ne0);

@@ -1,6 +1,6 @@
 // Byte-exact output: every reference mix is quantized and each tensor's sha256 compared with
 // llama-quantize's (*.tensors.tsv); the metadata and offsets with info.tsv; whole files where
-// the reference .gguf is shipped. Needs the codecs (legacy, k-quants, IQ4).
+// the reference .gguf is shipped. Needs the codecs (legacy, k-quants, i-quants).
 #include <gtest/gtest.h>
 
 #include "imq/quantize.h"
@@ -54,6 +54,8 @@ TEST_P(ExactReference, TensorDataEqualsLlamaQuantize) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Reference, ExactReference, ::testing::ValuesIn(reference_cases()),
+                         [](const auto& info) { return info.param.label(); });
+INSTANTIATE_TEST_SUITE_P(IQuants, ExactReference, ::testing::ValuesIn(iquant_plan_cases()),
                          [](const auto& info) { return info.param.label(); });
 
 // Rows are split over threads; the bytes must not depend on how.

@@ -100,22 +100,6 @@ TEST(PlanIQuants, RefusedWithoutAnImatrix) {
   EXPECT_TRUE(make_plan(model, o).warnings.empty());
 }
 
-// Until every i-quant has a codec, a real run stops before writing, naming the type.
-TEST(PlanIQuants, MissingCodecIsAClearError) {
-  IMQ_NEED_SHARED(model_path, "models/dense-spm4k-f32.gguf");
-  IMQ_NEED_SHARED(imatrix, "reference/dense-spm4k/imatrix-calib-c256.gguf");
-  gguf::File model = gguf::File::open(model_path);
-  Options o;
-  o.ftype = FType::IQ3_S;
-  o.imatrix_path = imatrix;
-  try {
-    (void)make_plan(model, o);
-    ADD_FAILURE() << "planned a type without a codec";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("cannot write IQ3_S yet"), std::string::npos) << e.what();
-  }
-}
-
 // The legacy .dat made from the same imatrix gives the same plan and importance vectors
 // (dense counts are whole chunks and ncall = 8, so (sum/count*ncall)/ncall is exact).
 TEST(PlanImatrix, LegacyDatEqualsGguf) {

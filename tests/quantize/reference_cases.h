@@ -66,14 +66,17 @@ inline std::vector<RefCase> reference_cases() {
   return v;
 }
 
-// The i-quant mixes llama-quantize made with each model's imatrix: their plans (types, order,
-// offsets, metadata) are checked before imq has codecs for every type they use.
+// The i-quant mixes llama-quantize made with each model's imatrix (the other architectures:
+// IQ2_XXS and IQ3_M): their plans (types, order, offsets, metadata), their i-quant tensors one
+// by one (iquant_tensors_test.cpp) and whole (exact_test.cpp).
 inline std::vector<RefCase> iquant_plan_cases() {
   std::vector<RefCase> v;
   for (std::string m : {"dense-spm4k", "moe-gpt2bpe"})
     for (std::string mix : {"IQ1_S", "IQ1_M", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ2_M", "IQ3_XXS", "IQ3_XS",
                             "IQ3_S", "IQ3_M"})
       v.push_back({m, mix, true, false, true, false});
+  for (std::string m : {"archs/qwen2", "archs/qwen3", "archs/qwen3moe", "archs/gemma3"})
+    for (std::string mix : {"IQ2_XXS", "IQ3_M"}) v.push_back({m, mix, true, false, true, false});
   return v;
 }
 
