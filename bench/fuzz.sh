@@ -72,16 +72,8 @@ for f in "$shared"/reference/*/imatrix-*.gguf "$shared"/reference/*/imatrix-*.da
   prefix "$f" "$seeds/imatrix/$((n++))-$(basename "$f")" "${max_len[imatrix]}"
   case "$f" in *.gguf) cp "$seeds/imatrix/$((n - 1))-$(basename "$f")" "$seeds/gguf/";; esac
 done
-# A .cimatrix (none in ../shared): a dense entry and an expert entry of 8 x 4 values.
-python3 - "$seeds/imatrix/cimatrix-seed" <<'EOF'
-import struct, sys
-def entry(key, n):
-    k = key.encode()
-    return struct.pack('<Q', len(k)) + k + struct.pack('<Q', n) + struct.pack('<%df' % n, *[0.5 + i for i in range(n)])
-data = struct.pack('<Q', 3) + entry('model.layers.0.self_attn.q_proj', 4) + entry('lm_head', 4) + \
-       entry('model.layers.1.block_sparse_moe.experts.w1', 32)
-open(sys.argv[1], 'wb').write(data)
-EOF
+# Small complete inputs that ../shared has no file for (fuzz/make_seeds.py).
+python3 fuzz/make_seeds.py "$seeds"
 # Tokenizer: selector byte (0..3 picks the vocabulary), then text.
 i=0
 for f in "$shared"/models/vocab/*.inp "$shared"/seeds/*.txt "$shared"/data/wiki.test.head100.txt; do
@@ -93,16 +85,6 @@ done
 for f in "$shared"/models/hf/*/*.safetensors; do
   [ -f "$f" ] && prefix "$f" "$seeds/safetensors/$((n++))-$(basename "$f")" "${max_len[safetensors]}"
 done
-python3 - "$seeds/safetensors/small.safetensors" <<'EOF'
-import json, struct, sys
-header = {"__metadata__": {"format": "pt"},
-          "a": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]},
-          "b": {"dtype": "BF16", "shape": [3], "data_offsets": [16, 22]},
-          "c": {"dtype": "F16", "shape": [1, 1], "data_offsets": [22, 24]}}
-h = json.dumps(header).encode()
-h += b' ' * (-len(h) % 8)
-open(sys.argv[1], 'wb').write(struct.pack('<Q', len(h)) + h + bytes(range(24)))
-EOF
 for f in "$shared"/models/hf/*/*.json; do
   [ -f "$f" ] && cp "$f" "$seeds/hf_config/$((n++))-$(basename "$f")"
 done
