@@ -110,13 +110,21 @@ SafetensorsFile SafetensorsFile::parse(MappedFile map) {
     if (!shape.is_array() || shape.size() > 8)
       throw_error("{}: tensor {}: shape must be an array of at most 8 dimensions, found {}", path, name,
                   shape.dump());
-    uint64_t n_el = 1;
+    // A zero dimension makes the tensor empty, but must not hide absurd other dimensions
+    // (n_elements() multiplies them all, the converter copies them as int64): the non-zero
+    // ones are bounded together.
+    uint64_t extent = 1;  // product of the non-zero dimensions
+    bool empty = false;
     for (const auto& d : shape) {
       const uint64_t x = get_u64(d, path, name, "shape");
-      n_el = checked_mul(n_el, x, fmt::format("{}: tensor {} element count", path, name));
+      if (x == 0) empty = true;
+      else extent = checked_mul(extent, x, fmt::format("{}: tensor {} element count", path, name));
       t.shape.push_back(int64_t(x));
     }
-    if (n_el > uint64_t(INT64_MAX) / 8) throw_error("{}: tensor {}: {} elements is absurd", path, name, n_el);
+    if (extent > uint64_t(INT64_MAX) / 8)
+      throw_error("{}: tensor {}: {} elements{} is absurd", path, name, extent,
+                  empty ? " (not counting its zero dimensions)" : "");
+    const uint64_t n_el = empty ? 0 : extent;
     const json& off = v["data_offsets"];
     if (!off.is_array() || off.size() != 2)
       throw_error("{}: tensor {}: data_offsets must be [begin, end], found {}", path, name, off.dump());

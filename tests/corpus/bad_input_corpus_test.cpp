@@ -236,6 +236,16 @@ std::vector<Case> gguf_model_cases() {
     v.push_back({"gguf_element_count_overflows", bytes_file("bad.gguf", f), kInfo, {"{d}/bad.gguf", "tensor a element count", "overflow"}});
   }
   {
+    // Issue 15 (fuzzing; UBSan in fuzz_gguf): an empty tensor (a zero dimension) whose other dimensions
+    // overflowed int64 when n_elements() multiplied them in order.
+    Bytes f = gguf_header(1, 0);
+    f.str("a").pod<uint32_t>(3).pod<int64_t>(1ll << 62).pod<int64_t>(3).pod<int64_t>(0);
+    f.pod<uint32_t>(0).pod<uint64_t>(0);
+    v.push_back({"gguf_zero_dimension_hides_overflow", bytes_file("bad.gguf", f), kInfo,
+                 {"{d}/bad.gguf", "offset 33",
+                  "tensor a: 13835058055282163712 elements (not counting its zero dimensions) is absurd"}});
+  }
+  {
     Bytes f = gguf_header(1, 0);
     f.str("a").pod<uint32_t>(1).pod<int64_t>(33).pod<uint32_t>(2).pod<uint64_t>(0);
     v.push_back({"gguf_row_not_whole_blocks", bytes_file("bad.gguf", f), kInfo,

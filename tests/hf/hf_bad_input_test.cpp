@@ -205,6 +205,14 @@ const std::vector<Bad>& bad_cases() {
          write_file(d / "model.safetensors", safetensors(tiny_tensors(), R"("__metadata__":{"format":"pt"},)",
                                                          "[8448,16896]", "[0,8448]"));
        }, "model.safetensors", {"overlap", "lm_head.weight", "model.embed_tokens.weight"}},
+      {"ZeroDimensionHidesHugeOnes", [](const fs::path& d) {
+         // Issue 15 (fuzzing; UBSan in fuzz_safetensors): 2^62 x 3 x 0 is an empty tensor, but its
+         // element count multiplied in order overflowed int64.
+         auto ts = tiny_tensors();
+         ts.push_back({"model.extra.weight", "F32", {int64_t(1) << 62, 3, 0}, ""});
+         write_file(d / "model.safetensors", safetensors(ts));
+       }, "model.safetensors",
+       {"model.extra.weight", "13835058055282163712 elements (not counting its zero dimensions) is absurd"}},
       {"DuplicateName", [](const fs::path& d) {
          auto ts = tiny_tensors();
          ts.push_back(ts.back());
