@@ -285,6 +285,12 @@ std::vector<Case> gguf_model_cases() {
                  rewrite_model(d + "/bad.gguf", [](gguf::Writer&) {}, [](const gguf::TensorInfo& t) { return t.name != "blk.1.ffn_up.weight"; });
                },
                "imatrix -m {d}/bad.gguf -f {txt} -o {d}/out.gguf -c 32", {"{d}/bad.gguf", "missing tensor blk.1.ffn_up.weight"}});
+  // Issue 15 (found by fuzz_gguf, UBSan): a float key read as an integer was cast unchecked.
+  v.push_back({"model_key_float_past_int64",
+               [](const std::string& d) {
+                 rewrite_model(d + "/bad.gguf", [](gguf::Writer& w) { w.set("llama.block_count", gguf::Value::f32(1e31f)); });
+               },
+               kQuantize, {"{d}/bad.gguf", "llama.block_count", "FLOAT32 1e+31 is not an integer in the int64 range"}});
   v.push_back({"model_key_wrong_type",
                [](const std::string& d) {
                  rewrite_model(d + "/bad.gguf", [](gguf::Writer& w) { w.set("llama.block_count", gguf::Value::str("two")); });
