@@ -42,7 +42,7 @@ json parse_header(std::string_view text, const std::string& path) {
   json h;
   try {
     h = json::parse(text.begin(), text.end(), cb);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     throw_error("{}: header is not valid JSON ({})", path, json_error(e));
   }
   if (!dup.empty()) throw_error("{}: header names {} twice", path, dup);
@@ -188,7 +188,7 @@ Checkpoint Checkpoint::open_dir(const std::string& dir) {
       const auto b = m.bytes();
       try {
         idx = json::parse(b.begin(), b.end());
-      } catch (const json::parse_error& e) {
+      } catch (const json::exception& e) {
         throw_error("{}: not valid JSON ({})", ip, json_error(e));
       }
     }
