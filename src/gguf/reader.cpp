@@ -203,14 +203,22 @@ File File::parse(std::unique_ptr<Impl> impl) {
     t.n_dims = r.read<uint32_t>("tensor n_dims");
     if (t.n_dims < 1 || t.n_dims > 4)
       r.fail(dat, fmt::format("tensor {}: n_dims {} (expected 1..4)", t.name, t.n_dims));
-    uint64_t n_el = 1;
+    // A zero dimension makes the tensor empty, but must not hide absurd other dimensions: the
+    // partial products of n_rows() and n_elements() would overflow. So the non-zero ones are
+    // bounded together.
+    uint64_t extent = 1;  // product of the non-zero dimensions
+    bool empty = false;
     for (uint32_t d = 0; d < t.n_dims; ++d) {
       const uint64_t nat = r.offset();
       t.ne[d] = r.read<int64_t>("tensor dimension");
       if (t.ne[d] < 0) r.fail(nat, fmt::format("tensor {}: negative dimension {}", t.name, t.ne[d]));
-      n_el = checked_mul(n_el, uint64_t(t.ne[d]), fmt::format("{}: tensor {} element count", path, t.name));
+      if (t.ne[d] == 0) empty = true;
+      else extent = checked_mul(extent, uint64_t(t.ne[d]), fmt::format("{}: tensor {} element count", path, t.name));
     }
-    if (n_el > (uint64_t(1) << 56)) r.fail(dat, fmt::format("tensor {}: {} elements is absurd", t.name, n_el));
+    if (extent > (uint64_t(1) << 56))
+      r.fail(dat, fmt::format("tensor {}: {} elements{} is absurd", t.name, extent,
+                              empty ? " (not counting its zero dimensions)" : ""));
+    const uint64_t n_el = empty ? 0 : extent;
     const uint64_t tyat = r.offset();
     t.type = GgmlType(r.read<uint32_t>("tensor type"));
     auto info = ggml_type_info(t.type);

@@ -39,6 +39,11 @@ int64_t Value::as_int() const {
         } else if constexpr (std::is_same_v<T, uint64_t>) {
           if (v > uint64_t(INT64_MAX)) throw_error("integer {} out of range", v);
           return int64_t(v);
+        } else if constexpr (std::is_floating_point_v<T>) {
+          // Truncated as a cast would, but a cast of NaN or of a value outside int64 is undefined.
+          if (!(double(v) >= -0x1p63 && double(v) < 0x1p63))
+            throw_error("{} {} is not an integer in the int64 range", value_type_name(type), v);
+          return int64_t(v);
         } else {
           return int64_t(v);
         }

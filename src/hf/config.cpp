@@ -88,7 +88,7 @@ HfConfig parse_config(const std::string& text, const std::string& path) {
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     throw_error("{}: not valid JSON ({})", path, json_error(e));
   }
   if (!j.is_object()) throw_error("{}: not a JSON object", path);

@@ -1,5 +1,7 @@
 // nlohmann's parse errors as one printable line: the "[json.exception...]" prefix dropped and
-// bytes outside printable ASCII (the file's own, quoted in "last read") shown as '?'.
+// bytes outside printable ASCII (the file's own, quoted in "last read") shown as '?'. Parsing
+// throws more than parse_error (a number past double's range is out_of_range 406), so callers
+// catch nlohmann::json::exception, the base of them all.
 #pragma once
 #include <string>
 
@@ -7,7 +9,7 @@
 
 namespace imq::hf {
 
-inline std::string json_error(const nlohmann::json::parse_error& e) {
+inline std::string json_error(const nlohmann::json::exception& e) {
   std::string s = e.what();
   if (const size_t p = s.find("] "); s.rfind("[json.exception", 0) == 0 && p != std::string::npos) s.erase(0, p + 2);
   for (char& ch : s)

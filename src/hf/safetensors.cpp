@@ -42,7 +42,7 @@ json parse_header(std::string_view text, const std::string& path) {
   json h;
   try {
     h = json::parse(text.begin(), text.end(), cb);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     throw_error("{}: header is not valid JSON ({})", path, json_error(e));
   }
   if (!dup.empty()) throw_error("{}: header names {} twice", path, dup);
@@ -110,13 +110,21 @@ SafetensorsFile SafetensorsFile::parse(MappedFile map) {
     if (!shape.is_array() || shape.size() > 8)
       throw_error("{}: tensor {}: shape must be an array of at most 8 dimensions, found {}", path, name,
                   shape.dump());
-    uint64_t n_el = 1;
+    // A zero dimension makes the tensor empty, but must not hide absurd other dimensions
+    // (n_elements() multiplies them all, the converter copies them as int64): the non-zero
+    // ones are bounded together.
+    uint64_t extent = 1;  // product of the non-zero dimensions
+    bool empty = false;
     for (const auto& d : shape) {
       const uint64_t x = get_u64(d, path, name, "shape");
-      n_el = checked_mul(n_el, x, fmt::format("{}: tensor {} element count", path, name));
+      if (x == 0) empty = true;
+      else extent = checked_mul(extent, x, fmt::format("{}: tensor {} element count", path, name));
       t.shape.push_back(int64_t(x));
     }
-    if (n_el > uint64_t(INT64_MAX) / 8) throw_error("{}: tensor {}: {} elements is absurd", path, name, n_el);
+    if (extent > uint64_t(INT64_MAX) / 8)
+      throw_error("{}: tensor {}: {} elements{} is absurd", path, name, extent,
+                  empty ? " (not counting its zero dimensions)" : "");
+    const uint64_t n_el = empty ? 0 : extent;
     const json& off = v["data_offsets"];
     if (!off.is_array() || off.size() != 2)
       throw_error("{}: tensor {}: data_offsets must be [begin, end], found {}", path, name, off.dump());
@@ -180,7 +188,7 @@ Checkpoint Checkpoint::open_dir(const std::string& dir) {
       const auto b = m.bytes();
       try {
         idx = json::parse(b.begin(), b.end());
-      } catch (const json::parse_error& e) {
+      } catch (const json::exception& e) {
         throw_error("{}: not valid JSON ({})", ip, json_error(e));
       }
     }

@@ -106,7 +106,7 @@ std::string read_text(const std::filesystem::path& p) {
 json read_json(const std::filesystem::path& p) {
   try {
     return json::parse(read_text(p));
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     throw_error("{}: not valid JSON ({})", p.string(), json_error(e));
   }
 }

@@ -15,6 +15,7 @@
 #include "imq/gguf.h"
 #include "imq/hf.h"
 #include "imq/imatrix.h"
+#include "imatrix/readers.h"
 
 namespace imq::imatrix {
 
@@ -74,13 +75,16 @@ std::string cimatrix_weight_name(std::string_view key) {
 Imatrix read_cimatrix(const std::string& path, const ReadOptions& opt) {
   if (opt.chunk_size == 0) throw_error("{}: reading a .cimatrix needs a chunk size > 0", path);
   std::optional<gguf::File> model;
-  int64_t n_expert = opt.n_expert;
-  if (!opt.model_path.empty()) {
-    model.emplace(hf::open_model_file(opt.model_path));
-    n_expert = model_expert_count(*model);
-  }
+  if (!opt.model_path.empty()) model.emplace(hf::open_model_file(opt.model_path));
   MappedFile file(path);
-  ByteReader r(file.bytes(), path);
+  return parse_cimatrix(file.bytes(), path, opt, model ? &*model : nullptr);
+}
+
+Imatrix parse_cimatrix(std::span<const uint8_t> bytes, const std::string& path, const ReadOptions& opt,
+                       const gguf::File* model) {
+  if (opt.chunk_size == 0) throw_error("{}: reading a .cimatrix needs a chunk size > 0", path);
+  const int64_t n_expert = model ? model_expert_count(*model) : opt.n_expert;
+  ByteReader r(bytes, path);
   if (r.size() == 0) throw_error("{}: empty file (expected a .cimatrix)", path);
   const uint64_t n_entries = r.read<uint64_t>("entry count");
   if (n_entries == 0 || n_entries > r.remaining() / 16)

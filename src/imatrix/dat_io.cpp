@@ -15,6 +15,7 @@
 #include "core/mapped_file.h"
 #include "imq/error.h"
 #include "imq/imatrix.h"
+#include "imatrix/readers.h"
 
 namespace imq::imatrix {
 
@@ -37,7 +38,12 @@ void put_bytes(std::vector<uint8_t>& out, const void* data, size_t n) {
 Imatrix read_dat(const std::string& path, const ReadOptions& opt) {
   if (opt.chunk_size == 0) throw_error("{}: reading a .dat imatrix needs a chunk size > 0", path);
   MappedFile file(path);
-  ByteReader r(file.bytes(), path);
+  return parse_dat(file.bytes(), path, opt);
+}
+
+Imatrix parse_dat(std::span<const uint8_t> bytes, const std::string& path, const ReadOptions& opt) {
+  if (opt.chunk_size == 0) throw_error("{}: reading a .dat imatrix needs a chunk size > 0", path);
+  ByteReader r(bytes, path);
   if (r.size() == 0) throw_error("{}: empty file (expected a GGUF or legacy .dat imatrix)", path);
   const int32_t n_entries = r.read<int32_t>("entry count");
   if (n_entries <= 0) r.fail(0, fmt::format("entry count {} (expected > 0)", n_entries));

@@ -7,6 +7,7 @@
 #include "imq/ggml_types.h"
 #include "imq/gguf.h"
 #include "imq/imatrix.h"
+#include "imatrix/readers.h"
 
 namespace imq::imatrix {
 
@@ -42,7 +43,11 @@ std::vector<uint8_t> f32_bytes(const std::vector<float>& v) {
 }  // namespace
 
 Imatrix read_gguf(const std::string& path, const ReadOptions& opt) {
-  gguf::File f = gguf::File::open(path);
+  return parse_gguf(gguf::File::open(path), opt);
+}
+
+Imatrix parse_gguf(const gguf::File& f, const ReadOptions& opt) {
+  const std::string& path = f.path();
   if (const gguf::Value* t = f.find("general.type")) {
     if (t->type != gguf::ValueType::STRING || t->as_string() != "imatrix")
       throw_error("{}: not an imatrix file (general.type is {}, expected \"imatrix\")", path,

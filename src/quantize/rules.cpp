@@ -25,11 +25,15 @@ bool use_more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n 
 int first_int(const gguf::File& f, const std::string& key, int fallback) {
   const gguf::Value* v = f.find(key);
   if (!v) return fallback;
-  if (v->type == gguf::ValueType::ARRAY) {
-    const auto& a = v->as_array();
-    return a.items.empty() ? fallback : int(a.items[0].as_int());
+  try {
+    if (v->type == gguf::ValueType::ARRAY) {
+      const auto& a = v->as_array();
+      return a.items.empty() ? fallback : int(a.items[0].as_int());
+    }
+    return int(v->as_int());
+  } catch (const Error& e) {
+    throw_error("{}: key {}: {}", f.path(), key, e.what());
   }
-  return int(v->as_int());
 }
 
 // sscanf("blk.%d.") as llama.cpp uses it to read a tensor's block number.

@@ -236,6 +236,16 @@ std::vector<Case> gguf_model_cases() {
     v.push_back({"gguf_element_count_overflows", bytes_file("bad.gguf", f), kInfo, {"{d}/bad.gguf", "tensor a element count", "overflow"}});
   }
   {
+    // Issue 15 (fuzzing; UBSan in fuzz_gguf): an empty tensor (a zero dimension) whose other dimensions
+    // overflowed int64 when n_elements() multiplied them in order.
+    Bytes f = gguf_header(1, 0);
+    f.str("a").pod<uint32_t>(3).pod<int64_t>(1ll << 62).pod<int64_t>(3).pod<int64_t>(0);
+    f.pod<uint32_t>(0).pod<uint64_t>(0);
+    v.push_back({"gguf_zero_dimension_hides_overflow", bytes_file("bad.gguf", f), kInfo,
+                 {"{d}/bad.gguf", "offset 33",
+                  "tensor a: 13835058055282163712 elements (not counting its zero dimensions) is absurd"}});
+  }
+  {
     Bytes f = gguf_header(1, 0);
     f.str("a").pod<uint32_t>(1).pod<int64_t>(33).pod<uint32_t>(2).pod<uint64_t>(0);
     v.push_back({"gguf_row_not_whole_blocks", bytes_file("bad.gguf", f), kInfo,
@@ -275,6 +285,12 @@ std::vector<Case> gguf_model_cases() {
                  rewrite_model(d + "/bad.gguf", [](gguf::Writer&) {}, [](const gguf::TensorInfo& t) { return t.name != "blk.1.ffn_up.weight"; });
                },
                "imatrix -m {d}/bad.gguf -f {txt} -o {d}/out.gguf -c 32", {"{d}/bad.gguf", "missing tensor blk.1.ffn_up.weight"}});
+  // Issue 15 (found by fuzz_gguf, UBSan): a float key read as an integer was cast unchecked.
+  v.push_back({"model_key_float_past_int64",
+               [](const std::string& d) {
+                 rewrite_model(d + "/bad.gguf", [](gguf::Writer& w) { w.set("llama.block_count", gguf::Value::f32(1e31f)); });
+               },
+               kQuantize, {"{d}/bad.gguf", "llama.block_count", "FLOAT32 1e+31 is not an integer in the int64 range"}});
   v.push_back({"model_key_wrong_type",
                [](const std::string& d) {
                  rewrite_model(d + "/bad.gguf", [](gguf::Writer& w) { w.set("llama.block_count", gguf::Value::str("two")); });

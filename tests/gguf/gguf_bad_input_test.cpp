@@ -2,6 +2,7 @@
 // was expected; never a crash, a hang or a huge allocation. Each test builds its bad file.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <fstream>
 
@@ -112,6 +113,24 @@ TEST_F(BadGguf, NestedArraysAreRead) {
   ASSERT_EQ(a.items.size(), 2u);
   EXPECT_EQ(a.items[0].as_array().items[0].as_int(), 7);
   EXPECT_EQ(a.items[1].as_array().items[0].as_string(), "x");
+}
+
+TEST(GgufValue, FloatAsIntIsCheckedBeforeTheCast) {
+  // Issue 15 (fuzz_gguf, UBSan): casting NaN or a float outside int64 is undefined.
+  auto error_of = [](const gguf::Value& v) -> std::string {
+    try {
+      (void)v.as_int();
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  EXPECT_EQ(gguf::Value::f32(3.75f).as_int(), 3);
+  EXPECT_EQ(gguf::Value::f32(-0x1p63f).as_int(), INT64_MIN);
+  EXPECT_EQ(error_of(gguf::Value::f32(1e31f)), "FLOAT32 1e+31 is not an integer in the int64 range");
+  EXPECT_EQ(error_of(gguf::Value::f32(0x1p63f)), "FLOAT32 9.223372e+18 is not an integer in the int64 range");
+  EXPECT_EQ(error_of(gguf::Value::f32(NAN)), "FLOAT32 nan is not an integer in the int64 range");
+  EXPECT_EQ(error_of(gguf::Value{gguf::ValueType::FLOAT64, -1e300}), "FLOAT64 -1e+300 is not an integer in the int64 range");
 }
 
 TEST_F(BadGguf, UnknownValueTypeAndBadBool) {

@@ -216,6 +216,14 @@ const std::vector<Bad>& bad_cases() {
          write_file(d / "model.safetensors", safetensors(tiny_tensors(), R"("__metadata__":{"format":"pt"},)",
                                                          "[8448,16896]", "[0,8448]"));
        }, "model.safetensors", {"overlap", "lm_head.weight", "model.embed_tokens.weight"}},
+      {"ZeroDimensionHidesHugeOnes", [](const fs::path& d) {
+         // Issue 15 (fuzzing; UBSan in fuzz_safetensors): 2^62 x 3 x 0 is an empty tensor, but its
+         // element count multiplied in order overflowed int64.
+         auto ts = tiny_tensors();
+         ts.push_back({"model.extra.weight", "F32", {int64_t(1) << 62, 3, 0}, ""});
+         write_file(d / "model.safetensors", safetensors(ts));
+       }, "model.safetensors",
+       {"model.extra.weight", "13835058055282163712 elements (not counting its zero dimensions) is absurd"}},
       {"DuplicateName", [](const fs::path& d) {
          auto ts = tiny_tensors();
          ts.push_back(ts.back());
@@ -240,6 +248,18 @@ const std::vector<Bad>& bad_cases() {
        }, "config.json", {"GPTNeoXForCausalLM", "not supported"}},
       {"ConfigNotJson", [](const fs::path& d) { write_file(d / "config.json", "{\"architectures\": ["); },
        "config.json", {"not valid JSON"}},
+      // Issue 15 (found by fuzz_hf_config and fuzz_safetensors): a number past double's range
+      // is nlohmann's out_of_range, not a parse_error, and escaped the readers without a file name.
+      {"ConfigNumberOverflow", [](const fs::path& d) {
+         replace_in(d / "config.json", "\"hidden_size\":16", "\"hidden_size\":1e400");
+       }, "config.json", {"not valid JSON (number overflow parsing '1e400')"}},
+      {"HeaderNumberOverflow", [](const fs::path& d) {
+         write_file(d / "model.safetensors", safetensors(tiny_tensors(), R"("__metadata__":{"format":"pt"},"x":-5e999,)"));
+       }, "model.safetensors", {"header is not valid JSON (number overflow parsing '-5e999')"}},
+      {"IndexNumberOverflow", [](const fs::path& d) {
+         fs::rename(d / "model.safetensors", d / "model-00001-of-00001.safetensors");
+         write_file(d / "model.safetensors.index.json", R"({"metadata":{"total_size":1e400},"weight_map":{}})");
+       }, "model.safetensors.index.json", {"not valid JSON (number overflow parsing '1e400')"}},
       {"ConfigContradictsShapes", [](const fs::path& d) {
          replace_in(d / "config.json", "\"intermediate_size\":32", "\"intermediate_size\":48");
        }, "model.safetensors", {"model.layers.0.mlp.down_proj.weight", "[16, 32]", "config.json", "[16, 48]"}},

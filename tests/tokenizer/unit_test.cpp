@@ -286,6 +286,19 @@ TEST(PreTokenizer, InvalidUtf8BecomesReplacementCharacter) {
   EXPECT_EQ(split(pre_tokenizer_spec("gpt-2").regexes, "a\xff" "b"), (Pieces{"a", "\xef\xbf\xbd", "b"}));
 }
 
+TEST(PreTokenizer, CodePointsPastUnicodeMatchAsUnassigned) {
+  // F7 BF BF BF decodes to U+1FFFFF (llama.cpp's decoder lets it through): it must not reach
+  // PCRE2's Unicode tables (found by review while fuzzing, issue 15). It splits like an
+  // unassigned code point (U+40000, F1 80 80 80) and its words keep the text's own bytes.
+  const auto re = pre_tokenizer_spec("gpt-2").regexes;
+  EXPECT_EQ(split(re, "ab\xf7\xbf\xbf\xbf cd \xf4\x90\x80\x80"),
+            (Pieces{"ab", "\xf7\xbf\xbf\xbf", " cd", " \xf4\x90\x80\x80"}));
+  EXPECT_EQ(split(re, "ab\xf1\x80\x80\x80 cd \xf1\x80\x80\x80"),
+            (Pieces{"ab", "\xf1\x80\x80\x80", " cd", " \xf1\x80\x80\x80"}));
+  const auto llama3 = pre_tokenizer_spec("llama-bpe").regexes;
+  EXPECT_EQ(split(llama3, "x\xf7\xbf\xbf\xbfy"), (Pieces{"x", "\xf7\xbf\xbf\xbfy"}));
+}
+
 TEST(Unicode, DecodeAndGpt2Alphabet) {
   EXPECT_EQ(utf8_decode("a\xc3\xa9\xf0\x9f\x98\x80"), (std::vector<uint32_t>{'a', 0xE9, 0x1F600}));
   EXPECT_EQ(utf8_decode("\xc3\x28\xe2\x82"), (std::vector<uint32_t>{0xFFFD, '(', 0xFFFD, 0xFFFD}));

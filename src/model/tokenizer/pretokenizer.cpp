@@ -93,15 +93,24 @@ std::vector<std::string> PreTokenizer::split(std::string_view text) const {
   const std::vector<uint32_t> cpts = utf8_decode(text);
   // Two subjects with per-code-point byte offsets: the valid UTF-8 of the code points, and the
   // same with non-ASCII white space replaced by U+000B.
+  // PCRE2 trusts them (PCRE2_NO_UTF_CHECK) and indexes its Unicode tables by code point without
+  // a range check, but the decoder lets four-byte forms up to U+1FFFFF through (as llama.cpp's
+  // does): such a code point would be read past those tables. In the subjects it becomes
+  // U+40000 instead, unassigned (no category, as llama.cpp's flags for it) and also four bytes
+  // long, so the offsets hold; the words are then cut from the text's own code points.
+  constexpr uint32_t kMaxCpt = 0x10FFFF, kStandIn = 0x40000;
   std::string real, spaced;
   std::vector<size_t> real_off(cpts.size() + 1), spaced_off(cpts.size() + 1);
   real.reserve(text.size());
   spaced.reserve(text.size());
+  bool beyond = false;
   for (size_t i = 0; i < cpts.size(); ++i) {
     real_off[i] = real.size();
     spaced_off[i] = spaced.size();
-    utf8_append(real, cpts[i]);
-    utf8_append(spaced, cpts[i] >= 0x80 && is_whitespace(cpts[i]) ? 0x0B : cpts[i]);
+    const uint32_t c = cpts[i] > kMaxCpt ? kStandIn : cpts[i];
+    beyond = beyond || c != cpts[i];
+    utf8_append(real, c);
+    utf8_append(spaced, c >= 0x80 && is_whitespace(c) ? 0x0B : c);
   }
   real_off[cpts.size()] = real.size();
   spaced_off[cpts.size()] = spaced.size();
@@ -156,11 +165,17 @@ std::vector<std::string> PreTokenizer::split(std::string_view text) const {
     }
   }
 
+  std::string own;  // the text's code points, where a stand-in took their place in `real`
+  if (beyond) {
+    own.reserve(real.size());
+    for (uint32_t c : cpts) utf8_append(own, c);
+  }
+  const std::string& words_of = beyond ? own : real;
   std::vector<std::string> words;
   words.reserve(pieces.size());
   size_t start = 0;
   for (size_t len : pieces) {
-    words.emplace_back(real, real_off[start], real_off[start + len] - real_off[start]);
+    words.emplace_back(words_of, real_off[start], real_off[start + len] - real_off[start]);
     start += len;
   }
   return words;
