@@ -211,21 +211,11 @@ BlockIq1M quantize_block(const Lattice& lat, const float* x, const float* qw) {
   return b;
 }
 
-size_t quantize(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) {
-  const Lattice& lat = iq1::lattice();
-  const int64_t nb = n_per_row / kSuper;
-  for (int64_t r = 0; r < nrows; ++r)
-    for (int64_t i = 0; i < nb; ++i) {
-      const float* qw = importance ? importance + i * kSuper : nullptr;
-      store_block(dst, r * nb + i, quantize_block(lat, src + r * n_per_row + i * kSuper, qw));
-    }
-  return size_t(nrows * nb) * sizeof(BlockIq1M);
-}
-
 }  // namespace
 
 Codec iq1_m_codec() {
-  return Codec{GgmlType::IQ1_M, "iq1_m", kSuper, sizeof(BlockIq1M), dequantize, quantize, ActFormat::Q8_K};
+  return Codec{GgmlType::IQ1_M, "iq1_m", kSuper, sizeof(BlockIq1M), dequantize,
+               quantize_lattice_rows<BlockIq1M, quantize_block, iq1::lattice>, ActFormat::Q8_K};
 }
 
 }  // namespace imq::quant

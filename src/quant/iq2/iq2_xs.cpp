@@ -108,17 +108,6 @@ BlockIq2Xs quantize_block(const Lattice& lat, const float* x, const float* qw) {
   return b;
 }
 
-size_t quantize(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) {
-  const Lattice& lat = iq2::xs_lattice();
-  const int64_t nb = n_per_row / kSuper;
-  for (int64_t r = 0; r < nrows; ++r)
-    for (int64_t i = 0; i < nb; ++i) {
-      const float* qw = importance ? importance + i * kSuper : nullptr;
-      store_block(dst, r * nb + i, quantize_block(lat, src + r * n_per_row + i * kSuper, qw));
-    }
-  return size_t(nrows * nb) * sizeof(BlockIq2Xs);
-}
-
 }  // namespace
 
 const Lattice& iq2::xs_lattice() {
@@ -127,7 +116,8 @@ const Lattice& iq2::xs_lattice() {
 }
 
 Codec iq2_xs_codec() {
-  return Codec{GgmlType::IQ2_XS, "iq2_xs", kSuper, sizeof(BlockIq2Xs), dequantize, quantize, ActFormat::Q8_K};
+  return Codec{GgmlType::IQ2_XS, "iq2_xs", kSuper, sizeof(BlockIq2Xs), dequantize,
+               quantize_lattice_rows<BlockIq2Xs, quantize_block, iq2::xs_lattice>, ActFormat::Q8_K};
 }
 
 }  // namespace imq::quant

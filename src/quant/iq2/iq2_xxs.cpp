@@ -141,17 +141,6 @@ BlockIq2Xxs quantize_block(const Lattice& lat, const float* x, const float* qw) 
   return b;
 }
 
-size_t quantize(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) {
-  const Lattice& lat = iq2::xxs_lattice();
-  const int64_t nb = n_per_row / kSuper;
-  for (int64_t r = 0; r < nrows; ++r)
-    for (int64_t i = 0; i < nb; ++i) {
-      const float* qw = importance ? importance + i * kSuper : nullptr;
-      store_block(dst, r * nb + i, quantize_block(lat, src + r * n_per_row + i * kSuper, qw));
-    }
-  return size_t(nrows * nb) * sizeof(BlockIq2Xxs);
-}
-
 }  // namespace
 
 const Lattice& iq2::xxs_lattice() {
@@ -160,7 +149,8 @@ const Lattice& iq2::xxs_lattice() {
 }
 
 Codec iq2_xxs_codec() {
-  return Codec{GgmlType::IQ2_XXS, "iq2_xxs", kSuper, sizeof(BlockIq2Xxs), dequantize, quantize, ActFormat::Q8_K};
+  return Codec{GgmlType::IQ2_XXS, "iq2_xxs", kSuper, sizeof(BlockIq2Xxs), dequantize,
+               quantize_lattice_rows<BlockIq2Xxs, quantize_block, iq2::xxs_lattice>, ActFormat::Q8_K};
 }
 
 }  // namespace imq::quant

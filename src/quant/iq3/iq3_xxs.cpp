@@ -121,17 +121,6 @@ BlockIq3Xxs quantize_block(const Lattice& lat, const float* x, const float* qw) 
   return b;
 }
 
-size_t quantize(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) {
-  const Lattice& lat = iq3::xxs_lattice();
-  const int64_t nb = n_per_row / kSuper;
-  for (int64_t r = 0; r < nrows; ++r)
-    for (int64_t i = 0; i < nb; ++i) {
-      const float* qw = importance ? importance + i * kSuper : nullptr;
-      store_block(dst, r * nb + i, quantize_block(lat, src + r * n_per_row + i * kSuper, qw));
-    }
-  return size_t(nrows * nb) * sizeof(BlockIq3Xxs);
-}
-
 }  // namespace
 
 const Lattice& iq3::xxs_lattice() {
@@ -140,7 +129,8 @@ const Lattice& iq3::xxs_lattice() {
 }
 
 Codec iq3_xxs_codec() {
-  return Codec{GgmlType::IQ3_XXS, "iq3_xxs", kSuper, sizeof(BlockIq3Xxs), dequantize, quantize, ActFormat::Q8_K};
+  return Codec{GgmlType::IQ3_XXS, "iq3_xxs", kSuper, sizeof(BlockIq3Xxs), dequantize,
+               quantize_lattice_rows<BlockIq3Xxs, quantize_block, iq3::xxs_lattice>, ActFormat::Q8_K};
 }
 
 }  // namespace imq::quant

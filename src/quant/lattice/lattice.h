@@ -13,9 +13,12 @@
 // on the grid, and building them per tensor or per quantizer would repeat up to ~50 M distance
 // evaluations (IQ2_S's 1024-point grid) for every tensor.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <vector>
+
+#include "quant/block_io.h"
 
 namespace imq::quant {
 
@@ -88,5 +91,22 @@ constexpr uint8_t sign_byte(uint32_t s7) {
 // w*x^2 (the first on ties) is stored with the wrong sign: its xval becomes -|x| and its bit
 // flips. Returns the low 7 bits (the 8th follows from the parity).
 uint8_t fold_signs(const float* x, const float* w, float* xval);
+
+// The row quantizer (Codec::quantize) of a lattice type: each row's 256-value super-blocks in
+// order, each with its slice of the importance, through the type's block search on its lattice.
+template <typename Block, Block (*QuantizeBlock)(const Lattice&, const float*, const float*),
+          const Lattice& (*TheLattice)()>
+size_t quantize_lattice_rows(const float* src, void* dst, int64_t nrows, int64_t n_per_row,
+                             const float* importance) {
+  constexpr int64_t kSuper = 256;
+  const Lattice& lat = TheLattice();
+  const int64_t nb = n_per_row / kSuper;
+  for (int64_t r = 0; r < nrows; ++r)
+    for (int64_t i = 0; i < nb; ++i) {
+      const float* qw = importance ? importance + i * kSuper : nullptr;
+      store_block(dst, r * nb + i, QuantizeBlock(lat, src + r * n_per_row + i * kSuper, qw));
+    }
+  return size_t(nrows * nb) * sizeof(Block);
+}
 
 }  // namespace imq::quant
