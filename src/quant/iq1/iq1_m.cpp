@@ -187,7 +187,7 @@ BlockIq1M quantize_block(const Lattice& lat, const float* x, const float* qw) {
   const float id = 1 / d;
   float sumqx = 0, sumq2 = 0;
   for (int ib = 0; ib < kNumSub; ++ib) {
-    const int l = std::clamp(nearest_int(0.5f * (id * scales[ib] - 1)), 0, 7);
+    const int l = odd_scale_code(id, scales[ib], 7);
     sc[ib / 4] = uint16_t(sc[ib / 4] | l << (3 * (ib % 4)));
     b.qh[ib] |= kShiftMask[combos[ib]];
     const float* xb = x + kSub * ib;

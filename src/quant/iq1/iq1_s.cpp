@@ -158,7 +158,7 @@ BlockIq1S quantize_block(const Lattice& lat, const float* x, const float* qw) {
   b.d = f32_to_f16(d * 1.125f);  // ggml's fudge factor
   const float id = 1 / d;
   for (int ib = 0; ib < kNumSub; ++ib) {
-    int l = std::clamp(nearest_int(0.5f * (id * scales[ib] - 1)), 0, 7);
+    int l = odd_scale_code(id, scales[ib], 7);
     if (shifts[ib] == -1) l |= 8;
     b.qh[ib] = uint16_t(b.qh[ib] | l << 12);
   }

@@ -108,7 +108,7 @@ BlockIq2S quantize_block(const Lattice& lat, const float* x, const float* qw) {
   b.d = f32_to_f16(d * 0.9875f);
   const float id = 1 / d;
   for (int ib = 0; ib < kNumSub; ++ib) {
-    const int l = std::clamp(nearest_int(0.5f * (id * scales[ib] - 1)), 0, 15);
+    const int l = odd_scale_code(id, scales[ib], 15);
     b.scales[ib / 2] |= uint8_t(l << (4 * (ib % 2)));
   }
   return b;

@@ -134,7 +134,7 @@ BlockIq2Xxs quantize_block(const Lattice& lat, const float* x, const float* qw) 
   b.d = f32_to_f16(d);
   const float id = 1 / d;
   for (int ib = 0; ib < kNumSub; ++ib) {
-    const int l = std::clamp(nearest_int(0.5f * (id * scales[ib] - 1)), 0, 15);
+    const int l = odd_scale_code(id, scales[ib], 15);
     q2[2 * ib + 1] |= uint32_t(l) << 28;
   }
   std::memcpy(b.qs, q2, sizeof q2);

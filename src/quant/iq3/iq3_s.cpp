@@ -123,8 +123,8 @@ BlockIq3S quantize_block(const Lattice& lat, const float* x, const float* qw) {
   b.d = f32_to_f16(d * 1.033f);
   const float id = 1 / d;
   for (int ib = 0; ib < kNumSub; ib += 2) {
-    const int l1 = std::clamp(nearest_int(0.5f * (id * scales[ib] - 1)), 0, 15);
-    const int l2 = std::clamp(nearest_int(0.5f * (id * scales[ib + 1] - 1)), 0, 15);
+    const int l1 = odd_scale_code(id, scales[ib], 15);
+    const int l2 = odd_scale_code(id, scales[ib + 1], 15);
     b.scales[ib / 2] = uint8_t(l1 | (l2 << 4));
   }
   return b;

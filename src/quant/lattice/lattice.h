@@ -13,12 +13,14 @@
 // on the grid, and building them per tensor or per quantizer would repeat up to ~50 M distance
 // evaluations (IQ2_S's 1024-point grid) for every tensor.
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <span>
 #include <vector>
 
 #include "quant/block_io.h"
+#include "quant/legacy/search.h"
 
 namespace imq::quant {
 
@@ -91,6 +93,12 @@ constexpr uint8_t sign_byte(uint32_t s7) {
 // w*x^2 (the first on ties) is stored with the wrong sign: its xval becomes -|x| and its bit
 // flips. Returns the low 7 bits (the 8th follows from the parity).
 uint8_t fold_signs(const float* x, const float* w, float* xval);
+
+// The code l of a sub-block scale s under block scale 1/id: the grid types store s as
+// d * (2l + 1), l in 0..max.
+inline int odd_scale_code(float id, float s, int max) {
+  return std::clamp(nearest_int(0.5f * (id * s - 1)), 0, max);
+}
 
 // The row quantizer (Codec::quantize) of a lattice type: each row's 256-value super-blocks in
 // order, each with its slice of the importance, through the type's block search on its lattice.
