@@ -116,6 +116,8 @@ class File {
   std::span<const uint8_t> tensor_data(const TensorInfo& t) const;
   std::span<const uint8_t> bytes() const;  // the whole file, mapped or read
   bool mapped() const;                     // false when opened with OpenOptions::mmap = false
+  // The tensor's mapped pages leave this process's RSS until touched again (MappedFile).
+  void drop_pages(const TensorInfo& t) const;
 
  private:
   struct Impl;

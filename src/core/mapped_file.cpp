@@ -93,6 +93,16 @@ MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
   return *this;
 }
 
+void MappedFile::drop_pages(std::span<const uint8_t> range) const {
+  if (!mapped_ || range.empty()) return;
+  const auto page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  const auto begin = (uintptr_t(range.data()) + page - 1) / page * page;
+  const auto end = uintptr_t(range.data() + range.size()) / page * page;
+  if (begin < uintptr_t(data_) || end > uintptr_t(data_ + size_) || begin >= end) return;
+  // A private read-only mapping never written: dropped pages fault back in from the file.
+  ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 std::string lock_in_memory(std::span<const uint8_t> bytes) {
   if (bytes.empty()) return "";
   if (::mlock(bytes.data(), bytes.size()) == 0) return "";

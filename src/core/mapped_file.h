@@ -25,6 +25,10 @@ class MappedFile {
   MappedFile& operator=(const MappedFile&) = delete;
 
   std::span<const uint8_t> bytes() const { return {data_, size_}; }
+  // Lets the kernel take back the whole pages inside `range` (a part of bytes()) from this
+  // process: they no longer count in its RSS and are read from the file again if touched.
+  // Nothing for a file read into memory (its bytes are the only copy).
+  void drop_pages(std::span<const uint8_t> range) const;
   const std::string& path() const { return path_; }
   bool mapped() const { return mapped_; }
 

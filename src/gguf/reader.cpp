@@ -317,6 +317,8 @@ const TensorInfo& File::tensor(std::string_view name) const {
   throw_error("{}: missing tensor {}", path(), name);
 }
 
+void File::drop_pages(const TensorInfo& t) const { impl_->map.drop_pages(tensor_data(t)); }
+
 std::span<const uint8_t> File::tensor_data(const TensorInfo& t) const {
   return impl_->map.bytes().subspan(impl_->data_offset + t.offset, t.n_bytes);
 }

@@ -121,9 +121,10 @@ struct Run {
 
   // Quantizes tp with error feedback where its H allows (the H of weight `lead`, which sees
   // the same input), expert by expert for 3-D weights.
-  // g: G = (X − X̃)ᵀX̃ of a dense weight's paired runs, or null (no correction).
+  // g: G = (X − X̃)ᵀX̃ of a dense weight's paired runs, or W G itself when `wg`, or null (no
+  // correction).
   void compensated(const TensorPlan& tp, const std::string& lead, Hessians& hs,
-                   const std::vector<float>* g = nullptr) {
+                   const std::vector<float>* g = nullptr, bool wg = false) {
     const quant::Codec& codec = quant::codec(tp.dst_type);
     const int64_t n = tp.ne[0], rows = tp.ne[1];
     const size_t row_bytes = quant::row_size(codec, n);
@@ -140,17 +141,14 @@ struct Run {
       const int64_t tokens = it == hs.end() ? 0 : it->second.tokens;
       Factor f;
       std::string why;
-      std::vector<double> h;
-      if (tokens >= min_tokens) {
-        h = it->second.full();
-        if (o.act_order) f.order = importance_order(h, n, codec.block_size);
-      }
+      if (tokens >= min_tokens && o.act_order)
+        f.order = importance_order(it->second.diagonal(), codec.block_size);
       if (tokens < min_tokens)
         why = fmt::format("{} tokens (< {})", tokens, min_tokens);
-      else if (!factor_hessian(h, n, o.damp, f))
+      else if (!factor_hessian(it->second, o.damp, f))
         why = "H is not positive definite even with 1000x the damping";
       else if (g)
-        corrected_target(h, *g, f, we, rows);
+        correct_toward(f, wg ? *g : times(we, *g, rows, n, pool), we, rows, pool);
       if (!why.empty()) {
         const bool imq = quantize::tensor_search(tp, plan.search) == quantize::Search::kImq;
         const auto fn = imq && codec.quantize_imq ? codec.quantize_imq : codec.quantize;
@@ -198,11 +196,20 @@ struct Run {
       PairedObserver po(&pool);
       HessianObserver ho(&pool);
       MatmulObserver* obs = nullptr;
+      // A lone weight with fewer rows than half its inputs (ffn_down): W G is accumulated
+      // directly, at less cost than G (hessian.h).
+      std::vector<float> w_lead;
       if (g && !g->comp.empty()) {
-        if (fp_session)
-          po.watch(g->lead, model.file().tensor(g->lead).ne[0]), obs = &po;
-        else
+        const int64_t n = model.file().tensor(g->lead).ne[0];
+        const TensorPlan& tp = *g->comp.front();
+        if (fp_session && g->comp.size() == 1 && tp.name == g->lead && 2 * tp.ne[1] < n) {
+          w_lead = dequantized(tp);
+          po.watch(g->lead, n, w_lead.data(), tp.ne[1]), obs = &po;
+        } else if (fp_session) {
+          po.watch(g->lead, n), obs = &po;
+        } else {
           ho.watch(g->lead), obs = &ho;
+        }
       }
       const std::string_view stop = g ? std::string_view(g->lead) : std::string_view{};
       auto step = [&](model::Session& s, std::span<float> x, float* kept, MatmulObserver* inner) {
@@ -239,7 +246,7 @@ struct Run {
       } else {
         hs = std::move(ho.hessians());
       }
-      for (const TensorPlan* tp : g->comp) compensated(*tp, g->lead, hs, cross);
+      for (const TensorPlan* tp : g->comp) compensated(*tp, g->lead, hs, cross, !w_lead.empty());
       advance();
     }
   }
@@ -387,6 +394,8 @@ quantize::Plan quantize_compensated(const std::string& model_path, std::string_v
       fp_session->embed(t, run.chunk_fp(c));
     }
   }
+  if (file.find_tensor("output.weight"))  // else token_embd is also the output's weight
+    if (const gguf::TensorInfo* te = file.find_tensor("token_embd.weight")) file.drop_pages(*te);
 
   for (int64_t il = 0; il < cfg.n_layer; ++il) {
     const std::string prefix = fmt::format("blk.{}.", il);
@@ -418,6 +427,11 @@ quantize::Plan quantize_compensated(const std::string& model_path, std::string_v
     else
       run.dense_layer(il, groups);
     run.advance();
+    // Nothing reads the layer's full-precision weights again (its quantized ones are held for
+    // the output): their mapped pages leave the RSS, which so stays within the model's size
+    // plus one layer's working set (bench/README.md).
+    for (const gguf::TensorInfo& t : file.tensors())
+      if (t.name.starts_with(prefix)) file.drop_pages(t);
   }
 
   if (const TensorPlan* out = planned("output.weight")) {

@@ -22,6 +22,9 @@ namespace imq::gptq {
 // the thread count. upper: only the upper triangle of c (and a little below it) is computed.
 void add_at_b(const float* a, const float* b, int64_t rows, int64_t n, float* c, bool upper,
               ThreadPool* pool);
+// c[na, nb] += aᵀb for a [rows, na], b [rows, nb] (upper: na == nb), tiled the same way.
+void add_at_b(const float* a, int64_t na, const float* b, int64_t nb, int64_t rows, float* c,
+              bool upper, ThreadPool* pool);
 
 struct Hessian {
   int64_t n = 0;
@@ -33,6 +36,7 @@ struct Hessian {
   void add(const float* x, int64_t rows, ThreadPool* pool = nullptr);
   // The symmetric matrix in double.
   std::vector<double> full() const;
+  std::vector<double> diagonal() const;
   // diag(H) / tokens: the imatrix value of each column (0 without tokens).
   std::vector<float> mean_square() const;
 };
@@ -54,17 +58,21 @@ class HessianObserver : public MatmulObserver {
 // The inputs of dense weights in two runs over the same tokens: the full-precision model
 // (capture) and the model with everything before the weight quantized (paired). The paired run
 // accumulates H = X̃ᵀX̃ and G = (X − X̃)ᵀX̃ per weight, from which the weight that best maps the
-// quantized run's inputs to the full-precision outputs follows (solver.h, corrected_target).
+// quantized run's inputs to the full-precision outputs follows (solver.h, correct_toward).
 // Runs alternate chunk by chunk: capture(true), the full-precision chunk, capture(false), the
 // same chunk through the quantized model.
 class PairedObserver : public MatmulObserver {
  public:
   explicit PairedObserver(ThreadPool* pool = nullptr) : pool_(pool) {}
-  void watch(const std::string& weight, int64_t n);
+  // w [rows, n]: instead of G [n, n], accumulate W G = (D Wᵀ)ᵀ X̃ [rows, n] (D = X − X̃), which
+  // costs 4 rows n flops per token against G's 2 n², so less when rows < n / 2 (ffn_down), and
+  // saves the product W G afterwards. w must outlive the observation.
+  void watch(const std::string& weight, int64_t n, const float* w = nullptr, int64_t rows = 0);
   // Capturing: the full-precision rows of the next chunk are recorded.
   void capture(bool on);
   void on_matmul(const MatmulEvent& e) override;
   Hessian& hessian(const std::string& weight) { return entry(weight).h; }
+  // G [n, n], or W G [rows, n] for a weight watched with its values.
   const std::vector<float>& cross(const std::string& weight) { return entry(weight).g; }
 
  private:
@@ -72,11 +80,13 @@ class PairedObserver : public MatmulObserver {
     Hessian h;
     std::vector<float> g, rows;
     size_t used = 0;  // paired rows consumed from rows
+    const float* w = nullptr;
+    int64_t w_rows = 0;
   };
   Entry& entry(const std::string& weight);
   ThreadPool* pool_;
   std::map<std::string, Entry, std::less<>> e_;
-  std::vector<float> diff_;
+  std::vector<float> diff_, dw_;
   bool capturing_ = false;
 };
 

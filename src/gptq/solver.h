@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "gptq/hessian.h"
 #include "imq/quant.h"
 
 namespace imq::gptq {
@@ -35,20 +36,24 @@ struct Factor {
 // first, and inside each block its columns likewise (a block's columns stay together, so its
 // parameters can still be fitted to all of them before the first is rounded). The errors of
 // the columns that matter most are then spread over those that matter less.
-std::vector<int64_t> importance_order(const std::vector<double>& h, int64_t n, int64_t block);
+std::vector<int64_t> importance_order(const std::vector<double>& diag_h, int64_t block);
 
-// Damps H ([n, n] row-major, symmetric, as accumulated) by `damp` times its mean diagonal and
-// factors it. When the damped H is not positive definite the damping is raised tenfold up to
-// three times; returns false when even that fails (the caller falls back to plain rounding).
-bool factor_hessian(std::vector<double> h, int64_t n, double damp, Factor& out);
+// Damps H by `damp` times its mean diagonal and factors it. When the damped H is not positive
+// definite the damping is raised tenfold up to three times; returns false when even that fails
+// (the caller falls back to plain rounding). H: [n, n] row-major and symmetric, or as
+// accumulated (the float upper triangle: no double copy of it besides the working one).
+bool factor_hessian(const std::vector<double>& h, int64_t n, double damp, Factor& out);
+bool factor_hessian(const Hessian& h, double damp, Factor& out);
 
 // The target that makes the layer correct the error of the layers before it: with H = X̃ᵀX̃
 // (inputs after the quantized layers) and G = (X − X̃)ᵀX̃ (X: the full-precision inputs of the
 // same tokens), W* = W + W G (H + λI)⁻¹ minimizes ‖X̃W*ᵀ − XWᵀ‖² (λ: f.damp's damping), so
-// that quantizing W* with H minimizes the distance to the full-precision outputs. In place on
-// w [rows, n]. Throws when the damped H cannot be factored (factor_hessian succeeded with it).
-void corrected_target(const std::vector<double>& h, const std::vector<float>& g, const Factor& f,
-                      float* w, int64_t rows);
+// that quantizing W* with H minimizes the distance to the full-precision outputs.
+// correct_toward: w [rows, n] += m (H + λI)⁻¹ for m = W G, with f's factor (f.u, f.order).
+// times: W G for w [rows, n] and G [n, n] (or accumulate W G directly: hessian.h).
+void correct_toward(const Factor& f, std::vector<float> m, float* w, int64_t rows, ThreadPool& pool);
+std::vector<float> times(const float* w, const std::vector<float>& g, int64_t rows, int64_t n,
+                         ThreadPool& pool);
 
 // Quantizes rows [rows, n] of W (modified: on return it holds the rounded values) to the
 // codec's type into dst (rows * row_size bytes). importance: n weights for the block fits (the

@@ -143,6 +143,29 @@ TEST(Compensate, ExpertsWithoutTokensFallBack) {
   EXPECT_EQ(m->config().n_expert, 4);
 }
 
+// The thread count changes no byte, with ffn_down wide enough (n_ff > 2 n_embd) that its
+// correction is accumulated as W G directly (hessian.h).
+TEST(Compensate, SameBytesForAnyThreadCount) {
+  TempDir d;
+  model::SynthOptions so;
+  so.n_embd = 128, so.n_layer = 2, so.n_head = 4, so.n_head_kv = 2, so.n_ff = 384, so.n_vocab = 300;
+  so.seed = 23;
+  const std::string in = write_synth(d, so, "wide.gguf");
+  std::vector<std::string> outs;
+  for (int threads : {1, 3}) {
+    gptq::Options o = options(32);
+    o.quant.ftype = quantize::FType::Q4_0;
+    o.n_threads = threads;
+    o.n_chunks = 4;
+    const std::string out = d.file("t" + std::to_string(threads) + ".gguf");
+    gptq::Summary sum;
+    gptq::quantize_compensated(in, text(60), out, o, &sum);
+    EXPECT_GT(sum.compensated, 0u);
+    outs.push_back(read_all(out));
+  }
+  EXPECT_EQ(outs[0], outs[1]);
+}
+
 TEST(Compensate, CancelledOrFailedLeavesNothing) {
   TempDir d;
   const std::string in = synth(d, false), out = d.file("out.gguf");

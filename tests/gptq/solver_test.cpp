@@ -60,6 +60,32 @@ double output_error(const std::vector<float>& x, const std::vector<float>& w,
   return sum;
 }
 
+// (H + λI) with λ = damp · mean(diag H), as factor_hessian damps it.
+std::vector<double> damped(std::vector<double> a, int64_t n, double damp) {
+  double mean = 0;
+  for (int64_t i = 0; i < n; ++i) mean += a[size_t(i * n + i)] / double(n);
+  for (int64_t i = 0; i < n; ++i) a[size_t(i * n + i)] += damp * mean;
+  return a;
+}
+
+// Gauss-Jordan inverse in double.
+std::vector<double> inverse(std::vector<double> m, int64_t n) {
+  std::vector<double> inv(size_t(n * n), 0.0);
+  for (int64_t i = 0; i < n; ++i) inv[size_t(i * n + i)] = 1;
+  for (int64_t p = 0; p < n; ++p) {
+    const double piv = m[size_t(p * n + p)];
+    for (int64_t j = 0; j < n; ++j) m[size_t(p * n + j)] /= piv, inv[size_t(p * n + j)] /= piv;
+    for (int64_t r = 0; r < n; ++r) {
+      if (r == p) continue;
+      const double fct = m[size_t(r * n + p)];
+      if (fct == 0) continue;
+      for (int64_t j = 0; j < n; ++j)
+        m[size_t(r * n + j)] -= fct * m[size_t(p * n + j)], inv[size_t(r * n + j)] -= fct * inv[size_t(p * n + j)];
+    }
+  }
+  return inv;
+}
+
 TEST(GptqHessian, EqualsDirectProduct) {
   const int64_t n = 24, tokens = 250;
   const auto x = activations(tokens, n, 3);
@@ -82,10 +108,7 @@ TEST(GptqFactor, IsTheCholeskyFactorOfTheDampedInverse) {
   Factor f;
   ASSERT_TRUE(gptq::factor_hessian(h.full(), n, 0.01, f));
   EXPECT_EQ(f.damp, 0.01);
-  auto a = h.full();
-  double mean = 0;
-  for (int64_t i = 0; i < n; ++i) mean += a[size_t(i * n + i)] / double(n);
-  for (int64_t i = 0; i < n; ++i) a[size_t(i * n + i)] += 0.01 * mean;
+  const auto a = damped(h.full(), n, 0.01);
   // (H + λI) · UᵀU = I
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < n; ++j) {
@@ -128,26 +151,7 @@ TEST(GptqSolver, FollowsTheTextbookUpdate) {
   const auto imp = h.mean_square();
 
   // Textbook, in double.
-  auto a = h.full();
-  double mean = 0;
-  for (int64_t i = 0; i < n; ++i) mean += a[size_t(i * n + i)] / double(n);
-  for (int64_t i = 0; i < n; ++i) a[size_t(i * n + i)] += 0.01 * mean;
-  std::vector<double> hinv(size_t(n * n));
-  {  // Gauss-Jordan inverse
-    std::vector<double> m = a;
-    for (int64_t i = 0; i < n; ++i) hinv[size_t(i * n + i)] = 1;
-    for (int64_t p = 0; p < n; ++p) {
-      const double piv = m[size_t(p * n + p)];
-      for (int64_t j = 0; j < n; ++j) m[size_t(p * n + j)] /= piv, hinv[size_t(p * n + j)] /= piv;
-      for (int64_t r = 0; r < n; ++r) {
-        if (r == p) continue;
-        const double fct = m[size_t(r * n + p)];
-        if (fct == 0) continue;
-        for (int64_t j = 0; j < n; ++j)
-          m[size_t(r * n + j)] -= fct * m[size_t(p * n + j)], hinv[size_t(r * n + j)] -= fct * hinv[size_t(p * n + j)];
-      }
-    }
-  }
+  std::vector<double> hinv = inverse(damped(h.full(), n, 0.01), n);
   quant::BlockGrid g;
   std::vector<uint8_t> block(c.type_size);
   c.grid->fit(w.data(), imp.data(), 0, block.data(), g);
@@ -177,6 +181,69 @@ TEST(GptqSolver, FollowsTheTextbookUpdate) {
     EXPECT_EQ(wq[size_t(i)], dq[size_t(i)]) << "the returned row holds the stored values";
   }
   EXPECT_GE(same, n - 3) << "codes that differ from the textbook's beyond float rounding";
+}
+
+// The correction's target W + W G (H + λI)⁻¹ (solver.h) against the same formula in double,
+// with the columns in importance order as the compensation takes them; and W G accumulated
+// directly by the paired observer (the ffn_down case) against G accumulated, then W G.
+TEST(GptqCorrection, MatchesTheDirectFormula) {
+  const int64_t n = 64, rows = 7, tokens = 600;
+  const auto x = activations(tokens, n, 31);
+  auto xq = x;
+  const auto noise = randn(x.size(), 32, 0.05f);
+  for (size_t i = 0; i < xq.size(); ++i) xq[i] += noise[i] * (1 + std::fabs(x[i]));
+  const auto w = randn(size_t(rows * n), 33, 0.05f);
+
+  ThreadPool pool(2);
+  gptq::PairedObserver po_g(&pool), po_wg(&pool);
+  po_g.watch("w", n);
+  po_wg.watch("w", n, w.data(), rows);
+  for (int64_t t0 = 0; t0 < tokens; t0 += 200)
+    for (auto* po : {&po_g, &po_wg}) {
+      const MatmulEvent fp{"w", n, 200, x.data() + t0 * n, -1, 0}, q{"w", n, 200, xq.data() + t0 * n, -1, 0};
+      po->capture(true);
+      po->on_matmul(fp);
+      po->capture(false);
+      po->on_matmul(q);
+    }
+  const std::vector<float>& g = po_g.cross("w");
+  const std::vector<float>& wg = po_wg.cross("w");
+  ASSERT_EQ(wg.size(), size_t(rows * n));
+  const auto wg_from_g = gptq::times(w.data(), g, rows, n, pool);
+  for (size_t i = 0; i < wg.size(); ++i) EXPECT_NEAR(wg[i], wg_from_g[i], 2e-4 * (std::fabs(wg_from_g[i]) + 1)) << i;
+
+  // In double: G, H, and W* = W + W G (H + λI)⁻¹.
+  std::vector<double> h(size_t(n * n), 0.0), gd(size_t(n * n), 0.0);
+  for (int64_t t = 0; t < tokens; ++t)
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        const double xi = xq[size_t(t * n + i)], xj = xq[size_t(t * n + j)];
+        h[size_t(i * n + j)] += xi * xj;
+        gd[size_t(i * n + j)] += (double(x[size_t(t * n + i)]) - xi) * xj;
+      }
+  const auto hinv = inverse(damped(h, n, 0.01), n);
+  std::vector<double> want(w.begin(), w.end());
+  for (int64_t r = 0; r < rows; ++r) {
+    std::vector<double> m(size_t(n), 0.0);
+    for (int64_t k = 0; k < n; ++k)
+      for (int64_t j = 0; j < n; ++j) m[size_t(j)] += double(w[size_t(r * n + k)]) * gd[size_t(k * n + j)];
+    for (int64_t k = 0; k < n; ++k)
+      for (int64_t j = 0; j < n; ++j) want[size_t(r * n + j)] += m[size_t(k)] * hinv[size_t(k * n + j)];
+  }
+  Factor f;
+  std::vector<double> diag(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) diag[size_t(i)] = h[size_t(i * n + i)];
+  f.order = gptq::importance_order(diag, 32);
+  ASSERT_TRUE(gptq::factor_hessian(h, n, 0.01, f));
+  auto got = w;
+  gptq::correct_toward(f, wg, got.data(), rows, pool);
+  double moved = 0, off = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    moved += std::fabs(want[i] - w[i]);
+    off += std::fabs(got[i] - want[i]);
+  }
+  EXPECT_GT(moved, 1e-3 * double(got.size())) << "the correction is not trivially small";
+  EXPECT_LT(off, 2e-3 * moved) << "correct_toward against the direct formula";
 }
 
 // Same bytes, lower output error: error feedback against rounding each block alone with the
