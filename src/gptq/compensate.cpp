@@ -434,6 +434,7 @@ quantize::Plan quantize_compensated(const std::string& model_path, std::string_v
       if (t.name.starts_with(prefix)) file.drop_pages(t);
   }
 
+  run.stage = {}, run.stage_fp = {};  // the layers' working set, before the output's
   if (const TensorPlan* out = planned("output.weight")) {
     if (has_grid(*out)) {
       PairedObserver po(&run.pool);
