@@ -149,4 +149,11 @@ Search parse_search(std::string_view s) {
   throw_error("unknown search '{}'; valid: reference, imq", s);
 }
 
+Q3HifiOutliers parse_q3_hifi_outliers(std::string_view s) {
+  if (iequals(s, "saving")) return Q3HifiOutliers::kSaving;
+  if (iequals(s, "magnitude")) return Q3HifiOutliers::kMagnitude;
+  if (iequals(s, "joint")) return Q3HifiOutliers::kJoint;
+  throw_error("unknown Q3_HIFI outlier rule '{}' (saving, magnitude or joint)", s);
+}
+
 }  // namespace imq::quantize
