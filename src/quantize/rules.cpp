@@ -112,17 +112,22 @@ GgmlType token_embd_type(FType ft, GgmlType t) {
   }
 }
 
-// Q3_HIFI_M's FFN zones (the note at mix_type): the first max(1, n/8) layers get ffn_gate and
-// ffn_up Q4_K and ffn_down Q5_K; the next 3x as many layers pay for it with ffn_down Q3_K.
+// Q3_HIFI_M's FFN zones (the note at mix_type), f = max(1, n/8): the first f layers get
+// ffn_gate and ffn_up Q4_K and ffn_down Q5_K (3.125 bpw over Q3_K_M per FFN matrix size),
+// paid for by ffn_down Q3_K (1.0625 bpw under) in the next 3f layers; with n >= 6f the last f
+// layers get ffn_gate and ffn_up Q4_K too (2.125 more), paid by 2f more ffn_down Q3_K layers.
 // Fewer than 4 layers cannot pay: Q3_K_M's FFN types then.
 struct HifiZones {
-  int first = 0;    // layers [0, first) up
-  int q3k_end = 0;  // layers [first, q3k_end): ffn_down Q3_K
+  int first = 0;       // layers [0, first) up
+  int q3k_end = 0;     // layers [first, q3k_end): ffn_down Q3_K
+  int last_begin = 0;  // layers [last_begin, n): ffn_gate, ffn_up Q4_K (n: none)
 };
 HifiZones hifi_zones(const ModelInfo& m) {
-  if (m.n_layer < 4 || m.is_falcon()) return {};
-  const int f = std::max(1, m.n_layer / 8);
-  return {f, std::min(m.n_layer, 4 * f)};
+  const int n = m.n_layer;
+  if (n < 4 || m.is_falcon()) return {0, 0, n};
+  const int f = std::max(1, n / 8);
+  if (6 * f <= n) return {f, 6 * f, n - f};
+  return {f, std::min(n, 4 * f), n};
 }
 
 // Q3_HIFI_M's attention: Q3_HIFI for attn_q, attn_v and attn_output on MoE models, where these
@@ -138,7 +143,10 @@ bool hifi_attention(const ModelInfo& m) {
 GgmlType ffn_gate_up_type(const ModelInfo& m, int& counter, FType ft, std::string_view name, GgmlType t) {
   const int i = ffn_layer(m, counter, name), n = m.n_layer;
   ++counter;
-  if (ft == FType::Q3_HIFI_M) return i < hifi_zones(m).first ? G::Q4_K : t;
+  if (ft == FType::Q3_HIFI_M) {
+    const HifiZones z = hifi_zones(m);
+    return i < z.first || i >= z.last_begin ? G::Q4_K : t;
+  }
   return ft == FType::IQ3_XS && i >= n / 8 && i < 7 * n / 8 ? G::IQ3_XXS : t;
 }
 
@@ -281,10 +289,11 @@ bool is_quantized_type(GgmlType type) {
 // Q3_HIFI_M (imq's), redesigned from per-tensor measurements (bench/README.md, "Q3_HIFI: where
 // the bytes go"): Q3_K_M's byte budget moved to where it lowers the KL divergence most.
 // * FFN (hifi_zones): the first max(1, n/8) layers' ffn_gate/ffn_up Q4_K and ffn_down Q5_K,
-//   paid for by ffn_down Q3_K in the next 3x as many layers (the three FFN matrices have the
-//   same size, so 2 x 1.0625 + 1 bpw up against 3 x 1.0625 down stays within Q3_K_M).
-//   Measured per layer on dict8-spm4k, the first layer's FFN upgrades save 4-27x more KLD per
-//   byte than the middle layers' ffn_down loses.
+//   and (n >= 6) the last ones' ffn_gate/ffn_up Q4_K, paid for by ffn_down Q3_K in the layers
+//   after the first (the three FFN matrices have the same size, so the bpw balance holds for
+//   any width). Measured per layer on dict8-spm4k, the first and last layers' FFN upgrades
+//   save 3-40x more KLD per byte than the middle layers' ffn_down loses. Not measured on
+//   models of 32 layers and more, where 20 of 32 ffn_down tensors become Q3_K.
 // * Attention on MoE models: attn_q, attn_v, attn_output Q3_HIFI (attn_q up from Q3_K, the
 //   others down from Q4_K/Q5_K at about the same bytes). Dense models keep Q3_K_M's attention:
 //   there Q4_K beat Q3_HIFI per byte on every attention kind measured.

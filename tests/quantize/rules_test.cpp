@@ -89,17 +89,21 @@ TEST(Rules, OtherMixesOn32Layers) {
   EXPECT_EQ(mix(llama(32), FType::Q4_0)["output.weight"], id(G::Q6_K));
 }
 
-// Q3_HIFI_M (rules.cpp, the note at mix_type): the first max(1, n/8) layers' FFN up, ffn_down
-// Q3_K in the next 3x as many layers, Q3_K_M's attention on dense models and Q3_HIFI attn_q,
-// attn_v and attn_output on MoE models (not 8-expert ones).
+// Q3_HIFI_M (rules.cpp, the note at mix_type): the first f = max(1, n/8) layers' FFN up, the
+// last f layers' ffn_gate/ffn_up up when n >= 6f, ffn_down Q3_K in the layers between that pay
+// for it, Q3_K_M's attention on dense models and Q3_HIFI attn_q, attn_v and attn_output on MoE
+// models (not 8-expert ones).
 TEST(Rules, Q3HifiMZones) {
-  for (int n : {4, 8, 32}) {
+  for (int n : {4, 5, 8, 32}) {
     auto t = mix(llama(n, 32, 8), FType::Q3_HIFI_M);
     const int first = std::max(1, n / 8);
+    const bool last_up = n >= 6 * first;
+    const int q3k_end = last_up ? 6 * first : std::min(n, 4 * first);
     for (int i = 0; i < n; ++i) {
-      EXPECT_EQ(t[L(i, "ffn_gate")], i < first ? id(G::Q4_K) : id(G::Q3_K)) << n << " " << i;
-      EXPECT_EQ(t[L(i, "ffn_up")], i < first ? id(G::Q4_K) : id(G::Q3_K)) << n << " " << i;
-      const G down = i < first ? id(G::Q5_K) : i < 4 * first ? id(G::Q3_K) : id(G::Q4_K);
+      const G gate_up = i < first || (last_up && i >= n - first) ? id(G::Q4_K) : id(G::Q3_K);
+      EXPECT_EQ(t[L(i, "ffn_gate")], gate_up) << n << " " << i;
+      EXPECT_EQ(t[L(i, "ffn_up")], gate_up) << n << " " << i;
+      const G down = i < first ? id(G::Q5_K) : i < q3k_end ? id(G::Q3_K) : id(G::Q4_K);
       EXPECT_EQ(t[L(i, "ffn_down")], down) << n << " " << i;
       EXPECT_EQ(t[L(i, "attn_v")], i < 2 ? id(G::Q5_K) : id(G::Q4_K)) << n << " " << i;
       EXPECT_EQ(t[L(i, "attn_output")], id(G::Q4_K));
