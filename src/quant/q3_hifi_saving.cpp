@@ -14,6 +14,7 @@
 // the local error never rises). The caller confirms the set with a real Q3_K fit.
 // Cost: one pass of 63 scale codes x 16 weights per sub-block measures every candidate of that
 // sub-block at once; 16 passes to start, one per step and two per swap after that.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -26,6 +27,7 @@ namespace {
 
 constexpr int kSub = 16;                   // weights per sub-block (Q3_K's)
 constexpr int kNSub = kBlockSize / kSub;   // sub-blocks per block
+constexpr float kRound = 12582912.0f;      // 1.5 * 2^23
 
 // E_j(M) of one sub-block (x, w: 16 values; bit e of `skip`: weight e is an outlier), and in
 // the same pass E_j(M + e) for every weight e not in M: for each scale code the error of each
@@ -44,13 +46,16 @@ float subblock_errors(const float* x, const float* w, uint32_t skip, float d, fl
     const float s = d * float(l), inv = 1.0f / s;
     float total = 0;
     for (int e = 0; e < kSub; ++e) {
-      const float q = std::fmin(3.0f, std::fmax(-4.0f, std::nearbyint(x[e] * inv)));
+      // Clamped to the codes first, then rounded to nearest (even) by the 1.5 * 2^23 trick:
+      // the same code as clamp(nearbyint(x / s), -4, 3), without a libm call per weight.
+      const float t = x[e] * inv, v = t < -4.0f ? -4.0f : t > 3.0f ? 3.0f : t;
+      const float q = (v + kRound) - kRound;
       const float diff = x[e] - s * q;
       term[e] = (skip >> e & 1) ? 0.0f : w[e] * diff * diff;
       total += term[e];
     }
-    base = std::fmin(base, total);
-    for (int e = 0; e < kSub; ++e) without[e] = std::fmin(without[e], total - term[e]);
+    base = std::min(base, total);
+    for (int e = 0; e < kSub; ++e) without[e] = std::min(without[e], total - term[e]);
   }
   return base;
 }
@@ -105,7 +110,7 @@ void saving_choice(const float* x, const float* importance, float d, uint8_t* ou
   g.d = d;
   for (int i = 0; i < kBlockSize; ++i) {
     g.w[i] = importance ? importance[i] : 1.0f;
-    const float e = f16_to_f32(f32_to_f16(std::fmin(65504.0f, std::fmax(-65504.0f, x[i])))) - x[i];
+    const float e = f16_to_f32(f32_to_f16(std::clamp(x[i], -65504.0f, 65504.0f))) - x[i];
     g.own[i] = g.w[i] * e * e;
   }
   for (int j = 0; j < kNSub; ++j) g.refresh(j);

@@ -40,7 +40,7 @@ constexpr FTypeInfo kFTypes[] = {
     {"Q3_K_M", FType::Q3_K_M, G::Q3_K, "about 3.9 bpw"},
     {"Q3_K_L", FType::Q3_K_L, G::Q3_K, "about 4.3 bpw"},
     {"Q3_HIFI", FType::Q3_HIFI, G::Q3_HIFI, "4.19 bpw, Q3_K + 8 f16 outliers per 256 (imq only)"},
-    {"Q3_HIFI_M", FType::Q3_HIFI_M, G::Q3_K, "Q3_K_M with Q3_HIFI attention and late ffn_down (imq only)"},
+    {"Q3_HIFI_M", FType::Q3_HIFI_M, G::Q3_K, "Q3_K_M's bytes moved to the first/last layers' FFN, Q3_HIFI attention on MoE (imq only)"},
     {"IQ4_NL", FType::IQ4_NL, G::IQ4_NL, "4.5 bpw, non-linear"},
     {"IQ4_XS", FType::IQ4_XS, G::IQ4_XS, "4.25 bpw, non-linear"},
     {"Q4_K", FType::Q4_K_M, G::Q4_K, "alias for Q4_K_M"},
