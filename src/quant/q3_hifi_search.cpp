@@ -28,7 +28,7 @@
 // builds from what each weight's removal saves under the best fit's super-block scale, kept
 // when a Q3_K fit confirms that E went down. (Re-fitting the Q3_K part of the chosen set to E
 // itself with k_improve lowered E further but not the KL divergence: dict8-spm4k layers-only
-// Q3_HIFI_M 0.009899 with it, 0.009839 without, at 4x the time; bench/README.md.)
+// Q3_HIFI_M 0.009899 with it, 0.009839 without; bench/README.md.)
 #include <algorithm>
 #include <cmath>
 #include <cstring>
