@@ -67,6 +67,14 @@ std::vector<TensorTypeOverride> read_tensor_type_file(const std::string& path);
 enum class Search { kReference, kImq };
 Search parse_search(std::string_view s);  // "reference" or "imq"; throws otherwise
 
+// Which 8 weights of each Q3_HIFI block are stored exactly (--q3-hifi-outliers).
+// kSaving: those whose removal lowers the block's importance-weighted error the most, the
+// 3-bit scales re-fitted (imq's default); kMagnitude: the 8 largest |x_i| * w_i (the fork's
+// rule, as its users know it); kJoint: imq's earlier swap search. Applies to plain rounding;
+// error-compensated quantization (--calibration-file) always uses kSaving.
+enum class Q3HifiOutliers { kSaving, kMagnitude, kJoint };
+Q3HifiOutliers parse_q3_hifi_outliers(std::string_view s);  // "saving", "magnitude", "joint"
+
 struct Options {
   FType ftype = FType::Q4_K_M;
   std::string imatrix_path;                    // "" = quantize without importance
@@ -83,6 +91,7 @@ struct Options {
   bool allow_requantize = false;     // accept already quantized inputs (dequantized first)
   bool dry_run = false;              // plan only: a missing required imatrix only warns
   Search search = Search::kReference;
+  Q3HifiOutliers q3_hifi_outliers = Q3HifiOutliers::kSaving;
 };
 
 // What happened to the imatrix lookup of one tensor (llama-quantize's notes).
@@ -132,6 +141,7 @@ struct ImatrixSummary {
 struct Plan {
   FTypeInfo ftype;
   Search search = Search::kReference;
+  Q3HifiOutliers q3_hifi_outliers = Q3HifiOutliers::kSaving;
   std::vector<gguf::KeyValue> kvs;    // output metadata, in file order
   std::vector<TensorPlan> tensors;    // output order: (block, name)
   uint64_t alignment = 32;

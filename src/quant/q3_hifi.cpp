@@ -42,8 +42,10 @@ void quantize(const float* x, const float* importance, uint8_t* dst) {
 
 void dequantize(const uint8_t* src, float* y) { codec_q3_k().dequantize(src, y, kBlockSize); }
 
+float super_scale(const uint8_t* src) { return f16_to_f32(uint16_t(src[108] | src[109] << 8)); }
+
 void subblock_scales(const uint8_t* src, float ds[16]) {
-  const float d = f16_to_f32(uint16_t(src[108] | src[109] << 8));
+  const float d = super_scale(src);
   const uint8_t* sc = src + 96;
   for (int j = 0; j < 16; ++j) {
     const int low = j < 8 ? sc[j] & 15 : sc[j - 8] >> 4;
@@ -78,15 +80,8 @@ float dot(const void* row, const float* act, int64_t n) {
   return float(sum);
 }
 
-namespace {
-
-void dequantize_rows(const void* src, float* dst, int64_t n) {
-  for (int64_t i = 0; i < n / kBlockSize; ++i)
-    dequantize_block(load_block<Block>(src, i), dst + i * kBlockSize);
-}
-
 size_t quantize_rows(const float* src, void* dst, int64_t nrows, int64_t n_per_row,
-                     const float* importance) {
+                     const float* importance, Selection sel) {
   if (n_per_row % kBlockSize != 0)
     throw_error("q3_hifi: row length {} is not a multiple of {}", n_per_row, kBlockSize);
   const int64_t nb = n_per_row / kBlockSize;
@@ -94,11 +89,23 @@ size_t quantize_rows(const float* src, void* dst, int64_t nrows, int64_t n_per_r
     for (int64_t i = 0; i < nb; ++i) {
       Block b;
       quantize_block(src + r * n_per_row + i * kBlockSize,
-                     importance ? importance + i * kBlockSize : nullptr, Selection::kJoint, b);
+                     importance ? importance + i * kBlockSize : nullptr, sel, b);
       store_block(dst, r * nb + i, b);
     }
   }
   return size_t(nrows * nb) * sizeof(Block);
+}
+
+namespace {
+
+void dequantize_rows(const void* src, float* dst, int64_t n) {
+  for (int64_t i = 0; i < n / kBlockSize; ++i)
+    dequantize_block(load_block<Block>(src, i), dst + i * kBlockSize);
+}
+
+size_t quantize_rows_saving(const float* src, void* dst, int64_t nrows, int64_t n_per_row,
+                            const float* importance) {
+  return quantize_rows(src, dst, nrows, n_per_row, importance, Selection::kSaving);
 }
 
 }  // namespace
@@ -107,8 +114,8 @@ size_t quantize_rows(const float* src, void* dst, int64_t nrows, int64_t n_per_r
 
 void add_q3_hifi_codec(std::vector<Codec>& out) {
   out.push_back({GgmlType::Q3_HIFI, "q3_hifi", q3_hifi::kBlockSize,
-                 sizeof(q3_hifi::Block), q3_hifi::dequantize_rows, q3_hifi::quantize_rows,
-                 ActFormat::Q8_K});
+                 sizeof(q3_hifi::Block), q3_hifi::dequantize_rows, q3_hifi::quantize_rows_saving,
+                 ActFormat::Q8_K, nullptr, q3_hifi::grid()});
 }
 
 }  // namespace imq::quant

@@ -23,6 +23,12 @@
 // (the 8 highest scores, then single swaps), and keeps a proposal only when a fresh Q3_K fit
 // with the new S zeroed confirms that E went down. At most 3 + kMaxProposals + kMaxSwaps
 // Q3_K fits per block; the result is never worse than A, B or C.
+//
+// kSaving (the default) adds one candidate: the set that saving_choice (q3_hifi_saving.cpp)
+// builds from what each weight's removal saves under the best fit's super-block scale, kept
+// when a Q3_K fit confirms that E went down. (Re-fitting the Q3_K part of the chosen set to E
+// itself with k_improve lowered E further but not the KL divergence: dict8-spm4k layers-only
+// Q3_HIFI_M 0.009899 with it, 0.009839 without; bench/README.md.)
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -145,7 +151,7 @@ BlockResult quantize_block(const float* x, const float* importance, Selection se
   run_fit(x, importance, set, best);
   int fits = 1;
 
-  if (sel == Selection::kJoint) {
+  if (sel != Selection::kMagnitude) {
     run_fit_whole(x, importance, cand);
     ++fits;
     if (cand.error < best.error) best = cand;
@@ -191,6 +197,15 @@ BlockResult quantize_block(const float* x, const float* importance, Selection se
         best = cand;
         break;
       }
+    }
+  }
+  if (sel == Selection::kSaving) {
+    Set next;
+    saving_choice(x, importance, q3k::super_scale(best.block.q3_k), next);
+    if (!same_set(next, best.block.idx)) {
+      run_fit(x, importance, next, cand);
+      ++fits;
+      if (cand.error < best.error) best = cand;
     }
   }
   out = best.block;

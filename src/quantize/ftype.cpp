@@ -40,7 +40,7 @@ constexpr FTypeInfo kFTypes[] = {
     {"Q3_K_M", FType::Q3_K_M, G::Q3_K, "about 3.9 bpw"},
     {"Q3_K_L", FType::Q3_K_L, G::Q3_K, "about 4.3 bpw"},
     {"Q3_HIFI", FType::Q3_HIFI, G::Q3_HIFI, "4.19 bpw, Q3_K + 8 f16 outliers per 256 (imq only)"},
-    {"Q3_HIFI_M", FType::Q3_HIFI_M, G::Q3_K, "Q3_K_M with Q3_HIFI attention and late ffn_down (imq only)"},
+    {"Q3_HIFI_M", FType::Q3_HIFI_M, G::Q3_K, "Q3_K_M's bytes moved to the first/last layers' FFN, Q3_HIFI attention on MoE (imq only)"},
     {"IQ4_NL", FType::IQ4_NL, G::IQ4_NL, "4.5 bpw, non-linear"},
     {"IQ4_XS", FType::IQ4_XS, G::IQ4_XS, "4.25 bpw, non-linear"},
     {"Q4_K", FType::Q4_K_M, G::Q4_K, "alias for Q4_K_M"},
@@ -147,6 +147,13 @@ Search parse_search(std::string_view s) {
   if (iequals(s, "reference")) return Search::kReference;
   if (iequals(s, "imq")) return Search::kImq;
   throw_error("unknown search '{}'; valid: reference, imq", s);
+}
+
+Q3HifiOutliers parse_q3_hifi_outliers(std::string_view s) {
+  if (iequals(s, "saving")) return Q3HifiOutliers::kSaving;
+  if (iequals(s, "magnitude")) return Q3HifiOutliers::kMagnitude;
+  if (iequals(s, "joint")) return Q3HifiOutliers::kJoint;
+  throw_error("unknown Q3_HIFI outlier rule '{}' (saving, magnitude or joint)", s);
 }
 
 }  // namespace imq::quantize

@@ -154,6 +154,7 @@ Plan make_plan(const gguf::File& model, const Options& opt) {
     return f.ftype == opt.ftype && !f.description.starts_with("alias");
   });
   plan.search = opt.search;
+  plan.q3_hifi_outliers = opt.q3_hifi_outliers;
   if (!opt.include_weights.empty() && !opt.exclude_weights.empty())
     throw_error("--include-weights and --exclude-weights cannot be used together");
 

@@ -120,8 +120,8 @@ void check_output_path(const std::string& in, const std::string& out) {
 void write_quantized(const gguf::File& model, const Plan& plan, const std::string& out_path,
                      int n_threads, const Callbacks& cb) {
   check_output_path(model.path(), out_path);
-  const auto rq = make_row_quantizer(plan.search);
-  const auto rq_ref = make_row_quantizer(Search::kReference);
+  const auto rq = make_row_quantizer(plan.search, plan.q3_hifi_outliers);
+  const auto rq_ref = make_row_quantizer(Search::kReference, plan.q3_hifi_outliers);
   auto quantizer_of = [&](const TensorPlan& tp) -> const RowQuantizer& {
     return tensor_search(tp, plan.search) == plan.search ? *rq : *rq_ref;
   };

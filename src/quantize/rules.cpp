@@ -1,5 +1,6 @@
 #include "quantize/rules.h"
 
+#include <algorithm>
 #include <charconv>
 
 #include "imq/error.h"
@@ -111,10 +112,41 @@ GgmlType token_embd_type(FType ft, GgmlType t) {
   }
 }
 
+// Q3_HIFI_M's FFN zones (the note at mix_type), f = max(1, n/8): the first f layers get
+// ffn_gate and ffn_up Q4_K and ffn_down Q5_K (3.125 bpw over Q3_K_M per FFN matrix size),
+// paid for by ffn_down Q3_K (1.0625 bpw under) in the next 3f layers; with n >= 6f the last f
+// layers get ffn_gate and ffn_up Q4_K too (2.125 more), paid by 2f more ffn_down Q3_K layers.
+// Fewer than 4 layers cannot pay: Q3_K_M's FFN types then.
+struct HifiZones {
+  int first = 0;       // layers [0, first) up
+  int q3k_end = 0;     // layers [first, q3k_end): ffn_down Q3_K
+  int last_begin = 0;  // layers [last_begin, n): ffn_gate, ffn_up Q4_K (n: none)
+};
+HifiZones hifi_zones(const ModelInfo& m) {
+  const int n = m.n_layer;
+  if (n < 4 || m.is_falcon()) return {0, 0, n};
+  const int f = std::max(1, n / 8);
+  if (6 * f <= n) return {f, 6 * f, n - f};
+  return {f, std::min(n, 4 * f), n};
+}
+
+// Q3_HIFI_M's attention: Q3_HIFI for attn_q, attn_v and attn_output on MoE models, where these
+// outliers paid most (bench/README.md). attn_q goes up 0.75 bpw, attn_output and attn_v down
+// 0.31 or more: with attn_v at least half of attn_q (n_head_kv >= n_head / 2) the rest is paid
+// by the FFN zones' margin (tests/quantize: Rules.Q3HifiMWithinQ3KMBytes); with fewer KV heads,
+// fewer than 4 layers, or 8 experts (llama.cpp's own MoE attention rules) Q3_K_M's attention.
+bool hifi_attention(const ModelInfo& m) {
+  return m.n_expert > 1 && m.n_expert != 8 && m.n_layer >= 4 && 2 * m.n_head_kv >= m.n_head;
+}
+
 // ffn_gate and ffn_up: only IQ3_XS changes them (IQ3_XXS for the middle layers).
 GgmlType ffn_gate_up_type(const ModelInfo& m, int& counter, FType ft, std::string_view name, GgmlType t) {
   const int i = ffn_layer(m, counter, name), n = m.n_layer;
   ++counter;
+  if (ft == FType::Q3_HIFI_M) {
+    const HifiZones z = hifi_zones(m);
+    return i < z.first || i >= z.last_begin ? G::Q4_K : t;
+  }
   return ft == FType::IQ3_XS && i >= n / 8 && i < 7 * n / 8 ? G::IQ3_XXS : t;
 }
 
@@ -127,7 +159,7 @@ GgmlType attn_v_type(const ModelInfo& m, MixState& st, FType ft, bool has_imatri
     case FType::IQ3_XS: case FType::IQ3_S: if (m.n_gqa() >= 4) t = G::Q4_K; break;
     case FType::IQ3_M: t = G::Q4_K; break;
     case FType::Q3_K_M: t = i < 2 ? G::Q5_K : G::Q4_K; break;
-    case FType::Q3_HIFI_M: t = G::Q3_HIFI; break;
+    case FType::Q3_HIFI_M: t = hifi_attention(m) ? G::Q3_HIFI : i < 2 ? G::Q5_K : G::Q4_K; break;
     case FType::Q3_K_L: t = G::Q5_K; break;
     case FType::IQ4_NL: case FType::IQ4_XS: if (m.n_gqa() >= 4) t = G::Q5_K; break;
     case FType::Q4_K_M: case FType::Q5_K_M: if (use_more_bits(i, n)) t = G::Q6_K; break;
@@ -154,8 +186,12 @@ GgmlType ffn_down_type(const ModelInfo& m, MixState& st, FType ft, bool has_imat
       t = i < n / 16 ? G::Q5_K : (!falcon || use_more_bits(i, n)) ? G::Q4_K : G::Q3_K;
       break;
     case FType::Q3_K_L: t = falcon ? G::Q4_K : G::Q5_K; break;
-    // Q3_K_M's types for the first half, then Q3_HIFI (the Q3_HIFI_M note at mix_type).
-    case FType::Q3_HIFI_M: t = i < n / 16 ? G::Q5_K : i < n / 2 ? G::Q4_K : G::Q3_HIFI; break;
+    case FType::Q3_HIFI_M: {  // the zones of hifi_zones, else Q3_K_M's (non-Falcon) types
+      const HifiZones z = hifi_zones(m);
+      t = i < z.first ? G::Q5_K : i < z.q3k_end ? G::Q3_K : i < n / 16 ? G::Q5_K : G::Q4_K;
+      if (falcon) t = i < n / 16 ? G::Q5_K : use_more_bits(i, n) ? G::Q4_K : G::Q3_K;
+      break;
+    }
     case FType::Q4_K_M:
       if (falcon)
         t = i < n / 16 ? G::Q6_K : use_more_bits(i, n) ? G::Q5_K : G::Q4_K;
@@ -192,7 +228,7 @@ GgmlType attn_output_type(const ModelInfo& m, FType ft, GgmlType t) {
     case FType::Q3_K_M: return G::Q4_K;
     case FType::IQ3_XXS: return G::IQ3_S;
     case FType::IQ3_M: return G::Q4_K;
-    case FType::Q3_HIFI_M: return G::Q3_HIFI;
+    case FType::Q3_HIFI_M: return hifi_attention(m) ? G::Q3_HIFI : G::Q4_K;
     case FType::Q3_K_L: return G::Q5_K;
     default: return t;
   }
@@ -250,12 +286,17 @@ bool is_quantized_type(GgmlType type) {
   }
 }
 
-// Q3_HIFI_M (imq's): Q3_K_M's mix, except that all attention matrices and the second half of
-// ffn_down are Q3_HIFI (attn_q and attn_k up from Q3_K, attn_v, attn_output and those
-// ffn_down down from Q4_K/Q5_K). Chosen by measurement, one tensor class at a time, on the
-// dense and MoE test models (bench/README.md, "Q3_HIFI"): there it is smaller than Q3_K_M with
-// a lower KLD. The size balance depends on the shapes: models whose attn_k is as large as
-// attn_q (no GQA) pay more for the upgrade than the downgrades save.
+// Q3_HIFI_M (imq's), redesigned from per-tensor measurements (bench/README.md, "Q3_HIFI: where
+// the bytes go"): Q3_K_M's byte budget moved to where it lowers the KL divergence most.
+// * FFN (hifi_zones): the first max(1, n/8) layers' ffn_gate/ffn_up Q4_K and ffn_down Q5_K,
+//   and (n >= 6) the last ones' ffn_gate/ffn_up Q4_K, paid for by ffn_down Q3_K in the layers
+//   after the first (the three FFN matrices have the same size, so the bpw balance holds for
+//   any width). Measured per layer on dict8-spm4k, the first and last layers' FFN upgrades
+//   save 3-40x more KLD per byte than the middle layers' ffn_down loses. Not measured on
+//   models of 32 layers and more, where 20 of 32 ffn_down tensors become Q3_K.
+// * Attention on MoE models: attn_q, attn_v, attn_output Q3_HIFI (attn_q up from Q3_K, the
+//   others down from Q4_K/Q5_K at about the same bytes). Dense models keep Q3_K_M's attention:
+//   there Q4_K beat Q3_HIFI per byte on every attention kind measured.
 GgmlType mix_type(const ModelInfo& m, MixState& st, FType ft, bool has_imatrix,
                   std::string_view name, int64_t ne0, GgmlType t) {
   const Category cat = categorize(m, name);
@@ -274,11 +315,11 @@ GgmlType mix_type(const ModelInfo& m, MixState& st, FType ft, bool has_imatrix,
       if (m.n_expert == 8) return G::Q8_0;
       if (ft == FType::IQ3_XS) return G::IQ3_XXS;
       if (ft == FType::IQ3_XXS) return G::IQ2_S;
-      return ft == FType::Q3_HIFI_M ? G::Q3_HIFI : t;
+      return t;
     case Category::kAttnQ:
       if (ft == FType::IQ3_XS) return G::IQ3_XXS;
       if (ft == FType::IQ3_XXS) return G::IQ2_S;
-      return ft == FType::Q3_HIFI_M ? G::Q3_HIFI : t;
+      return ft == FType::Q3_HIFI_M && hifi_attention(m) ? G::Q3_HIFI : t;
     case Category::kAttnOutput: return attn_output_type(m, ft, t);
     case Category::kFfnDown: return ffn_down_type(m, st, ft, has_imatrix, name, t);
     case Category::kFfnGate: return ffn_gate_up_type(m, st.i_ffn_gate, ft, name, t);

@@ -21,6 +21,8 @@ class RowQuantizer {
                           int64_t n_per_row, const float* importance) const = 0;
 };
 
-std::unique_ptr<RowQuantizer> make_row_quantizer(Search search);
+// rule: how Q3_HIFI tensors choose their outliers (the codec's own quantize is kSaving).
+std::unique_ptr<RowQuantizer> make_row_quantizer(Search search,
+                                                 Q3HifiOutliers rule = Q3HifiOutliers::kSaving);
 
 }  // namespace imq::quantize

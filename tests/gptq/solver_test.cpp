@@ -281,7 +281,8 @@ INSTANTIATE_TEST_SUITE_P(Grids, GptqLowersError,
                          ::testing::Values(GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K,
                                            GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::Q4_0,
                                            GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1,
-                                           GgmlType::Q8_0, GgmlType::IQ4_NL, GgmlType::IQ4_XS),
+                                           GgmlType::Q8_0, GgmlType::IQ4_NL, GgmlType::IQ4_XS,
+                                           GgmlType::Q3_HIFI),
                          [](const auto& info) { return std::string(ggml_type_info(info.param)->name); });
 
 }  // namespace

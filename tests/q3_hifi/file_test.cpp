@@ -136,8 +136,9 @@ TEST(Q3HifiFile, WithoutImatrixWarnsOnce) {
   EXPECT_EQ(test::run_imq("info " + out).rc, 0);
 }
 
-// Q3_HIFI_M: Q3_K_M's mix with Q3_HIFI for the attention matrices and the second half of
-// ffn_down, and no larger than Q3_K_M.
+// Q3_HIFI_M on a dense model (4 layers): layer 0's FFN up (ffn_gate/ffn_up Q4_K, ffn_down
+// Q5_K), ffn_down Q3_K in layers 1-3, Q3_K_M's attention (no Q3_HIFI tensor, so no version
+// key), and no larger than Q3_K_M. The MoE routing is checked below.
 TEST(Q3HifiFile, MixRouting) {
   IMQ_NEED_SHARED(model, kModel);
   IMQ_NEED_SHARED(imatrix, kImatrix);
@@ -148,14 +149,16 @@ TEST(Q3HifiFile, MixRouting) {
   const std::string out = quantize_model(d, model, "Q3_HIFI_M", imatrix);
   const gguf::File q = gguf::File::open(out);
   EXPECT_EQ(q.find("general.file_type")->as_int(), 2001);
-  ASSERT_TRUE(q.find(std::string(kQ3HifiVersionKey)));
+  EXPECT_FALSE(q.find(std::string(kQ3HifiVersionKey)));
   const auto type = [&](const std::string& name) { return q.tensor(name).type; };
   for (int l = 0; l < 4; ++l) {
     const std::string b = "blk." + std::to_string(l) + ".";
-    for (const char* t : {"attn_q", "attn_k", "attn_v", "attn_output"})
-      EXPECT_EQ(type(b + t + ".weight"), GgmlType::Q3_HIFI) << b << t;
-    EXPECT_EQ(type(b + "ffn_down.weight"), l < 2 ? GgmlType::Q4_K : GgmlType::Q3_HIFI) << l;
-    EXPECT_EQ(type(b + "ffn_up.weight"), GgmlType::Q3_K) << l;
+    for (const char* t : {"attn_q", "attn_k"}) EXPECT_EQ(type(b + t + ".weight"), GgmlType::Q3_K) << b << t;
+    EXPECT_EQ(type(b + "attn_v.weight"), l < 2 ? GgmlType::Q5_K : GgmlType::Q4_K) << l;
+    EXPECT_EQ(type(b + "attn_output.weight"), GgmlType::Q4_K) << l;
+    EXPECT_EQ(type(b + "ffn_down.weight"), l < 1 ? GgmlType::Q5_K : GgmlType::Q3_K) << l;
+    EXPECT_EQ(type(b + "ffn_up.weight"), l < 1 ? GgmlType::Q4_K : GgmlType::Q3_K) << l;
+    EXPECT_EQ(type(b + "ffn_gate.weight"), l < 1 ? GgmlType::Q4_K : GgmlType::Q3_K) << l;
   }
   EXPECT_EQ(type("token_embd.weight"), GgmlType::Q3_K);
   EXPECT_EQ(type("output.weight"), GgmlType::Q6_K);
@@ -173,12 +176,21 @@ uint64_t dry_run_size(const std::string& args) {
   return p == std::string::npos ? 0 : std::stoull(all.substr(p + key.size()));
 }
 
-// On the MoE model too, Q3_HIFI_M is no larger than Q3_K_M (measured: 4818272 vs 4845888).
+// On the MoE model Q3_HIFI_M has Q3_HIFI attn_q, attn_v and attn_output, and is no larger
+// than Q3_K_M.
 TEST(Q3HifiFile, MixNoLargerThanQ3KMOnMoe) {
   IMQ_NEED_SHARED(model, "models/moe-gpt2bpe-f32.gguf");
   IMQ_NEED_SHARED(imatrix, "reference/moe-gpt2bpe/imatrix-calib-c256.gguf");
   test::TempDir d;
   const std::string args = "--imatrix " + imatrix + " " + model + " " + d.file("x.gguf") + " ";
+  const auto plan = test::run_imq("quantize --dry-run " + args + "Q3_HIFI_M");
+  ASSERT_EQ(plan.rc, 0) << plan.err;
+  const std::string listing = plan.out + plan.err;
+  for (const char* t : {"blk.2.attn_q.weight", "blk.2.attn_v.weight", "blk.2.attn_output.weight"}) {
+    const size_t p = listing.find(t);
+    ASSERT_NE(p, std::string::npos) << t << "\n" << listing;
+    EXPECT_NE(listing.substr(p, listing.find('\n', p) - p).find("q3_hifi"), std::string::npos) << t;
+  }
   const uint64_t hifi_m = dry_run_size(args + "Q3_HIFI_M"), k_m = dry_run_size(args + "Q3_K_M");
   EXPECT_GT(hifi_m, 0u);
   EXPECT_LE(hifi_m, k_m);

@@ -3,6 +3,7 @@
 // parsing and the importance loader's edge cases.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -86,6 +87,67 @@ TEST(Rules, OtherMixesOn32Layers) {
       EXPECT_EQ(type, name == "output.weight" && ft != FType::Q8_0 ? id(G::Q6_K) : base) << name;
   }
   EXPECT_EQ(mix(llama(32), FType::Q4_0)["output.weight"], id(G::Q6_K));
+}
+
+// Q3_HIFI_M (rules.cpp, the note at mix_type): the first f = max(1, n/8) layers' FFN up, the
+// last f layers' ffn_gate/ffn_up up when n >= 6f, ffn_down Q3_K in the layers between that pay
+// for it, Q3_K_M's attention on dense models and Q3_HIFI attn_q, attn_v and attn_output on MoE
+// models (not 8-expert ones).
+TEST(Rules, Q3HifiMZones) {
+  for (int n : {4, 5, 8, 32}) {
+    auto t = mix(llama(n, 32, 8), FType::Q3_HIFI_M);
+    const int first = std::max(1, n / 8);
+    const bool last_up = n >= 6 * first;
+    const int q3k_end = last_up ? 6 * first : std::min(n, 4 * first);
+    for (int i = 0; i < n; ++i) {
+      const G gate_up = i < first || (last_up && i >= n - first) ? id(G::Q4_K) : id(G::Q3_K);
+      EXPECT_EQ(t[L(i, "ffn_gate")], gate_up) << n << " " << i;
+      EXPECT_EQ(t[L(i, "ffn_up")], gate_up) << n << " " << i;
+      const G down = i < first ? id(G::Q5_K) : i < q3k_end ? id(G::Q3_K) : id(G::Q4_K);
+      EXPECT_EQ(t[L(i, "ffn_down")], down) << n << " " << i;
+      EXPECT_EQ(t[L(i, "attn_v")], i < 2 ? id(G::Q5_K) : id(G::Q4_K)) << n << " " << i;
+      EXPECT_EQ(t[L(i, "attn_output")], id(G::Q4_K));
+      EXPECT_EQ(t[L(i, "attn_q")], id(G::Q3_K));
+      EXPECT_EQ(t[L(i, "attn_k")], id(G::Q3_K));
+    }
+  }
+  auto moe = mix(llama(8, 8, 8, 4), FType::Q3_HIFI_M);
+  for (auto n : {"attn_q", "attn_v", "attn_output"}) EXPECT_EQ(moe[L(5, n)], id(G::Q3_HIFI)) << n;
+  EXPECT_EQ(moe[L(5, "attn_k")], id(G::Q3_K));
+  auto moe8 = mix(llama(8, 8, 8, 8), FType::Q3_HIFI_M);
+  EXPECT_EQ(moe8[L(5, "attn_q")], id(G::Q3_K));
+  EXPECT_EQ(moe8[L(5, "attn_v")], id(G::Q8_0));
+  // Fewer than 4 layers: Q3_K_M's FFN types.
+  auto small = mix(llama(3), FType::Q3_HIFI_M);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(small[L(i, "ffn_down")], id(G::Q4_K)) << i;
+    EXPECT_EQ(small[L(i, "ffn_gate")], id(G::Q3_K)) << i;
+  }
+}
+
+// Q3_HIFI_M's blk.* bytes never exceed Q3_K_M's, on shapes from 1 to 80 layers, dense (with
+// and without GQA) and MoE (ffn tensors n_expert times larger): attn_q/attn_output d x d,
+// attn_k/attn_v d x d * kv/heads, each FFN matrix d x 8d/3.
+TEST(Rules, Q3HifiMWithinQ3KMBytes) {
+  const auto bits = [](const ModelInfo& m, FType ft) {
+    const auto t = mix(m, ft);
+    const double d = 4096, kv = d * m.n_head_kv / m.n_head, ffn = d * 8 / 3 * std::max(1, m.n_expert);
+    const std::map<std::string, double> size = {{"attn_q", d * d}, {"attn_output", d * d},
+        {"attn_k", d * kv}, {"attn_v", d * kv}, {"ffn_down", d * ffn}, {"ffn_gate", d * ffn}, {"ffn_up", d * ffn}};
+    double total = 0;
+    for (int i = 0; i < m.n_layer; ++i)
+      for (const auto& [kind, n] : size) {
+        const auto info = ggml_type_info(t.at(L(i, kind)));
+        total += n * info->type_size * 8 / info->block_size;
+      }
+    return total;
+  };
+  for (int n : {1, 2, 3, 4, 5, 7, 8, 12, 16, 24, 32, 40, 48, 60, 80})
+    for (ModelInfo m : {llama(n), llama(n, 32, 8), llama(n, 8, 8, 4), llama(n, 32, 8, 8), llama(n, 16, 4, 16)}) {
+      m.is_70b = n == 80 && m.n_head != m.n_head_kv && m.n_expert == 0;
+      EXPECT_LE(bits(m, FType::Q3_HIFI_M), bits(m, FType::Q3_K_M))
+          << n << " layers, " << m.n_head << "/" << m.n_head_kv << " heads, " << m.n_expert << " experts";
+    }
 }
 
 TEST(Rules, GqaExpertsAndImatrixSpecialCases) {

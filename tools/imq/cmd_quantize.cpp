@@ -93,7 +93,7 @@ int cmd_quantize(int argc, char** argv) {
                "Q4_K_M Q5_K_S Q5_K_M Q6_K Q8_0 F16 BF16 F32, imq's Q3_HIFI Q3_HIFI_M (or a numeric ftype)",
                "imq quantize"};
   std::vector<std::string> positional;
-  std::string imatrix, output_type, embd_type, search = "reference";
+  std::string imatrix, output_type, embd_type, search = "reference", q3_hifi_outliers = "saving";
   std::vector<std::string> include, exclude, tensor_types;
   std::string tensor_type_file;
   bool pure = false, leave_output = false, requantize = false, dry_run = false;
@@ -131,6 +131,7 @@ int cmd_quantize(int argc, char** argv) {
   app.add_flag("--leave-output-tensor", leave_output, "keep output.weight unquantized");
   app.add_flag("--allow-requantize", requantize, "allow quantized input tensors (dequantized first)");
   app.add_flag("--dry-run", dry_run, "plan only: print the types and sizes, write nothing");
+  app.add_option("--q3-hifi-outliers", q3_hifi_outliers, "Q3_HIFI outliers: saving (imq's: the weights whose removal lowers the block's weighted error most), magnitude (the fork's: largest |x|*w) or joint (imq's earlier search)");
   app.add_option("--search", search, "block search: reference (llama.cpp's, byte-exact) or imq (lower weighted error, same format)");
   app.add_option("args", positional, "INPUT.gguf [OUTPUT.gguf] TYPE [NTHREADS]")->required();
   if (auto rc = parse_llama(app, argc, argv, 1, "llama-quantize", nullptr)) return *rc;
@@ -186,6 +187,7 @@ int cmd_quantize(int argc, char** argv) {
   opt.allow_requantize = requantize;
   opt.dry_run = dry_run;
   opt.search = parse_search(search);
+  opt.q3_hifi_outliers = parse_q3_hifi_outliers(q3_hifi_outliers);
 
   const auto t0 = Clock::now();
   if (!dry_run) check_output_path(input, output);
