@@ -9,6 +9,7 @@
 #include "core/thread_pool.h"
 #include "gptq/hessian.h"
 #include "gptq/solver.h"
+#include "imq/error.h"
 #include "imq/ggml_types.h"
 #include "imq/quant.h"
 #include "model/synth_util.h"
@@ -281,7 +282,73 @@ INSTANTIATE_TEST_SUITE_P(Grids, GptqLowersError,
                          ::testing::Values(GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K,
                                            GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::Q4_0,
                                            GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1,
-                                           GgmlType::Q8_0, GgmlType::IQ4_NL, GgmlType::IQ4_XS),
+                                           GgmlType::Q8_0, GgmlType::IQ4_NL, GgmlType::IQ4_XS,
+                                           GgmlType::IQ1_S, GgmlType::IQ1_M, GgmlType::IQ2_XXS,
+                                           GgmlType::IQ2_XS, GgmlType::IQ2_S, GgmlType::IQ3_XXS,
+                                           GgmlType::IQ3_S),
+                         [](const auto& info) { return std::string(ggml_type_info(info.param)->name); });
+
+// The lattice i-quants round groups of elements jointly (quant/grid.h, GridOps::round_group).
+class GptqGroups : public ::testing::TestWithParam<GgmlType> {};
+
+// fit is the codec's own search (the same bytes as its quantize), and its codes are a fixed
+// point of round_group: rounding the block's decoded values group by group, at the scales fit
+// stored, writes the same bytes back.
+TEST_P(GptqGroups, FitCodesAreAFixedPoint) {
+  const quant::Codec& c = quant::codec(GetParam());
+  const quant::GridOps* ops = c.grid;
+  ASSERT_TRUE(ops && ops->group > 1 && ops->round_group);
+  const int64_t bs = c.block_size;
+  for (uint32_t seed = 40; seed < 44; ++seed) {
+    const auto x = randn(size_t(bs), seed, 0.02f);
+    auto imp = randn(size_t(bs), seed + 100);
+    for (auto& v : imp) v = 0.1f + v * v;
+    std::vector<uint8_t> own(c.type_size), fitted(c.type_size);
+    c.quantize(x.data(), own.data(), 1, bs, imp.data());
+    quant::BlockGrid g;
+    ops->fit(x.data(), imp.data(), 0, fitted.data(), g);
+    ASSERT_EQ(fitted, own) << "fit is not the codec's search, seed " << seed;
+    std::vector<float> y(static_cast<size_t>(bs));
+    c.dequantize(fitted.data(), y.data(), bs);
+    auto again = fitted;  // round_group overwrites every group's code bits
+    for (int64_t first = 0; first < bs; first += ops->group)
+      ops->round_group(int(first), y.data() + first, imp.data() + first, again.data());
+    EXPECT_EQ(again, own) << "seed " << seed;
+  }
+}
+
+// Act order for group types orders whole groups, each in its own order; quantize_rows refuses
+// an order that splits a group, and follows one that keeps them.
+TEST_P(GptqGroups, ActOrderKeepsGroupsWhole) {
+  const int64_t n = 512;
+  const quant::Codec& c = quant::codec(GetParam());
+  const int64_t gs = c.grid->group;
+  const Hessian h = hessian_of(activations(1000, n, 51), n);
+  const auto diag = h.diagonal();
+  Factor split, whole;
+  split.order = gptq::importance_order(diag, c.block_size);
+  whole.order = gptq::importance_order(diag, c.block_size, gs);
+  for (int64_t p = 0; p < n; p += gs)
+    for (int64_t k = 0; k < gs; ++k) ASSERT_EQ(whole.order[size_t(p + k)], whole.order[size_t(p)] + k);
+  EXPECT_NE(whole.order, split.order);
+  ASSERT_TRUE(gptq::factor_hessian(h, 0.01, split));
+  ASSERT_TRUE(gptq::factor_hessian(h, 0.01, whole));
+  ThreadPool pool(2);
+  const auto imp = h.mean_square();
+  auto w = randn(size_t(4 * n), 52, 0.02f);
+  std::vector<uint8_t> out(quant::row_size(c, n) * 4);
+  auto w1 = w;
+  EXPECT_THROW(gptq::quantize_rows(c, 1, split, imp.data(), w1.data(), 4, out.data(), pool), Error);
+  gptq::quantize_rows(c, 1, whole, imp.data(), w.data(), 4, out.data(), pool);
+  std::vector<float> y(w.size());
+  c.dequantize(out.data(), y.data(), int64_t(y.size()));
+  EXPECT_EQ(w, y) << "the returned rows hold the stored values";
+}
+
+INSTANTIATE_TEST_SUITE_P(IQuants, GptqGroups,
+                         ::testing::Values(GgmlType::IQ1_S, GgmlType::IQ1_M, GgmlType::IQ2_XXS,
+                                           GgmlType::IQ2_XS, GgmlType::IQ2_S, GgmlType::IQ3_XXS,
+                                           GgmlType::IQ3_S),
                          [](const auto& info) { return std::string(ggml_type_info(info.param)->name); });
 
 }  // namespace
