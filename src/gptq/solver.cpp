@@ -140,7 +140,7 @@ std::vector<int64_t> importance_order(const std::vector<double>& diag_h, int64_t
   const auto n = int64_t(diag_h.size());
   if (bs <= 0 || n % bs != 0) throw_error("importance_order: {} columns in blocks of {}", n, bs);
   if (gs <= 0 || bs % gs != 0) throw_error("importance_order: blocks of {} in groups of {}", bs, gs);
-  // A group is ordered by its first column, which stands for the group's sum.
+  // diag(c): the sum of diag H over the group that starts at column c.
   auto diag = [&](int64_t c) {
     double s = 0;
     for (int64_t k = 0; k < gs; ++k) s += diag_h[size_t(c + k)];
