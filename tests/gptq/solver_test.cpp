@@ -317,6 +317,58 @@ TEST_P(GptqGroups, FitCodesAreAFixedPoint) {
   }
 }
 
+// The group path against the textbook: each group's codes chosen by round_group for the values
+// it has when its first column comes (weights 1 / U_pp^2, as the solver gives them), then the
+// OBS update column by column with H⁻¹ downdated in double, the group's later columns taking the
+// feedback of its earlier ones into their errors.
+TEST_P(GptqGroups, FollowsTheTextbookUpdate) {
+  const int64_t n = 256;
+  const quant::Codec& c = quant::codec(GetParam());
+  const quant::GridOps* ops = c.grid;
+  const Hessian h = hessian_of(activations(1200, n, 61), n);
+  Factor f;
+  ASSERT_TRUE(gptq::factor_hessian(h.full(), n, 0.01, f));
+  const auto w = randn(size_t(n), 62, 0.05f);
+  const auto imp = h.mean_square();
+
+  std::vector<double> hinv = inverse(damped(h.full(), n, 0.01), n);
+  quant::BlockGrid g;
+  std::vector<uint8_t> block(c.type_size);
+  ops->fit(w.data(), imp.data(), 0, block.data(), g);
+  std::vector<double> wd(w.begin(), w.end());
+  std::vector<float> want(static_cast<size_t>(n));
+  for (int64_t i0 = 0; i0 < n; i0 += ops->group) {
+    float xg[8], wg[8];
+    for (int64_t t = 0; t < ops->group; ++t) {
+      const float upp = f.u[size_t((i0 + t) * n + i0 + t)];
+      xg[t] = float(wd[size_t(i0 + t)]), wg[t] = 1 / (upp * upp);
+    }
+    ops->round_group(int(i0), xg, wg, block.data());
+    c.dequantize(block.data(), want.data(), n);
+    for (int64_t i = i0; i < i0 + ops->group; ++i) {
+      const double err = wd[size_t(i)] - want[size_t(i)], d = hinv[size_t(i * n + i)];
+      for (int64_t j = i + 1; j < n; ++j) wd[size_t(j)] -= err / d * hinv[size_t(i * n + j)];
+      std::vector<double> col(static_cast<size_t>(n)), row(static_cast<size_t>(n));
+      for (int64_t k = 0; k < n; ++k) col[size_t(k)] = hinv[size_t(k * n + i)], row[size_t(k)] = hinv[size_t(i * n + k)];
+      for (int64_t r = 0; r < n; ++r)
+        for (int64_t k = 0; k < n; ++k) hinv[size_t(r * n + k)] -= col[size_t(r)] * row[size_t(k)] / d;
+    }
+  }
+
+  ThreadPool pool(1);
+  std::vector<float> wq = w;
+  std::vector<uint8_t> out(c.type_size);
+  gptq::quantize_rows(c, 1, f, imp.data(), wq.data(), 1, out.data(), pool);
+  std::vector<float> got(static_cast<size_t>(n));
+  c.dequantize(out.data(), got.data(), n);
+  int same = 0;
+  for (int64_t i = 0; i < n; ++i) same += got[size_t(i)] == want[size_t(i)];
+  // Measured: 0 values differ for all seven types; with the group's feedback left out of its
+  // later columns' errors, 2 (IQ3_S) to 28 (IQ1_M) differ.
+  RecordProperty("differ", std::to_string(n - same));
+  EXPECT_LE(n - same, 1) << "values that differ from the textbook's";
+}
+
 // Act order for group types orders whole groups, each in its own order; quantize_rows refuses
 // an order that splits a group, and follows one that keeps them.
 TEST_P(GptqGroups, ActOrderKeepsGroupsWhole) {
