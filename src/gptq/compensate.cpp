@@ -22,6 +22,7 @@
 #include "imq/model.h"
 #include "imq/quant.h"
 #include "imq/tokenizer.h"
+#include "quant/grid.h"
 
 namespace imq::gptq {
 namespace {
@@ -142,7 +143,7 @@ struct Run {
       Factor f;
       std::string why;
       if (tokens >= min_tokens && o.act_order)
-        f.order = importance_order(it->second.diagonal(), codec.block_size);
+        f.order = importance_order(it->second.diagonal(), codec.block_size, codec.grid->group);
       if (tokens < min_tokens)
         why = fmt::format("{} tokens (< {})", tokens, min_tokens);
       else if (!factor_hessian(it->second, o.damp, f))

@@ -136,25 +136,33 @@ void correct_toward(const Factor& f, std::vector<float> m, float* w, int64_t row
   });
 }
 
-std::vector<int64_t> importance_order(const std::vector<double>& diag_h, int64_t bs) {
+std::vector<int64_t> importance_order(const std::vector<double>& diag_h, int64_t bs, int64_t gs) {
   const auto n = int64_t(diag_h.size());
   if (bs <= 0 || n % bs != 0) throw_error("importance_order: {} columns in blocks of {}", n, bs);
-  auto diag = [&](int64_t c) { return diag_h[size_t(c)]; };
+  if (gs <= 0 || bs % gs != 0) throw_error("importance_order: blocks of {} in groups of {}", bs, gs);
+  // diag(c): the sum of diag H over the group that starts at column c.
+  auto diag = [&](int64_t c) {
+    double s = 0;
+    for (int64_t k = 0; k < gs; ++k) s += diag_h[size_t(c + k)];
+    return s;
+  };
   std::vector<int64_t> blocks(size_t(n / bs));
   std::vector<double> block_sum(blocks.size(), 0.0);
   for (int64_t b = 0; b < n / bs; ++b) {
     blocks[size_t(b)] = b;
-    for (int64_t k = 0; k < bs; ++k) block_sum[size_t(b)] += diag(b * bs + k);
+    for (int64_t k = 0; k < bs; ++k) block_sum[size_t(b)] += diag_h[size_t(b * bs + k)];
   }
   std::stable_sort(blocks.begin(), blocks.end(),
                    [&](int64_t a, int64_t b) { return block_sum[size_t(a)] > block_sum[size_t(b)]; });
   std::vector<int64_t> order;
   order.reserve(size_t(n));
+  std::vector<int64_t> firsts;
   for (int64_t b : blocks) {
-    const size_t first = order.size();
-    for (int64_t k = 0; k < bs; ++k) order.push_back(b * bs + k);
-    std::stable_sort(order.begin() + first, order.end(),
-                     [&](int64_t x, int64_t y) { return diag(x) > diag(y); });
+    firsts.clear();
+    for (int64_t k = 0; k < bs; k += gs) firsts.push_back(b * bs + k);
+    std::stable_sort(firsts.begin(), firsts.end(), [&](int64_t x, int64_t y) { return diag(x) > diag(y); });
+    for (int64_t c : firsts)
+      for (int64_t k = 0; k < gs; ++k) order.push_back(c + k);
   }
   return order;
 }
@@ -178,6 +186,14 @@ void quantize_rows(const quant::Codec& codec, int variants, const Factor& f, con
     for (int64_t k = 1; k < bs; ++k)
       if (perm[size_t(p + k)] / bs != perm[size_t(p)] / bs)
         throw_error("quantize_rows: the column order splits block {}", perm[size_t(p)] / bs);
+  const int64_t gs = ops->group;  // a jointly coded group's columns: consecutive and in order
+  if (gs < 1 || bs % gs != 0 || (gs > 1 && !ops->round_group))
+    throw_error("{}: groups of {} in blocks of {}", codec.name, gs, bs);
+  for (int64_t p = 0; p < n; p += gs)
+    for (int64_t k = 0; k < gs; ++k)
+      if (perm[size_t(p + k)] != perm[size_t(p)] + k || perm[size_t(p)] % gs != 0)
+        throw_error("quantize_rows: the column order splits {}'s group at column {}", codec.name,
+                    perm[size_t(p)]);
   variants = std::clamp(variants, 1, ops->n_variants);
   // Positions per lazy batch: whole blocks, at least 128.
   const int64_t batch = std::max<int64_t>(bs, (128 / bs) * bs);
@@ -188,7 +204,7 @@ void quantize_rows(const quant::Codec& codec, int variants, const Factor& f, con
     quant::BlockGrid g;
     const auto nb = static_cast<size_t>(bs);
     std::vector<float> err(static_cast<size_t>(kTileRows * batch)), vals(nb), e(nb), best_vals(nb),
-        best_e(nb), x(nb), imp(nb), wt(static_cast<size_t>(kTileRows * n));
+        best_e(nb), x(nb), imp(nb), dec(nb), gw(nb), wt(static_cast<size_t>(kTileRows * n));
     std::vector<uint8_t> cand(codec.type_size), best(codec.type_size);
     for (size_t tile = t0; tile < t1; ++tile) {
       const int64_t r0 = int64_t(tile) * kTileRows, nr = std::min(kTileRows, rows - r0);
@@ -218,9 +234,30 @@ void quantize_rows(const quant::Codec& codec, int variants, const Factor& f, con
               for (int64_t j = 0; j < bs; ++j) {
                 const int64_t p = i0 + j;
                 const int k = int(perm[size_t(p)] % bs);
-                const int q = g.nearest(k, vals[size_t(j)]);
-                g.q[k] = int8_t(q);
-                const float val = g.value(k, q);
+                float val;
+                if (gs == 1) {
+                  const int q = g.nearest(k, vals[size_t(j)]);
+                  g.q[k] = int8_t(q);
+                  val = g.value(k, q);
+                } else {
+                  // A group's codes are chosen together when its first column comes, for the
+                  // values it has then, each error weighed by 1 / U_pp^2 (the diagonal of the
+                  // rise of the output error; the codecs' searches are diagonal). Its columns
+                  // then take their errors one after the other as single columns do: the
+                  // feedback of the group's earlier columns no longer changes the later ones'
+                  // codes, but it is part of their errors e: with d = w - q the loss is
+                  // dᵀHd = |U⁻ᵀd|² and (U⁻ᵀd)_p is exactly the sequential e_p for any q, so
+                  // the errors pushed onward (and the loss of the variant) stay exact.
+                  if (j % gs == 0) {
+                    for (int64_t t = 0; t < gs; ++t) {
+                      const float upp = u[(p + t) * n + p + t];
+                      gw[size_t(t)] = 1 / (upp * upp);
+                    }
+                    ops->round_group(k, vals.data() + j, gw.data(), cand.data());
+                    codec.dequantize(cand.data(), dec.data(), bs);
+                  }
+                  val = dec[size_t(k)];
+                }
                 const float ej = (vals[size_t(j)] - val) / u[p * n + p];
                 vals[size_t(j)] = val;
                 e[size_t(j)] = ej;
@@ -230,7 +267,7 @@ void quantize_rows(const quant::Codec& codec, int variants, const Factor& f, con
               }
               if (loss < best_loss) {
                 best_loss = loss;
-                ops->store(g, cand.data());
+                if (gs == 1) ops->store(g, cand.data());
                 best.swap(cand);
                 best_vals.swap(vals);
                 best_e.swap(e);

@@ -5,6 +5,8 @@
 //   2. per row, columns in order: when a column starts a block, fit the block's parameters to
 //      the row's current values (quant/grid.h); round the column to the nearest grid value,
 //      and push its error e onto the columns after it: w_j -= e / U_ii * U_ij (j > i).
+//      The lattice i-quants choose a group's codes together when its first column comes
+//      (GridOps::group, round_group); its columns then push their errors as single ones do.
 //      A block tries each of its type's candidate parameter sets this way and keeps the one
 //      with the least sum of (e / U_ii)^2, the rise of the output error it causes.
 // The updates of columns beyond the current batch of columns are deferred and applied with one
@@ -35,8 +37,11 @@ struct Factor {
 // "Act order" within the block constraint: blocks by their sum of diag(H), most important
 // first, and inside each block its columns likewise (a block's columns stay together, so its
 // parameters can still be fitted to all of them before the first is rounded). The errors of
-// the columns that matter most are then spread over those that matter less.
-std::vector<int64_t> importance_order(const std::vector<double>& diag_h, int64_t block);
+// the columns that matter most are then spread over those that matter less. With group > 1
+// (quant::GridOps::group) the groups of a block are ordered by their sums instead, each
+// group's columns together and in their own order, as jointly coded groups need.
+std::vector<int64_t> importance_order(const std::vector<double>& diag_h, int64_t block,
+                                      int64_t group = 1);
 
 // Damps H by `damp` times its mean diagonal and factors it. When the damped H is not positive
 // definite the damping is raised tenfold up to three times; returns false when even that fails

@@ -34,8 +34,17 @@ struct GridOps {
   // `variant` (0: the codec's reference search; others: the type's own alternatives) into
   // `block` and describes its grid.
   void (*fit)(const float* x, const float* qw, int variant, void* block, BlockGrid& g);
-  // Writes g.q into `block` (from fit), keeping its parameters.
+  // Writes g.q into `block` (from fit), keeping its parameters. Types with group > 1 leave it
+  // null: round_group writes the codes.
   void (*store)(const BlockGrid& g, void* block);
+  // Elements coded jointly (1: each element on its own through BlockGrid::nearest).
+  int group = 1;
+  // For group > 1: with the parameters (scales) that fit wrote into `block`, chooses the codes
+  // of the group of elements first .. first + group - 1 (first a multiple of group) for their
+  // current values x, weighing their squared errors by w, and writes them into `block`. The
+  // codec's own group step (sign folding, Lattice::round), so that fit's codes are a fixed
+  // point: rounding a block's decoded values gives back its bytes.
+  void (*round_group)(int first, const float* x, const float* w, void* block) = nullptr;
 };
 
 }  // namespace imq::quant

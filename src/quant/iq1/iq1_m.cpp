@@ -27,6 +27,7 @@
 #include "core/fp16.h"
 #include "imq/error.h"
 #include "quant/block_io.h"
+#include "quant/grid.h"
 #include "quant/iq1/codecs.h"
 #include "quant/iq1/iq1s_grid.h"
 #include "quant/lattice/lattice.h"
@@ -211,11 +212,46 @@ BlockIq1M quantize_block(const Lattice& lat, const float* x, const float* qw) {
   return b;
 }
 
+// The block grid (quant/grid.h): fit is the search above; round_group codes the 8-value group
+// at `first` at its sub-block's stored scale, with whichever shift sign fits it better (the
+// shift is the group's own in IQ1_M).
+void grid_fit(const float* x, const float* qw, int /*variant*/, void* block, BlockGrid& /*g*/) {
+  store_block(block, 0, quantize_block(iq1::lattice(), x, qw));
+}
+
+void grid_round_group(int first, const float* x, const float* w, void* block) {
+  auto b = load_block<BlockIq1M>(block, 0);
+  uint16_t sc[4];
+  for (int k = 0; k < 4; ++k) sc[k] = scale_word(b, k);
+  const uint16_t dbits = uint16_t((sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) | (sc[3] & 0xf000));
+  const int g = first / 8, ib = g / 2, k = g % 2;
+  const float dl = f16_to_f32(dbits) * float(2 * ((sc[ib / 4] >> (3 * (ib % 4))) & 7) + 1);
+  if (!(dl > 0)) return;  // an all-zero block keeps its codes
+  int best_idx = 0, best_shift = 0;
+  float best_err = INFINITY;
+  for (int shift = 0; shift < 2; ++shift) {  // 0: +kDelta, 1: -kDelta (bit 3 of the nibble)
+    const float delta = shift ? -iq1::kDelta : iq1::kDelta;
+    const float value[3] = {-1 + delta, delta, 1 + delta};
+    int8_t L[8];
+    float err;
+    const int idx = round_valued_group(iq1::lattice(), x, w, dl, value, 3, L, &err);
+    if (err < best_err) best_err = err, best_idx = idx, best_shift = shift;
+  }
+  b.qs[g] = uint8_t(best_idx & 255);
+  const int nibble = (best_idx >> 8) | best_shift << 3;
+  b.qh[ib] = uint8_t((b.qh[ib] & ~(15 << (4 * k))) | nibble << (4 * k));
+  store_block(block, 0, b);
+}
+
+constexpr GridOps kGrid{1, grid_fit, nullptr, 8, grid_round_group};
+
 }  // namespace
 
 Codec iq1_m_codec() {
-  return Codec{GgmlType::IQ1_M, "iq1_m", kSuper, sizeof(BlockIq1M), dequantize,
-               quantize_lattice_rows<BlockIq1M, quantize_block, iq1::lattice>, ActFormat::Q8_K};
+  Codec c{GgmlType::IQ1_M, "iq1_m", kSuper, sizeof(BlockIq1M), dequantize,
+          quantize_lattice_rows<BlockIq1M, quantize_block, iq1::lattice>, ActFormat::Q8_K};
+  c.grid = &kGrid;
+  return c;
 }
 
 }  // namespace imq::quant

@@ -24,6 +24,7 @@
 #include "core/fp16.h"
 #include "imq/error.h"
 #include "quant/block_io.h"
+#include "quant/grid.h"
 #include "quant/iq1/codecs.h"
 #include "quant/iq1/iq1s_grid.h"
 #include "quant/lattice/lattice.h"
@@ -165,6 +166,29 @@ BlockIq1S quantize_block(const Lattice& lat, const float* x, const float* qw) {
   return b;
 }
 
+// The block grid (quant/grid.h): fit is the search above; round_group codes the 8-value group
+// at `first` at its sub-block's stored scale and shift.
+void grid_fit(const float* x, const float* qw, int /*variant*/, void* block, BlockGrid& /*g*/) {
+  store_block(block, 0, quantize_block(iq1::lattice(), x, qw));
+}
+
+void grid_round_group(int first, const float* x, const float* w, void* block) {
+  auto b = load_block<BlockIq1S>(block, 0);
+  const int g = first / 8, ib = g / 4, l = g % 4;
+  const float dl = f16_to_f32(b.d) * float(2 * ((b.qh[ib] >> 12) & 7) + 1);
+  if (!(dl > 0)) return;  // an all-zero block keeps its codes
+  const float delta = b.qh[ib] & 0x8000 ? -iq1::kDelta : iq1::kDelta;
+  const float value[3] = {-1 + delta, delta, 1 + delta};
+  int8_t L[8];
+  float err;
+  const int idx = round_valued_group(iq1::lattice(), x, w, dl, value, 3, L, &err);
+  b.qs[g] = uint8_t(idx & 255);
+  b.qh[ib] = uint16_t((b.qh[ib] & ~(7 << (3 * l))) | (idx >> 8) << (3 * l));
+  store_block(block, 0, b);
+}
+
+constexpr GridOps kGrid{1, grid_fit, nullptr, 8, grid_round_group};
+
 }  // namespace
 
 const Lattice& iq1::lattice() {
@@ -173,8 +197,10 @@ const Lattice& iq1::lattice() {
 }
 
 Codec iq1_s_codec() {
-  return Codec{GgmlType::IQ1_S, "iq1_s", kSuper, sizeof(BlockIq1S), dequantize,
-               quantize_lattice_rows<BlockIq1S, quantize_block, iq1::lattice>, ActFormat::Q8_K};
+  Codec c{GgmlType::IQ1_S, "iq1_s", kSuper, sizeof(BlockIq1S), dequantize,
+          quantize_lattice_rows<BlockIq1S, quantize_block, iq1::lattice>, ActFormat::Q8_K};
+  c.grid = &kGrid;
+  return c;
 }
 
 }  // namespace imq::quant

@@ -21,6 +21,7 @@
 #include "core/fp16.h"
 #include "imq/error.h"
 #include "quant/block_io.h"
+#include "quant/grid.h"
 #include "quant/iq2/codecs.h"
 #include "quant/iq2/iq2s_grid.h"
 #include "quant/lattice/lattice.h"
@@ -114,6 +115,29 @@ BlockIq2S quantize_block(const Lattice& lat, const float* x, const float* qw) {
   return b;
 }
 
+// The block grid (quant/grid.h): fit is the search above; round_group codes the 8-value group
+// at `first` (free signs) at its sub-block's stored scale. Level l decodes to kLevels[l] / 8 ≈
+// 2l + 1 times 2 d (0.5 + s), the scale the search rounds at.
+void grid_fit(const float* x, const float* qw, int /*variant*/, void* block, BlockGrid& /*g*/) {
+  store_block(block, 0, quantize_block(iq2::s_lattice(), x, qw));
+}
+
+void grid_round_group(int first, const float* x, const float* w, void* block) {
+  auto b = load_block<BlockIq2S>(block, 0);
+  const int g = first / 8, ib = g / 2;
+  const float scale = 2 * f16_to_f32(b.d) * (0.5f + float((b.scales[ib / 2] >> (4 * (ib % 2))) & 15));
+  if (!(scale > 0)) return;  // an all-zero block keeps its codes
+  const Lattice& lat = iq2::s_lattice();
+  int8_t L[8];
+  b.signs[g] = round_sign_group(lat, false, 8, x, w, scale, kMaxQ - 1, L);
+  const int idx = lat.find(lat.pack(L));
+  b.qs[g] = uint8_t(idx & 255);
+  b.qh[g / 4] = uint8_t((b.qh[g / 4] & ~(3 << (2 * (g % 4)))) | (idx >> 8) << (2 * (g % 4)));
+  store_block(block, 0, b);
+}
+
+constexpr GridOps kGrid{1, grid_fit, nullptr, 8, grid_round_group};
+
 }  // namespace
 
 const Lattice& iq2::s_lattice() {
@@ -122,8 +146,10 @@ const Lattice& iq2::s_lattice() {
 }
 
 Codec iq2_s_codec() {
-  return Codec{GgmlType::IQ2_S, "iq2_s", kSuper, sizeof(BlockIq2S), dequantize,
-               quantize_lattice_rows<BlockIq2S, quantize_block, iq2::s_lattice>, ActFormat::Q8_K};
+  Codec c{GgmlType::IQ2_S, "iq2_s", kSuper, sizeof(BlockIq2S), dequantize,
+          quantize_lattice_rows<BlockIq2S, quantize_block, iq2::s_lattice>, ActFormat::Q8_K};
+  c.grid = &kGrid;
+  return c;
 }
 
 }  // namespace imq::quant

@@ -21,6 +21,7 @@
 #include "core/fp16.h"
 #include "imq/error.h"
 #include "quant/block_io.h"
+#include "quant/grid.h"
 #include "quant/iq2/codecs.h"
 #include "quant/iq2/iq2xs_grid.h"
 #include "quant/lattice/lattice.h"
@@ -108,6 +109,27 @@ BlockIq2Xs quantize_block(const Lattice& lat, const float* x, const float* qw) {
   return b;
 }
 
+// The block grid (quant/grid.h): fit is the search above; round_group codes the 8-value group
+// at `first` at its sub-block's stored scale. Level l decodes to kLevels[l] / 8 ≈ 2l + 1 times
+// 2 d (0.5 + s), the scale the search rounds at.
+void grid_fit(const float* x, const float* qw, int /*variant*/, void* block, BlockGrid& /*g*/) {
+  store_block(block, 0, quantize_block(iq2::xs_lattice(), x, qw));
+}
+
+void grid_round_group(int first, const float* x, const float* w, void* block) {
+  auto b = load_block<BlockIq2Xs>(block, 0);
+  const int g = first / 8, ib = g / 2;
+  const float scale = 2 * f16_to_f32(b.d) * (0.5f + float((b.scales[ib / 2] >> (4 * (ib % 2))) & 15));
+  if (!(scale > 0)) return;  // an all-zero block keeps its codes
+  const Lattice& lat = iq2::xs_lattice();
+  int8_t L[8];
+  const int signs = round_sign_group(lat, true, 8, x, w, scale, kMaxQ - 1, L);
+  b.qs[g] = uint16_t(lat.find(lat.pack(L)) | signs << 9);
+  store_block(block, 0, b);
+}
+
+constexpr GridOps kGrid{1, grid_fit, nullptr, 8, grid_round_group};
+
 }  // namespace
 
 const Lattice& iq2::xs_lattice() {
@@ -116,8 +138,10 @@ const Lattice& iq2::xs_lattice() {
 }
 
 Codec iq2_xs_codec() {
-  return Codec{GgmlType::IQ2_XS, "iq2_xs", kSuper, sizeof(BlockIq2Xs), dequantize,
-               quantize_lattice_rows<BlockIq2Xs, quantize_block, iq2::xs_lattice>, ActFormat::Q8_K};
+  Codec c{GgmlType::IQ2_XS, "iq2_xs", kSuper, sizeof(BlockIq2Xs), dequantize,
+          quantize_lattice_rows<BlockIq2Xs, quantize_block, iq2::xs_lattice>, ActFormat::Q8_K};
+  c.grid = &kGrid;
+  return c;
 }
 
 }  // namespace imq::quant

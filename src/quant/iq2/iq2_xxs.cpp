@@ -23,6 +23,7 @@
 #include "core/fp16.h"
 #include "imq/error.h"
 #include "quant/block_io.h"
+#include "quant/grid.h"
 #include "quant/iq2/codecs.h"
 #include "quant/iq2/iq2xxs_grid.h"
 #include "quant/kquants/kquants.h"
@@ -141,6 +142,31 @@ BlockIq2Xxs quantize_block(const Lattice& lat, const float* x, const float* qw) 
   return b;
 }
 
+// The block grid (quant/grid.h): fit is the search above; round_group codes the 8-value group
+// at `first` at its sub-block's stored scale. Level l decodes to kLevels[l] / 8 ≈ 2l + 1 times
+// 2 d (0.5 + s), the scale the search rounds at.
+void grid_fit(const float* x, const float* qw, int /*variant*/, void* block, BlockGrid& /*g*/) {
+  store_block(block, 0, quantize_block(iq2::xxs_lattice(), x, qw));
+}
+
+void grid_round_group(int first, const float* x, const float* w, void* block) {
+  auto b = load_block<BlockIq2Xxs>(block, 0);
+  const int ib = first / kSub, k = first % kSub / 8;
+  uint32_t q2[2];
+  std::memcpy(q2, b.qs + 8 * ib, sizeof q2);
+  const float scale = 2 * f16_to_f32(b.d) * (0.5f + float(q2[1] >> 28));
+  if (!(scale > 0)) return;  // an all-zero block keeps its codes
+  const Lattice& lat = iq2::xxs_lattice();
+  int8_t L[8];
+  const uint32_t signs = round_sign_group(lat, true, 8, x, w, scale, kMaxQ - 1, L);
+  q2[0] = (q2[0] & ~(255u << (8 * k))) | uint32_t(lat.find(lat.pack(L))) << (8 * k);
+  q2[1] = (q2[1] & ~(127u << (7 * k))) | signs << (7 * k);
+  std::memcpy(b.qs + 8 * ib, q2, sizeof q2);
+  store_block(block, 0, b);
+}
+
+constexpr GridOps kGrid{1, grid_fit, nullptr, 8, grid_round_group};
+
 }  // namespace
 
 const Lattice& iq2::xxs_lattice() {
@@ -149,8 +175,10 @@ const Lattice& iq2::xxs_lattice() {
 }
 
 Codec iq2_xxs_codec() {
-  return Codec{GgmlType::IQ2_XXS, "iq2_xxs", kSuper, sizeof(BlockIq2Xxs), dequantize,
-               quantize_lattice_rows<BlockIq2Xxs, quantize_block, iq2::xxs_lattice>, ActFormat::Q8_K};
+  Codec c{GgmlType::IQ2_XXS, "iq2_xxs", kSuper, sizeof(BlockIq2Xxs), dequantize,
+          quantize_lattice_rows<BlockIq2Xxs, quantize_block, iq2::xxs_lattice>, ActFormat::Q8_K};
+  c.grid = &kGrid;
+  return c;
 }
 
 }  // namespace imq::quant

@@ -27,6 +27,7 @@
 #include "core/fp16.h"
 #include "imq/error.h"
 #include "quant/block_io.h"
+#include "quant/grid.h"
 #include "quant/iq3/codecs.h"
 #include "quant/iq3/iq3s_grid.h"
 #include "quant/lattice/lattice.h"
@@ -130,6 +131,30 @@ BlockIq3S quantize_block(const Lattice& lat, const float* x, const float* qw) {
   return b;
 }
 
+// The block grid (quant/grid.h): fit is the search above; round_group codes the 4-value group
+// at `first` (one lattice point, free signs) at its sub-block's stored scale d (1 + 2s). Every
+// group is rounded, so the quirk's displaced slots end up in place.
+void grid_fit(const float* x, const float* qw, int /*variant*/, void* block, BlockGrid& /*g*/) {
+  store_block(block, 0, quantize_block(iq3::s_lattice(), x, qw));
+}
+
+void grid_round_group(int first, const float* x, const float* w, void* block) {
+  auto b = load_block<BlockIq3S>(block, 0);
+  const int ib = first / kSub, k = first % kSub / 4, byte = first / 8, shift = first % 8;
+  const float scale = f16_to_f32(b.d) * float(1 + 2 * ((b.scales[ib / 2] >> (4 * (ib % 2))) & 15));
+  if (!(scale > 0)) return;  // an all-zero block keeps its codes
+  const Lattice& lat = iq3::s_lattice();
+  int8_t L[4];
+  const int signs = round_sign_group(lat, false, 4, x, w, scale, kMaxQ - 1, L);
+  const int idx = lat.find(lat.pack(L));
+  b.qs[8 * ib + k] = uint8_t(idx & 255);
+  b.qh[ib] = uint8_t((b.qh[ib] & ~(1 << k)) | (idx >> 8) << k);
+  b.signs[byte] = uint8_t((b.signs[byte] & ~(15 << shift)) | signs << shift);
+  store_block(block, 0, b);
+}
+
+constexpr GridOps kGrid{1, grid_fit, nullptr, 4, grid_round_group};
+
 }  // namespace
 
 const Lattice& iq3::s_lattice() {
@@ -138,8 +163,10 @@ const Lattice& iq3::s_lattice() {
 }
 
 Codec iq3_s_codec() {
-  return Codec{GgmlType::IQ3_S, "iq3_s", kSuper, sizeof(BlockIq3S), dequantize,
-               quantize_lattice_rows<BlockIq3S, quantize_block, iq3::s_lattice>, ActFormat::Q8_K};
+  Codec c{GgmlType::IQ3_S, "iq3_s", kSuper, sizeof(BlockIq3S), dequantize,
+          quantize_lattice_rows<BlockIq3S, quantize_block, iq3::s_lattice>, ActFormat::Q8_K};
+  c.grid = &kGrid;
+  return c;
 }
 
 }  // namespace imq::quant

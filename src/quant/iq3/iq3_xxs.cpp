@@ -23,6 +23,7 @@
 #include "core/fp16.h"
 #include "imq/error.h"
 #include "quant/block_io.h"
+#include "quant/grid.h"
 #include "quant/iq3/codecs.h"
 #include "quant/iq3/iq3xxs_grid.h"
 #include "quant/lattice/lattice.h"
@@ -121,6 +122,30 @@ BlockIq3Xxs quantize_block(const Lattice& lat, const float* x, const float* qw) 
   return b;
 }
 
+// The block grid (quant/grid.h): fit is the search above; round_group codes the 8-value sign
+// group at `first` (two lattice points) at its sub-block's stored scale. Level l decodes to
+// kXxsLevels[l] / 4 ≈ 2l + 1 times 2 d (0.5 + s), the scale the search rounds at.
+void grid_fit(const float* x, const float* qw, int /*variant*/, void* block, BlockGrid& /*g*/) {
+  store_block(block, 0, quantize_block(iq3::xxs_lattice(), x, qw));
+}
+
+void grid_round_group(int first, const float* x, const float* w, void* block) {
+  auto b = load_block<BlockIq3Xxs>(block, 0);
+  const int ib = first / kSub, l = first % kSub / 8;
+  uint32_t aux = load_u32(b.aux + 4 * ib);
+  const float scale = 2 * f16_to_f32(b.d) * (0.5f + float(aux >> 28));
+  if (!(scale > 0)) return;  // an all-zero block keeps its codes
+  const Lattice& lat = iq3::xxs_lattice();
+  int8_t L[8];
+  const uint32_t signs = round_sign_group(lat, true, 8, x, w, scale, kMaxQ - 1, L);
+  for (int h = 0; h < 2; ++h) b.qs[8 * ib + 2 * l + h] = uint8_t(lat.find(lat.pack(L + 4 * h)));
+  aux = (aux & ~(127u << (7 * l))) | signs << (7 * l);
+  std::memcpy(b.aux + 4 * ib, &aux, 4);
+  store_block(block, 0, b);
+}
+
+constexpr GridOps kGrid{1, grid_fit, nullptr, 8, grid_round_group};
+
 }  // namespace
 
 const Lattice& iq3::xxs_lattice() {
@@ -129,8 +154,10 @@ const Lattice& iq3::xxs_lattice() {
 }
 
 Codec iq3_xxs_codec() {
-  return Codec{GgmlType::IQ3_XXS, "iq3_xxs", kSuper, sizeof(BlockIq3Xxs), dequantize,
-               quantize_lattice_rows<BlockIq3Xxs, quantize_block, iq3::xxs_lattice>, ActFormat::Q8_K};
+  Codec c{GgmlType::IQ3_XXS, "iq3_xxs", kSuper, sizeof(BlockIq3Xxs), dequantize,
+          quantize_lattice_rows<BlockIq3Xxs, quantize_block, iq3::xxs_lattice>, ActFormat::Q8_K};
+  c.grid = &kGrid;
+  return c;
 }
 
 }  // namespace imq::quant

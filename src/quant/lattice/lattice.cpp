@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cfloat>
+#include <cmath>
 #include <utility>
 
 #include "imq/error.h"
@@ -144,6 +145,46 @@ uint8_t fold_signs(const float* x, const float* w, float* xval) {
     s ^= uint8_t(1u << imin);
   }
   return s & 127;
+}
+
+uint8_t round_sign_group(const Lattice& lat, bool parity, int n, const float* x, const float* w,
+                         float scale, int max_level, int8_t* L) {
+  if (n > 8 || n % lat.dim() != 0 || (parity && n != 8) || !(scale > 0))
+    throw_error("round_sign_group: {} values in groups of {} at scale {}", n, lat.dim(), scale);
+  float xval[8], waux[8];
+  uint8_t s = 0;
+  if (parity) {
+    s = fold_signs(x, w, xval);
+  } else {
+    for (int i = 0; i < n; ++i) {
+      xval[i] = x[i] >= 0 ? x[i] : -x[i];
+      if (x[i] < 0) s |= uint8_t(1u << i);
+    }
+  }
+  for (int i = 0; i < n; ++i) waux[i] = std::sqrt(w[i]);
+  for (int k = 0; k < n; k += lat.dim()) lat.round(xval + k, waux + k, 1 / scale, scale, max_level, L + k);
+  return s;
+}
+
+int round_valued_group(const Lattice& lat, const float* x, const float* w, float scale,
+                       const float* value, int n_levels, int8_t* L, float* err) {
+  if (!(scale > 0)) throw_error("round_valued_group: scale {}", scale);
+  for (int i = 0; i < lat.dim(); ++i) {
+    int best = 0;
+    for (int l = 1; l < n_levels; ++l)
+      if (std::fabs(scale * value[l] - x[i]) < std::fabs(scale * value[best] - x[i])) best = l;
+    L[i] = int8_t(best);
+  }
+  const uint32_t u = lat.pack(L);
+  int g = lat.find(u);
+  if (g < 0) g = lat.nearest(u, x, w, scale, L, value);
+  float e = 0;
+  for (int i = 0; i < lat.dim(); ++i) {
+    const float diff = scale * value[L[i]] - x[i];
+    e += w[i] * diff * diff;
+  }
+  *err = e;
+  return g;
 }
 
 }  // namespace imq::quant

@@ -94,6 +94,22 @@ constexpr uint8_t sign_byte(uint32_t s7) {
 // flips. Returns the low 7 bits (the 8th follows from the parity).
 uint8_t fold_signs(const float* x, const float* w, float* xval);
 
+// One jointly coded sign group of n values (8, or 4 with free signs) at a fixed scale, for the
+// error-compensated quantizer (quant/grid.h, GridOps::round_group): the codecs' own group step.
+// The signs are folded (fold_signs, weights w) when the format keeps their parity, else taken
+// as they are; each lattice group of magnitudes is then rounded at `scale` (Lattice::round,
+// weights sqrt(w), as the codecs' searches use). Writes n levels to L (on the grid) and returns
+// the sign bits (bit j: value j negative; 7 bits with parity).
+uint8_t round_sign_group(const Lattice& lat, bool parity, int n, const float* x, const float* w,
+                         float scale, int max_level, int8_t* L);
+
+// The same for the IQ1 types, whose levels l decode to scale * value[l] (no sign bits): each
+// of dim values x to its nearest level, an off-grid point replaced by its best grid neighbour
+// (Lattice::nearest, weights w, as the IQ1 searches do). Writes the levels to L, returns the
+// grid index and sets *err to the group's sum of w (scale value[l] - x)^2.
+int round_valued_group(const Lattice& lat, const float* x, const float* w, float scale,
+                       const float* value, int n_levels, int8_t* L, float* err);
+
 // The code l of a sub-block scale s under block scale 1/id: the grid types store s as
 // d * (2l + 1), l in 0..max.
 inline int odd_scale_code(float id, float s, int max) {
