@@ -27,6 +27,9 @@ void add_column_squares(const gguf::File& file, const std::string& name, int64_t
       std::memcpy(row.data(), src, row_bytes);
     for (int64_t j = 0; j < n; ++j) acc[size_t(j)] += double(row[size_t(j)]) * row[size_t(j)];
   }
+  // Read once, here, long before its layer needs it: its pages leave the RSS (the layer loop
+  // maps them in again, from the page cache while memory allows).
+  file.drop_pages(*t);
 }
 
 // out[j] += g_j^2 * cols[j] for the F32 norm `name` of length n; false when there is none.
