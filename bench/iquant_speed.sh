@@ -5,14 +5,18 @@
 # imq, peer, ...) after one warm-up of each, so that both see the same load; whole-process wall
 # time (median of RUNS) and peak RSS from /usr/bin/time. IMQ_BASE (optional): a second imq
 # binary (e.g. the build before a change) run in the same rotation. Then single-sequence
-# generation, imq only (the peer builds no generation tool here): `generate -n 1` and `-n 129`
-# greedy, the difference / 128 is the time per token.
+# generation, imq only (the peer builds no generation tool here): `generate -n 1` and `-n GEN_N`
+# greedy, the difference / (GEN_N - 1) is the time per token.
 #
 #   bench/iquant_speed.sh [TYPE ...]      (default: IQ2_XXS IQ3_XXS IQ4_XS)
 #
+# On a loaded machine 2-thread runs measure the scheduler more than the kernels (every
+# barrier waits for a descheduled thread; a generated token has ~100 of them): THREADS=1
+# compares the arithmetic.
 # Environment: IMQ (build/imq), PEER (/work/peers/ik_llama.cpp/build/bin), IMQ_SHARED
 # (../shared), WORK (/tmp/imq-bench: bench-f32.gguf from bench/speed.sh, im.gguf the imatrix of
-# calibration_datav3_small.txt; b-TYPE.gguf made here when absent), RUNS (3), THREADS (2).
+# calibration_datav3_small.txt; b-TYPE.gguf made here when absent), RUNS (3), THREADS (2),
+# PPL and GEN (1; 0 skips the perplexity or the generation part), GEN_N (129 tokens).
 # Logs and timings go to a fresh directory under /tmp, printed at the start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,6 +49,7 @@ echo "$(lscpu | grep 'Model name' | sed 's/  */ /g'); $(uptime | sed 's/.*load/l
 printf "%-8s %17s %17s %15s %9s %9s %17s   %s\n" type "imq wall/cpu s" "peer wall/cpu s" "ratio wall/cpu" \
   "imq MiB" "peer MiB" "base wall/cpu s" "wall runs imq | peer | base"
 for t in "${types[@]}"; do
+  ((${PPL:-1})) || break
   m=$WORK/b-$t.gguf
   [[ -f $m ]] || "$IMQ" quantize --imatrix "$WORK/im.gguf" "$WORK/bench-f32.gguf" "$m" "$t" "$THREADS" >/dev/null
   args=(-m "$m" -f "$WIKI" -c 512 --chunks 4 -t "$THREADS")
@@ -65,16 +70,18 @@ for t in "${types[@]}"; do
     $(($(max "${ra[@]}") / 1024)) $(($(max "${rb[@]}") / 1024)) "$base" "${a[*]}" "${b[*]}" "${c[*]:-}"
 done
 
-# Generation: per run, -n 1 and -n 129 of imq, then of IMQ_BASE; ms/token = the difference of
-# the medians / 128, of wall and of cpu time.
+# Generation: per run, -n 1 and -n GEN_N of imq, then of IMQ_BASE; ms/token = the difference
+# of the medians / (GEN_N - 1), of wall and of cpu time.
+GEN_N=${GEN_N:-129}
 printf "\n%-10s %20s %20s\n" type "imq ms/tok wall/cpu" "base ms/tok wall/cpu"
 for t in "${types[@]}"; do
+  ((${GEN:-1})) || break
   bins=("$IMQ")
   [[ -n ${IMQ_BASE:-} ]] && bins+=("$IMQ_BASE")
   declare -A s=()
   for ((i = 0; i <= RUNS; ++i)); do
     for k in "${!bins[@]}"; do
-      for n in 1 129; do
+      for n in 1 "$GEN_N"; do
         x=$(run "$LOGS/gen$n-$k-$t.log" "${bins[k]}" generate -m "$WORK/b-$t.gguf" -p "The history of the city" \
           --temp 0 --ignore-eos -t "$THREADS" -n $n)
         ((i == 0)) || s[$k,$n]+="$(wall "$x") " s[c$k,$n]+="$(cpu "$x") "
@@ -83,8 +90,9 @@ for t in "${types[@]}"; do
   done
   ms=()
   for k in "${!bins[@]}"; do
-    ms+=("$(printf "%.1f / %.1f" "$(echo "($(median ${s[$k,129]}) - $(median ${s[$k,1]})) * 1000 / 128" | bc -l)" \
-      "$(echo "($(median ${s[c$k,129]}) - $(median ${s[c$k,1]})) * 1000 / 128" | bc -l)")")
+    ms+=("$(printf "%.1f / %.1f" \
+      "$(echo "($(median ${s[$k,$GEN_N]}) - $(median ${s[$k,1]})) * 1000 / ($GEN_N - 1)" | bc -l)" \
+      "$(echo "($(median ${s[c$k,$GEN_N]}) - $(median ${s[c$k,1]})) * 1000 / ($GEN_N - 1)" | bc -l)")")
   done
   printf "%-10s %20s %20s\n" "$t" "${ms[0]}" "${ms[1]:--}"
   unset s
