@@ -28,6 +28,10 @@ RUNS=${RUNS:-3}
 THREADS=${THREADS:-2}
 WIKI=$SHARED/data/wiki.test.raw
 LOGS=$(mktemp -d /tmp/iquant-speed.XXXXXX)
+# Run from LOGS: the peer writes llama.log into its working directory.
+IMQ=$(realpath "$IMQ") PEER=$(realpath "$PEER") WORK=$(realpath "$WORK") WIKI=$(realpath "$WIKI")
+[[ -n ${IMQ_BASE:-} ]] && IMQ_BASE=$(realpath "$IMQ_BASE")
+cd "$LOGS"
 types=("$@")
 [ ${#types[@]} -eq 0 ] && types=(IQ2_XXS IQ3_XXS IQ4_XS)
 
