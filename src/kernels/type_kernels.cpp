@@ -5,6 +5,7 @@
 
 #include "imq/ggml_types.h"
 #include "kernels/ggml_exact.h"
+#include "kernels/iq_kernels.h"
 #include "kernels/matmul.h"
 #include "kernels/vec.h"
 
@@ -81,12 +82,22 @@ void q8_k_codes_exact(const WeightView& w, ggml::ExactInput& x, float* y, Matmul
   ggml::matmul_q8_k(w, x.q8_k(), y, ctx, expert_rows);
 }
 
+// --- i-quants: SIMD rows to float and fused dots (kernels/iq_hwy.cpp) ---------------------
+
+// The codec's bits from to_float, so SGEMM tiles and the ggml-rounded products are those of
+// the generic row; only the few-row dots sum in another order.
+constexpr TypeKernels iq_row(void (*to_float)(const uint8_t*, float*, int64_t),
+                             float (*dot)(const uint8_t*, const float*, int64_t)) {
+  return {to_float, dot, false, exact_rounded, router_as_product};
+}
+
 struct Row {
   GgmlType type;
   TypeKernels k;
 };
-// Q4_0 and IQ4_NL are repacked by llama.cpp on AVX2 and keep the generic path (float products of
-// the rounded activations agree with it there); docs/DESIGN.md "Matching llama.cpp's numbers".
+// Q4_0 and IQ4_NL are repacked by llama.cpp on AVX2 and keep the generic product (float products
+// of the rounded activations agree with it there; IQ4_NL's row only decodes faster);
+// docs/DESIGN.md "Matching llama.cpp's numbers".
 constexpr Row kRows[] = {
     {GgmlType::F32, {f32_rows, f32_dot, true, exact_rounded, f32_router}},
     {GgmlType::F16, {f16_rows, f16_dot, false, f16_exact, router_as_product}},
@@ -95,6 +106,15 @@ constexpr Row kRows[] = {
     {GgmlType::Q8_0, {nullptr, nullptr, false, q8_0_codes_exact, router_as_product}},
     {GgmlType::Q4_K, {nullptr, nullptr, false, q8_k_codes_exact, router_as_product}},
     {GgmlType::Q6_K, {nullptr, nullptr, false, q8_k_codes_exact, router_as_product}},
+    {GgmlType::IQ1_S, iq_row(iq::iq1_s_to_float, iq::iq1_s_dot)},
+    {GgmlType::IQ1_M, iq_row(iq::iq1_m_to_float, iq::iq1_m_dot)},
+    {GgmlType::IQ2_XXS, iq_row(iq::iq2_xxs_to_float, iq::iq2_xxs_dot)},
+    {GgmlType::IQ2_XS, iq_row(iq::iq2_xs_to_float, iq::iq2_xs_dot)},
+    {GgmlType::IQ2_S, iq_row(iq::iq2_s_to_float, iq::iq2_s_dot)},
+    {GgmlType::IQ3_XXS, iq_row(iq::iq3_xxs_to_float, iq::iq3_xxs_dot)},
+    {GgmlType::IQ3_S, iq_row(iq::iq3_s_to_float, iq::iq3_s_dot)},
+    {GgmlType::IQ4_NL, iq_row(iq::iq4_nl_to_float, iq::iq4_nl_dot)},
+    {GgmlType::IQ4_XS, iq_row(iq::iq4_xs_to_float, iq::iq4_xs_dot)},
 };
 
 }  // namespace
