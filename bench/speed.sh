@@ -8,7 +8,7 @@
 #     imatrix     -f calibration_datav3_small.txt -c 512 --chunks 4 on F32, F16, BF16; alone,
 #                 also the same text through `perplexity` (the collector's overhead is the difference)
 #     quantize    F32 -> Q4_K_M with the imatrix of the previous workload (imq: --search
-#                 reference and imq; a peer: its llama-quantize, given the imatrix as .dat)
+#                 reference, and alone also imq; a peer: its llama-quantize, imatrix as .dat)
 #     generate    single-sequence generation, tokens/s, on GEN_TYPES: imq from two whole-process
 #                 runs of `imq generate` (-n GEN_N and -n 16); a peer only where its bin
 #                 directory has llama-bench (`-p 0 -n GEN_N`)
@@ -18,13 +18,14 @@
 # in turn (imq, peer, imq, peer, ...: a warm-up round, then RUNS rounds), so that the load of a
 # shared machine weighs on all of them alike, and prints one markdown row per workload: median
 # wall time, peak RSS and imq/peer wall-time ratio (> 1: imq is slower). The peers read the
-# same GGUF files imq made. LLAMA_CPP_ARGS / IK_LLAMA_CPP_ARGS are added to the peers'
-# perplexity and imatrix commands; LLAMA_CPP_ARGS defaults to --no-repack on a CPU with
+# same GGUF files imq made. IMQ_ARGS (e.g. --products fast) is added to imq's perplexity,
+# imatrix and generate commands, LLAMA_CPP_ARGS / IK_LLAMA_CPP_ARGS to the peers' perplexity
+# and imatrix commands; LLAMA_CPP_ARGS defaults to --no-repack on a CPU with
 # AVX-512, where llama.cpp 34af94cd9 crashed evaluating repacked quantized weights.
 #
 # Environment: IMQ (build/imq), IMQ_SHARED (../shared), WORK (/tmp/imq-bench), RUNS (3),
 # THREADS (2), TYPES (f32 f16 bf16 q8_0 q4_k_m iq4_xs iq3_xxs iq2_xxs), GEN_TYPES (f16 q4_k_m),
-# GEN_N (64), LLAMA_CPP_BIN, IK_LLAMA_CPP_BIN, LLAMA_CPP_ARGS, IK_LLAMA_CPP_ARGS.
+# GEN_N (64), IMQ_ARGS, LLAMA_CPP_BIN, IK_LLAMA_CPP_BIN, LLAMA_CPP_ARGS, IK_LLAMA_CPP_ARGS.
 # Every run's times and the last log of each tool are kept in $WORK/speed-runs.txt and
 # $WORK/last-TOOL.log.
 set -euo pipefail
@@ -45,7 +46,7 @@ mkdir -p "$WORK"
 
 # The tools: imq, then each peer whose bin directory is set.
 TOOLS=(imq)
-declare -A BIN ARGS
+declare -A BIN ARGS=([imq]=${IMQ_ARGS:-})
 if [[ -n ${IK_LLAMA_CPP_BIN:-} ]]; then
   TOOLS+=(ik_llama.cpp) BIN[ik_llama.cpp]=$IK_LLAMA_CPP_BIN ARGS[ik_llama.cpp]=${IK_LLAMA_CPP_ARGS:-}
 fi
@@ -69,7 +70,7 @@ ensure_imatrix() {
     -t "$THREADS" -o "$IMATRIX" >/dev/null 2>&1
   # ik_llama.cpp's llama-quantize reads only the legacy format.
   [[ -f ${IMATRIX%.gguf}.dat ]] || "$IMQ" imatrix convert "$IMATRIX" -o "${IMATRIX%.gguf}.dat" \
-    --output-format dat >/dev/null
+    --output-format dat >/dev/null 2>&1
 }
 ensure_model() {
   local t=$1 im=()
@@ -84,14 +85,16 @@ command_for() {
   local tool=$1 w=$2 t=$3 b=${BIN[$1]:-} extra=()
   read -ra extra <<<"${ARGS[$tool]:-}"
   case $tool:$w in
-    imq:perplexity) CMD=("$IMQ" perplexity -m "$(model "$t")" -f "$WIKI" -c 512 --chunks 4 -t "$THREADS") ;;
-    imq:perplexity-calib) CMD=("$IMQ" perplexity -m "$(model "$t")" -f "$CALIB" -c 512 --chunks 4 -t "$THREADS") ;;
+    imq:perplexity) CMD=("$IMQ" perplexity -m "$(model "$t")" -f "$WIKI" -c 512 --chunks 4 -t "$THREADS"
+                         "${extra[@]}") ;;
+    imq:perplexity-calib) CMD=("$IMQ" perplexity -m "$(model "$t")" -f "$CALIB" -c 512 --chunks 4 -t "$THREADS"
+                               "${extra[@]}") ;;
     imq:imatrix) CMD=("$IMQ" imatrix -m "$(model "$t")" -f "$CALIB" -c 512 --chunks 4 -t "$THREADS"
-                      -o "$WORK/imatrix-$t.gguf") ;;
+                      -o "$WORK/imatrix-$t.gguf" "${extra[@]}") ;;
     imq:quantize-*) CMD=("$IMQ" quantize --search "${w#quantize-}" --imatrix "$IMATRIX" "$(model f32)"
                          "$WORK/q.gguf" Q4_K_M "$THREADS") ;;
     imq:generate-*) CMD=("$IMQ" generate -m "$(model "$t")" -p "The quick brown fox" -n "${w#generate-}"
-                         --ignore-eos --temp 0 -t "$THREADS") ;;
+                         --ignore-eos --temp 0 -t "$THREADS" "${extra[@]}") ;;
     *:perplexity) CMD=("$b/llama-perplexity" -m "$(model "$t")" -f "$WIKI" -c 512 --chunks 4 -t "$THREADS"
                        "${extra[@]}") ;;
     *:imatrix) CMD=("$b/llama-imatrix" -m "$(model "$t")" -f "$CALIB" -c 512 --chunks 4 -t "$THREADS"
@@ -212,7 +215,8 @@ for w in "${workloads[@]}"; do
     quantize)
       ensure_imatrix
       paired "quantize Q4_K_M, imatrix, --search reference" quantize-reference f32
-      paired "quantize Q4_K_M, imatrix, --search imq" quantize-imq f32 ;;
+      # imq's own search (no peer has it, and it takes minutes): alone only.
+      ((${#TOOLS[@]} > 1)) || paired "quantize Q4_K_M, imatrix, --search imq" quantize-imq f32 ;;
     generate)
       for t in "${GEN_TYPES[@]}"; do ensure_model "$t"; generation "$t"; done ;;
     *) echo "unknown workload $w (perplexity, imatrix, quantize, generate)" >&2; exit 1 ;;
