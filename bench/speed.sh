@@ -24,7 +24,7 @@
 # AVX-512, where llama.cpp 34af94cd9 crashed evaluating repacked quantized weights.
 #
 # Environment: IMQ (build/imq), IMQ_SHARED (../shared), WORK (/tmp/imq-bench), RUNS (3),
-# THREADS (2), TYPES (f32 f16 bf16 q8_0 q4_k_m iq4_xs iq3_xxs iq2_xxs), GEN_TYPES (f16 q4_k_m),
+# WARMUP (1), THREADS (2), TYPES (f32 f16 bf16 q8_0 q4_k_m iq4_xs iq3_xxs iq2_xxs), GEN_TYPES (f16 q4_k_m),
 # GEN_N (64), IMQ_ARGS, LLAMA_CPP_BIN, IK_LLAMA_CPP_BIN, LLAMA_CPP_ARGS, IK_LLAMA_CPP_ARGS.
 # Every run's times and the last log of each tool are kept in $WORK/speed-runs.txt and
 # $WORK/last-TOOL.log.
@@ -34,6 +34,7 @@ IMQ=${IMQ:-build/imq}
 SHARED=${IMQ_SHARED:-$(cd .. && pwd)/shared}
 WORK=${WORK:-${TMPDIR:-/tmp}/imq-bench}
 RUNS=${RUNS:-3}
+WARMUP=${WARMUP:-1}  # 0: no warm-up round (the files are already in the page cache)
 THREADS=${THREADS:-2}
 read -ra TYPES <<<"${TYPES:-f32 f16 bf16 q8_0 q4_k_m iq4_xs iq3_xxs iq2_xxs}"
 read -ra GEN_TYPES <<<"${GEN_TYPES:-f16 q4_k_m}"
@@ -133,7 +134,7 @@ stats() {
 paired() {
   local label=$1 w=$2 t=$3 i tool row s kib imq_s=
   R=()
-  for ((i = 0; i <= RUNS; ++i)); do
+  for ((i = 1 - WARMUP; i <= RUNS; ++i)); do
     for tool in "${TOOLS[@]}"; do
       run_once "$tool" "$tool" "$w" "$t"
       if ((i == 0)); then R[$tool]=; fi  # the warm-up is not counted
@@ -164,7 +165,7 @@ paired() {
 generation() {
   local t=$1 i long short tool b row extra=()
   R=()
-  for ((i = 0; i <= RUNS; ++i)); do
+  for ((i = 1 - WARMUP; i <= RUNS; ++i)); do
     run_once long imq "generate-$GEN_N" "$t"
     run_once short imq generate-16 "$t"
     if ((i == 0)); then R[long]='' R[short]=''; fi
