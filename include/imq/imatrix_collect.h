@@ -37,6 +37,7 @@ struct CollectOptions {
   std::string dataset;        // the calibration file's name, appended to imatrix.datasets
   std::string start_name;     // the imatrix continued from (its files), named by errors about it
   model::GgmlCpu ggml_cpu = model::GgmlCpu::Avx2;  // --ggml-cpu (model::SessionOptions)
+  bool exact_products = true;  // --products (model::SessionOptions::exact_products)
   bool f16_keys = true;       // -ctk / -ctv: the KV cache's types (model::SessionOptions)
   bool f16_values = true;
 };

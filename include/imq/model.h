@@ -138,6 +138,12 @@ struct SessionOptions {
   // BF16 product (VDPBF16PS on AVX512-BF16). The llama reference data come from an AVX2 build,
   // those under reference/archs from an AVX512-BF16 one (their logs' system_info lines).
   GgmlCpu ggml_cpu = GgmlCpu::Avx2;
+  // With ggml_rounding: each weight type's product as that build computes it (its numbers to
+  // the bit: kernels/ggml_exact.h). false: the same rounded activations, then SGEMM on float
+  // tiles of the weights; only the order of the float sums differs (on the 125M bench model,
+  // Q4_K_M: perplexity and KL divergence in bench/README.md), and K-quant, Q5_0 and Q8_0
+  // products are much faster. The MoE router keeps its exact product (it chooses experts).
+  bool exact_products = true;
   // Every position goes through the last layer even when decode asks for the logits of later
   // positions only (llama-imatrix's activations; only the output projection is skipped).
   bool full_last_layer = false;

@@ -81,6 +81,7 @@ CollectResult collect(const model::Model& model, std::span<const int32_t> tokens
   so.f16_keys = opt.f16_keys;
   so.f16_values = opt.f16_values;
   so.ggml_cpu = opt.ggml_cpu;
+  so.exact_products = opt.exact_products;
   model::Session session(model, so);
   session.set_observer(&col);
 

@@ -161,6 +161,10 @@ void value_chains(const float* p, const float* v, int64_t ldv, int64_t n_keys, i
 // a block at r·8 + t), scales per block.
 void q8_lanes(const float* wq, const float* wd, const float* xq, const float* xd, int64_t nb,
               float* lanes);
+// q8_lanes of one weight row against four activation rows (xq + i·ldx, xd + i·ldd, i < 4):
+// lanes [4][8], each row's the bits q8_lanes gives it.
+void q8_lanes4(const float* wq, const float* wd, const float* xq, int64_t ldx, const float* xd,
+               int64_t ldd, int64_t nb, float* lanes);
 // acc[r] = fma(c[r], dw[r]·dt, acc[r]) for r < n (the per-output fused step after an exact
 // integer sum c; dw[r]·dt rounded first).
 void scaled_update(const float* c, const float* dw, float dt, int64_t n, float* acc);

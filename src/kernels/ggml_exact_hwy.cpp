@@ -91,6 +91,37 @@ void Q8Lanes(const float* wq, const float* wd, const float* xq, const float* xd,
   }
 }
 
+// Q8Lanes for four activation rows at once (x + i·ldx, xd + i·ldd): each weight vector is loaded
+// once for four independent chains, which hide each other's fused-step latency. Every row's
+// chain is Q8Lanes's, operation for operation.
+void Q8Lanes4(const float* wq, const float* wd, const float* xq, int64_t ldx, const float* xd,
+              int64_t ldd, int64_t nb, float* lanes) {
+  const D8 d;
+  const int64_t N = int64_t(hn::Lanes(d));
+  const float *x0 = xq, *x1 = xq + ldx, *x2 = xq + 2 * ldx, *x3 = xq + 3 * ldx;
+  const float *d0 = xd, *d1 = xd + ldd, *d2 = xd + 2 * ldd, *d3 = xd + 3 * ldd;
+  for (int64_t t = 0; t < 8; t += N) {
+    auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
+    for (int64_t b = 0; b < nb; ++b) {
+      const int64_t o = b * 32 + t;
+      const auto w0 = hn::LoadU(d, wq + o), w1 = hn::LoadU(d, wq + o + 8);
+      const auto w2 = hn::LoadU(d, wq + o + 16), w3 = hn::LoadU(d, wq + o + 24);
+      auto block = [&](const float* x) {
+        auto s = hn::Mul(w0, hn::LoadU(d, x + o));
+        s = hn::Add(s, hn::Mul(w1, hn::LoadU(d, x + o + 8)));
+        s = hn::Add(s, hn::Mul(w2, hn::LoadU(d, x + o + 16)));
+        return hn::Add(s, hn::Mul(w3, hn::LoadU(d, x + o + 24)));
+      };
+      a0 = hn::MulAdd(hn::Set(d, wd[b] * d0[b]), block(x0), a0);
+      a1 = hn::MulAdd(hn::Set(d, wd[b] * d1[b]), block(x1), a1);
+      a2 = hn::MulAdd(hn::Set(d, wd[b] * d2[b]), block(x2), a2);
+      a3 = hn::MulAdd(hn::Set(d, wd[b] * d3[b]), block(x3), a3);
+    }
+    hn::StoreU(a0, d, lanes + t), hn::StoreU(a1, d, lanes + 8 + t);
+    hn::StoreU(a2, d, lanes + 16 + t), hn::StoreU(a3, d, lanes + 24 + t);
+  }
+}
+
 void ScaledUpdate(const float* c, const float* dw, float dt, int64_t n, float* acc) {
   const D8 d;
   const int64_t N = int64_t(hn::Lanes(d));
@@ -161,6 +192,7 @@ namespace imq::kernels::ggml {
 HWY_EXPORT(KeyChains);
 HWY_EXPORT(ValueChains);
 HWY_EXPORT(Q8Lanes);
+HWY_EXPORT(Q8Lanes4);
 HWY_EXPORT(VExpfRow);
 HWY_EXPORT(ScaledUpdate);
 HWY_EXPORT(PairUpdate);
@@ -175,6 +207,10 @@ void value_chains(const float* p, const float* v, int64_t ldv, int64_t n_keys, i
 }
 void q8_lanes(const float* wq, const float* wd, const float* xq, const float* xd, int64_t nb, float* lanes) {
   HWY_DYNAMIC_DISPATCH(Q8Lanes)(wq, wd, xq, xd, nb, lanes);
+}
+void q8_lanes4(const float* wq, const float* wd, const float* xq, int64_t ldx, const float* xd,
+               int64_t ldd, int64_t nb, float* lanes) {
+  HWY_DYNAMIC_DISPATCH(Q8Lanes4)(wq, wd, xq, ldx, xd, ldd, nb, lanes);
 }
 void scaled_update(const float* c, const float* dw, float dt, int64_t n, float* acc) {
   HWY_DYNAMIC_DISPATCH(ScaledUpdate)(c, dw, dt, n, acc);

@@ -50,6 +50,7 @@ class GgmlBackend final : public Backend {
   GgmlBackend(const Config& c, const SessionOptions& o, ThreadPool& pool,
               kernels::MatmulContext& ctx, int64_t max_row)
       : c_(c), pool_(pool), ctx_(ctx), f16_keys_(o.f16_keys), f16_values_(o.f16_values),
+        exact_products_(o.exact_products),
         cpu_(o.ggml_cpu == GgmlCpu::Avx512Bf16 ? kernels::ggml::Cpu::Avx512Bf16
                                                 : kernels::ggml::Cpu::Avx2),
         shape_{c.n_head, c.n_head / c.n_head_kv, c.head_dim, c.n_head * c.head_dim, c.n_embd_kv(),
@@ -58,7 +59,10 @@ class GgmlBackend final : public Backend {
   }
   void matmul(std::span<const Product> ps, const float* x, int64_t n, bool expert_rows) override {
     kernels::ggml::ExactInput in(buffers_, x, n, ps.front().w->ne0, pool_, cpu_);
-    for (const Product& p : ps) p.w->kernels->exact(*p.w, in, p.y, ctx_, expert_rows);
+    for (const Product& p : ps) {
+      if (exact_products_) p.w->kernels->exact(*p.w, in, p.y, ctx_, expert_rows);
+      else kernels::matmul(*p.w, in.rounded(p.w->codec->act), n, p.y, ctx_);
+    }
   }
   void router(const kernels::WeightView& w, const float* x, int64_t n, float* y) override {
     kernels::ggml::ExactInput in(buffers_, x, n, w.ne0, pool_, cpu_);
@@ -90,7 +94,7 @@ class GgmlBackend final : public Backend {
   const Config& c_;
   ThreadPool& pool_;
   kernels::MatmulContext& ctx_;
-  bool f16_keys_, f16_values_;
+  bool f16_keys_, f16_values_, exact_products_;
   kernels::ggml::Cpu cpu_;
   kernels::ggml::AttentionShape shape_;
   kernels::ggml::ExactBuffers buffers_;

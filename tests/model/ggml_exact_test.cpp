@@ -66,6 +66,15 @@ TEST(GgmlExact, VectorPiecesGiveTheScalarReferenceBits) {
   gx::detail::q8_lanes(wq.data(), wd.data(), xq.data(), xd.data(), 8, lanes.data());
   gx::detail::ref::q8_lanes(wq.data(), wd.data(), xq.data(), xd.data(), 8, lanes_ref.data());
   EXPECT_TRUE(same_bits(lanes, lanes_ref));
+  {  // four activation rows at once: each row's lanes are q8_lanes's (rows 2 blocks apart)
+    std::vector<float> lanes4(32);
+    gx::detail::q8_lanes4(wq.data(), wd.data(), xq.data(), 64, xd.data(), 2, 2, lanes4.data());
+    for (int64_t i = 0; i < 4; ++i) {
+      gx::detail::ref::q8_lanes(wq.data(), wd.data(), xq.data() + 64 * i, xd.data() + 2 * i, 2, lanes_ref.data());
+      EXPECT_TRUE(same_bits(std::vector<float>(lanes4.begin() + 8 * i, lanes4.begin() + 8 * i + 8), lanes_ref))
+          << "q8_lanes4 row " << i;
+    }
+  }
   {  // the per-output fused steps after the integer sums (lengths with a scalar tail)
     // c, m0, m1 hold integers, as in the products (so m0·b0 + m1·b1 is exact in any order).
     auto c = randn(37, 8, 1000.0f), m0 = randn(37, 11, 30.0f), m1 = randn(37, 12, 30.0f);

@@ -2,6 +2,7 @@
 // product is the kernel llama.cpp uses for that type, bit for bit.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -91,6 +92,32 @@ TEST(TypeKernels, ExactProductIsTheKernelLlamaCppUsesForTheType) {
       }
       EXPECT_EQ(table_product(w.view, x, n, experts, false, ctx), want) << name << " experts " << experts;
     }
+  }
+}
+
+// SessionOptions::exact_products = false (--products fast): the activations rounded as the exact
+// product rounds them, then SGEMM on dequantized tiles (20 rows: the gemm path). The integer
+// block sums are exact either way, so only the order of float sums differs: within the bound
+// of a 512-term float sum, 512·eps·Σ|w·x|.
+TEST(TypeKernels, FastProductDiffersFromTheExactOneOnlyInTheOrderOfSums) {
+  ThreadPool pool(2);
+  const int64_t n = 20, ne1 = 24, ne0 = 512;
+  kernels::MatmulContext ctx(pool, ne0);
+  const auto x = randn(size_t(n * ne0), 9);
+  for (GgmlType type : {GgmlType::Q5_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K}) {
+    const Weight w = make_weight(type, ne0, ne1);
+    const auto exact = table_product(w.view, x, n, false, false, ctx);
+    std::vector<float> xr(x.size()), wf(size_t(ne0 * ne1)), fast(exact.size());
+    kernels::round_activations(w.view.codec->act, x.data(), n, ne0, xr.data());
+    kernels::matmul(w.view, xr.data(), n, fast.data(), ctx);
+    kernels::dequantize_rows(w.view, 0, ne1, wf.data());
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t r = 0; r < ne1; ++r) {
+        double mag = 0;
+        for (int64_t j = 0; j < ne0; ++j) mag += std::fabs(double(wf[size_t(r * ne0 + j)]) * xr[size_t(t * ne0 + j)]);
+        EXPECT_NEAR(fast[size_t(t * ne1 + r)], exact[size_t(t * ne1 + r)], 512 * 6e-8 * mag)
+            << ggml_type_display_name(type) << " row " << t << " output " << r;
+      }
   }
 }
 

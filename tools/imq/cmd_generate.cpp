@@ -54,6 +54,7 @@ int cmd_generate(int argc, char** argv) {
   so.n_threads = n_threads;
   so.f16_keys = common.f16_keys();
   so.ggml_cpu = common.ggml_cpu();
+  so.exact_products = common.exact_products();
   so.f16_values = common.f16_values();
   if (int64_t(ids.size()) >= so.n_ctx)
     throw_error("the prompt has {} tokens, the context only {}", ids.size(), so.n_ctx);

@@ -296,6 +296,7 @@ int cmd_imatrix(int argc, char** argv) {
   co.f16_keys = c.common.f16_keys();
   co.f16_values = c.common.f16_values();
   co.ggml_cpu = c.common.ggml_cpu();
+  co.exact_products = c.common.exact_products();
   o.chunk_size_given = app.count("-c") > 0;
   o.in_files = split_lists(in_files);
   if (ppl) c.no_ppl = false;

@@ -88,6 +88,7 @@ int cmd_perplexity(int argc, char** argv) {
   so.f16_keys = common.f16_keys();
   so.f16_values = common.f16_values();
   so.ggml_cpu = common.ggml_cpu();
+  so.exact_products = common.exact_products();
   model::Session session(*model, so);
   Progress progress("perplexity:");
   const auto start = Clock::now();

@@ -121,6 +121,13 @@ void add_common_flags(CLI::App& app, CommonFlags& f, CommonFlags::Own own) {
                       "avx512-bf16 (the system_info line of its logs)"))
       ->check(CLI::IsMember({"avx2", "avx512-bf16"}))
       ->capture_default_str();
+  last(app.add_option("--products", f.products,
+                      "imq: exact: each weight type's product as that llama.cpp build computes it "
+                      "(its numbers to the bit); fast: the same rounded activations through SGEMM "
+                      "on float tiles, only the order of float sums differs (K-quants, Q8_0: "
+                      "faster; bench/README.md)"))
+      ->check(CLI::IsMember({"exact", "fast"}))
+      ->capture_default_str();
   last(app.add_flag("--no-repack", f.no_repack,
                     "(also -nr) accepted, no effect: imq computes each type's products one way "
                     "(kernels/ggml_exact.h) with or without llama.cpp's repacked weights"));

@@ -54,6 +54,8 @@ struct CommonFlags {
   model::GgmlCpu ggml_cpu() const {
     return ggml_cpu_name == "avx512-bf16" ? model::GgmlCpu::Avx512Bf16 : model::GgmlCpu::Avx2;
   }
+  std::string products = "exact";        // --products: exact or fast
+  bool exact_products() const { return products != "fast"; }
 
   // After parsing: checks the values (one-line imq::Error), configures `log` (unless the
   // command owns --verbosity) and prints the accelerator notice through it.
