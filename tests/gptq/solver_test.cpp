@@ -87,6 +87,17 @@ std::vector<double> inverse(std::vector<double> m, int64_t n) {
   return inv;
 }
 
+// The textbook OBS step for column i rounded with error err: the later columns of wd take
+// -err / H⁻¹_ii · H⁻¹_ij, and H⁻¹ loses column i (rank-one downdate), in double.
+void obs_step(std::vector<double>& wd, std::vector<double>& hinv, int64_t n, int64_t i, double err) {
+  const double d = hinv[size_t(i * n + i)];
+  for (int64_t j = i + 1; j < n; ++j) wd[size_t(j)] -= err / d * hinv[size_t(i * n + j)];
+  std::vector<double> col(static_cast<size_t>(n)), row(static_cast<size_t>(n));
+  for (int64_t k = 0; k < n; ++k) col[size_t(k)] = hinv[size_t(k * n + i)], row[size_t(k)] = hinv[size_t(i * n + k)];
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t k = 0; k < n; ++k) hinv[size_t(r * n + k)] -= col[size_t(r)] * row[size_t(k)] / d;
+}
+
 TEST(GptqHessian, EqualsDirectProduct) {
   const int64_t n = 24, tokens = 250;
   const auto x = activations(tokens, n, 3);
@@ -160,13 +171,7 @@ TEST(GptqSolver, FollowsTheTextbookUpdate) {
   std::vector<int> codes(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) {
     codes[size_t(i)] = g.nearest(int(i), float(wd[size_t(i)]));
-    const double err = wd[size_t(i)] - g.value(int(i), codes[size_t(i)]);
-    const double d = hinv[size_t(i * n + i)];
-    for (int64_t j = i + 1; j < n; ++j) wd[size_t(j)] -= err / d * hinv[size_t(i * n + j)];
-    std::vector<double> col(static_cast<size_t>(n)), row(static_cast<size_t>(n));
-    for (int64_t k = 0; k < n; ++k) col[size_t(k)] = hinv[size_t(k * n + i)], row[size_t(k)] = hinv[size_t(i * n + k)];
-    for (int64_t r = 0; r < n; ++r)
-      for (int64_t k = 0; k < n; ++k) hinv[size_t(r * n + k)] -= col[size_t(r)] * row[size_t(k)] / d;
+    obs_step(wd, hinv, n, i, wd[size_t(i)] - g.value(int(i), codes[size_t(i)]));
   }
 
   ThreadPool pool(1);
@@ -346,12 +351,7 @@ TEST_P(GptqGroups, FollowsTheTextbookUpdate) {
     ops->round_group(int(i0), xg, wg, block.data());
     c.dequantize(block.data(), want.data(), n);
     for (int64_t i = i0; i < i0 + ops->group; ++i) {
-      const double err = wd[size_t(i)] - want[size_t(i)], d = hinv[size_t(i * n + i)];
-      for (int64_t j = i + 1; j < n; ++j) wd[size_t(j)] -= err / d * hinv[size_t(i * n + j)];
-      std::vector<double> col(static_cast<size_t>(n)), row(static_cast<size_t>(n));
-      for (int64_t k = 0; k < n; ++k) col[size_t(k)] = hinv[size_t(k * n + i)], row[size_t(k)] = hinv[size_t(i * n + k)];
-      for (int64_t r = 0; r < n; ++r)
-        for (int64_t k = 0; k < n; ++k) hinv[size_t(r * n + k)] -= col[size_t(r)] * row[size_t(k)] / d;
+      obs_step(wd, hinv, n, i, wd[size_t(i)] - want[size_t(i)]);
     }
   }
 
