@@ -41,14 +41,21 @@ void damp_in_place(std::vector<double>& a, int64_t n, double damp) {
   }
 }
 
+// Position p of the quantization order holds column perm[p]: f.order, or 0, 1, ... n-1.
+std::vector<int64_t> positions(const std::vector<int64_t>& order, int64_t n) {
+  if (!order.empty()) return order;
+  std::vector<int64_t> perm(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) perm[size_t(i)] = i;
+  return perm;
+}
+
 // at(i, j): the symmetric H's entry (any i, j).
 template <class At>
 bool factor_once(At at, int64_t n, double damp, Factor& out) {
   std::vector<double> a(size_t(n * n));
-  for (int64_t i = 0; i < n; ++i) {  // H in quantization order
-    const int64_t oi = out.order.empty() ? i : out.order[size_t(i)];
-    for (int64_t j = 0; j < n; ++j) a[size_t(i * n + j)] = at(oi, out.order.empty() ? j : out.order[size_t(j)]);
-  }
+  const std::vector<int64_t> perm = positions(out.order, n);
+  for (int64_t i = 0; i < n; ++i)  // H in quantization order
+    for (int64_t j = 0; j < n; ++j) a[size_t(i * n + j)] = at(perm[size_t(i)], perm[size_t(j)]);
   damp_in_place(a, n, damp);
   // With J the reversal of rows and columns: J A J = L Lᵀ (lower Cholesky), and U = J L⁻¹ J
   // is upper with UᵀU = J L⁻ᵀ L⁻¹ J = A⁻¹. One factorization and one triangular inverse
@@ -116,6 +123,7 @@ void correct_toward(const Factor& f, std::vector<float> m, float* w, int64_t row
   // shared models (within its ±, more often up), for half the time of this step.
   const int64_t tiles = (rows + kTileRows - 1) / kTileRows;
   const std::vector<double> u(f.u.begin(), f.u.end());
+  const std::vector<int64_t> perm = positions(f.order, n);
   pool.parallel_for(size_t(tiles), [&](size_t t0, size_t t1, int) {
     std::vector<double> b(size_t(kTileRows * n));
     for (size_t t = t0; t < t1; ++t) {
@@ -123,7 +131,7 @@ void correct_toward(const Factor& f, std::vector<float> m, float* w, int64_t row
       const float* mr = m.data() + r0 * n;
       for (int64_t r = 0; r < nr; ++r)
         for (int64_t p = 0; p < n; ++p)
-          b[size_t(r * n + p)] = mr[r * n + (f.order.empty() ? p : f.order[size_t(p)])];
+          b[size_t(r * n + p)] = mr[r * n + perm[size_t(p)]];
       cblas_dtrmm(CblasRowMajor, CblasRight, CblasUpper, CblasTrans, CblasNonUnit, int(nr), int(n),
                   1.0, u.data(), int(n), b.data(), int(n));
       cblas_dtrmm(CblasRowMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, int(nr), int(n),
@@ -131,7 +139,7 @@ void correct_toward(const Factor& f, std::vector<float> m, float* w, int64_t row
       float* wr = w + r0 * n;
       for (int64_t r = 0; r < nr; ++r)
         for (int64_t p = 0; p < n; ++p)
-          wr[r * n + (f.order.empty() ? p : f.order[size_t(p)])] += float(b[size_t(r * n + p)]);
+          wr[r * n + perm[size_t(p)]] += float(b[size_t(r * n + p)]);
     }
   });
 }
@@ -176,11 +184,7 @@ void quantize_rows(const quant::Codec& codec, int variants, const Factor& f, con
   if (bs > quant::BlockGrid::kMax) throw_error("{}: blocks of {} are too long", codec.name, bs);
   // Position p of the quantization order holds column perm[p]; every block's columns must be
   // consecutive positions.
-  std::vector<int64_t> perm = f.order;
-  if (perm.empty()) {
-    perm.resize(size_t(n));
-    for (int64_t i = 0; i < n; ++i) perm[size_t(i)] = i;
-  }
+  const std::vector<int64_t> perm = positions(f.order, n);
   if (int64_t(perm.size()) != n) throw_error("quantize_rows: an order of {} columns for {}", perm.size(), n);
   for (int64_t p = 0; p < n; p += bs)
     for (int64_t k = 1; k < bs; ++k)
